@@ -1,0 +1,254 @@
+//! Sign-up, login and sessions.
+//!
+//! A session token is 32 random bytes (base64url) handed to the client once; stores keep only
+//! its SHA-256, so a leaked database cannot be replayed as sessions. Passwords are hashed with
+//! argon2id on the blocking pool, at most one hash per core at a time, so a burst of logins
+//! cannot stall the sockets served by the async runtime.
+
+use crate::model::{NewUser, User};
+use crate::store::{SessionStore, UserStore};
+use crate::validate::{self, Invalid};
+use crate::{StoreError, now_ms};
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use base64::Engine;
+use sha2::{Digest, Sha256};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+use tokio::sync::Semaphore;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    #[error("{0}")]
+    Invalid(#[from] Invalid),
+    #[error("username already taken")]
+    UsernameTaken,
+    #[error("email already registered")]
+    EmailTaken,
+    #[error("wrong email or password")]
+    LoginFailed,
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+impl From<StoreError> for AccountError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::UsernameTaken => AccountError::UsernameTaken,
+            StoreError::EmailTaken => AccountError::EmailTaken,
+            other => AccountError::Store(other),
+        }
+    }
+}
+
+/// A freshly issued session: the token goes to the client, never to a store.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub token: String,
+    pub expires_at_ms: i64,
+    pub user: User,
+}
+
+pub struct Accounts {
+    users: Arc<dyn UserStore>,
+    sessions: Arc<dyn SessionStore>,
+    session_ttl: Duration,
+    hashing: Semaphore,
+}
+
+impl Accounts {
+    pub fn new(
+        users: Arc<dyn UserStore>,
+        sessions: Arc<dyn SessionStore>,
+        session_ttl: Duration,
+    ) -> Self {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Accounts {
+            users,
+            sessions,
+            session_ttl,
+            hashing: Semaphore::new(cores),
+        }
+    }
+
+    pub fn session_ttl(&self) -> Duration {
+        self.session_ttl
+    }
+
+    pub async fn create_account(
+        &self,
+        username: &str,
+        email: &str,
+        password: &str,
+    ) -> Result<Session, AccountError> {
+        validate::username(username)?;
+        validate::email(email)?;
+        validate::password(password)?;
+        let password_hash = self.hash_password(password.to_owned()).await?;
+        let user = self
+            .users
+            .insert_user(NewUser {
+                username: username.to_owned(),
+                email: validate::normalize_email(email),
+                password_hash,
+            })
+            .await?;
+        Ok(self.open_session(user).await?)
+    }
+
+    /// Checks the credentials and opens a session. An unknown email costs the same hashing
+    /// time as a wrong password, so timing does not tell which accounts exist.
+    pub async fn login(&self, email: &str, password: &str) -> Result<Session, AccountError> {
+        validate::email(email)?;
+        validate::password(password)?;
+        let found = self
+            .users
+            .user_credentials(&validate::normalize_email(email))
+            .await?;
+        let (user, hash) = match found {
+            Some((user, hash)) => (Some(user), hash),
+            None => (None, dummy_hash().to_owned()),
+        };
+        let matches = self.verify_password(password.to_owned(), hash).await?;
+        match user {
+            Some(user) if matches => Ok(self.open_session(user).await?),
+            _ => Err(AccountError::LoginFailed),
+        }
+    }
+
+    /// The user a token belongs to, if it is a live session. Malformed tokens are simply not
+    /// sessions; only a store failure is an error.
+    pub async fn authenticate(&self, token: &str) -> Result<Option<User>, StoreError> {
+        if !plausible_token(token) {
+            return Ok(None);
+        }
+        let Some(user_id) = self
+            .sessions
+            .session_user(&token_hash(token), now_ms())
+            .await?
+        else {
+            return Ok(None);
+        };
+        self.users.user(user_id).await
+    }
+
+    pub async fn logout(&self, token: &str) -> Result<(), StoreError> {
+        if !plausible_token(token) {
+            return Ok(());
+        }
+        self.sessions.delete_session(&token_hash(token)).await
+    }
+
+    async fn open_session(&self, user: User) -> Result<Session, StoreError> {
+        let token = new_token();
+        let expires_at_ms = now_ms() + self.session_ttl.as_millis() as i64;
+        self.sessions
+            .insert_session(&token_hash(&token), user.id, expires_at_ms)
+            .await?;
+        Ok(Session {
+            token,
+            expires_at_ms,
+            user,
+        })
+    }
+
+    async fn hash_password(&self, password: String) -> Result<String, AccountError> {
+        self.off_runtime(move || {
+            let salt = SaltString::encode_b64(&random_bytes::<16>())
+                .map_err(|e| StoreError::Backend(format!("salt: {e}")))?;
+            Argon2::default()
+                .hash_password(password.as_bytes(), &salt)
+                .map(|h| h.to_string())
+                .map_err(|e| StoreError::Backend(format!("hashing: {e}")))
+        })
+        .await
+        .map_err(AccountError::Store)
+    }
+
+    async fn verify_password(&self, password: String, hash: String) -> Result<bool, AccountError> {
+        self.off_runtime(move || {
+            Ok(PasswordHash::new(&hash)
+                .map(|parsed| {
+                    Argon2::default()
+                        .verify_password(password.as_bytes(), &parsed)
+                        .is_ok()
+                })
+                .unwrap_or(false))
+        })
+        .await
+        .map_err(AccountError::Store)
+    }
+
+    /// Runs CPU-heavy work on the blocking pool, one job per core at most.
+    async fn off_runtime<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let _permit = self
+            .hashing
+            .acquire()
+            .await
+            .map_err(|_| StoreError::Unavailable("shutting down".into()))?;
+        tokio::task::spawn_blocking(work)
+            .await
+            .map_err(|e| StoreError::Backend(format!("hashing task: {e}")))?
+    }
+}
+
+/// A valid argon2id hash of a password nobody has, verified against when the email is unknown.
+fn dummy_hash() -> &'static str {
+    static HASH: OnceLock<String> = OnceLock::new();
+    HASH.get_or_init(|| {
+        let salt = SaltString::encode_b64(&[7u8; 16]).expect("16 bytes is a valid salt");
+        Argon2::default()
+            .hash_password(b"no account has this password", &salt)
+            .map(|h| h.to_string())
+            .unwrap_or_default()
+    })
+}
+
+fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut bytes = [0u8; N];
+    // The OS random source failing is unrecoverable for a server that issues secrets.
+    getrandom::fill(&mut bytes).expect("operating system random source");
+    bytes
+}
+
+fn new_token() -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random_bytes::<32>())
+}
+
+/// Tokens we issue are 43 base64url characters; anything else is rejected before hashing.
+fn plausible_token(token: &str) -> bool {
+    token.len() == 43
+        && token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// What stores keep instead of the token.
+pub fn token_hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_unique_plausible_and_hashed() {
+        let a = new_token();
+        let b = new_token();
+        assert_ne!(a, b);
+        assert!(plausible_token(&a));
+        assert!(!plausible_token("short"));
+        assert!(!plausible_token(&format!("{}!", &a[..42])));
+        assert_eq!(token_hash(&a).len(), 64);
+        assert_ne!(token_hash(&a), a);
+    }
+
+    #[test]
+    fn dummy_hash_parses() {
+        assert!(PasswordHash::new(dummy_hash()).is_ok());
+    }
+}

@@ -1,0 +1,205 @@
+//! The `/api/...` HTTP endpoints.
+//!
+//! Errors are always JSON `{"id", "message"}` (see `hearth_proto::http::ErrorBody`): 400 for
+//! bad input (the reference protocol's ids), 401 without a session, 404/405 for unknown
+//! endpoints and methods, 413 for oversized bodies, 503 when a backend is down.
+
+use crate::App;
+use crate::auth::{COOKIE_NAME, session_token};
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use hearth_core::StoreError;
+use hearth_core::accounts::{AccountError, Session};
+use hearth_core::model::User;
+use hearth_proto::http::{
+    CreateAccountRequest, ErrorBody, LoginRequest, Me, SessionCreated, error_id,
+};
+use serde::de::DeserializeOwned;
+use std::sync::Arc;
+
+/// An HTTP error as the client sees it.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    id: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, id: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            id,
+            message: message.into(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody {
+            id: self.id.to_owned(),
+            message: self.message,
+        };
+        (self.status, Json(body)).into_response()
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Unavailable(_) => {
+                tracing::warn!(%error, "backend unavailable");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    error_id::SERVICE_UNAVAILABLE,
+                    "a backend is unavailable; try again shortly",
+                )
+            }
+            other => {
+                tracing::error!(error = %other, "store error");
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    error_id::INTERNAL,
+                    "internal error",
+                )
+            }
+        }
+    }
+}
+
+impl From<AccountError> for ApiError {
+    fn from(error: AccountError) -> Self {
+        let bad = |id, e: &AccountError| ApiError::new(StatusCode::BAD_REQUEST, id, e.to_string());
+        match &error {
+            AccountError::Invalid(_) => bad(error_id::BAD_REQUEST, &error),
+            AccountError::UsernameTaken => bad(error_id::USERNAME_EXISTS, &error),
+            AccountError::EmailTaken => bad(error_id::EMAIL_EXISTS, &error),
+            AccountError::LoginFailed => bad(error_id::LOGIN_FAILED, &error),
+            AccountError::Store(e) => e.clone().into(),
+        }
+    }
+}
+
+/// A JSON body whose every rejection is an [`ApiError`] (400, or 413 when too large).
+pub struct ApiJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(value)) => Ok(ApiJson(value)),
+            Err(rejection) => Err(json_rejection(rejection)),
+        }
+    }
+}
+
+fn json_rejection(rejection: JsonRejection) -> ApiError {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        return ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            error_id::PAYLOAD_TOO_LARGE,
+            "request body too large",
+        );
+    }
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        error_id::BAD_REQUEST,
+        rejection.body_text(),
+    )
+}
+
+/// `204` with the session cookie, as the reference chat room answers a login.
+fn cookie_login(app: &App, session: &Session) -> Response {
+    let max_age = app.accounts.session_ttl().as_secs();
+    let secure = if app.secure_cookies { "; Secure" } else { "" };
+    let cookie = format!(
+        "{COOKIE_NAME}={}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age}{secure}",
+        session.token
+    );
+    set_cookie(StatusCode::NO_CONTENT, &cookie)
+}
+
+fn set_cookie(status: StatusCode, cookie: &str) -> Response {
+    let mut response = status.into_response();
+    if let Ok(value) = HeaderValue::from_str(cookie) {
+        response.headers_mut().insert(header::SET_COOKIE, value);
+    }
+    response
+}
+
+fn me_body(user: User) -> Me {
+    Me {
+        id: user.id,
+        username: user.username,
+        email: user.email,
+    }
+}
+
+pub async fn create_account(
+    State(app): State<Arc<App>>,
+    ApiJson(body): ApiJson<CreateAccountRequest>,
+) -> Result<Response, ApiError> {
+    let session = app
+        .accounts
+        .create_account(&body.username, &body.email, &body.password)
+        .await?;
+    Ok(cookie_login(&app, &session))
+}
+
+pub async fn login(
+    State(app): State<Arc<App>>,
+    ApiJson(body): ApiJson<LoginRequest>,
+) -> Result<Response, ApiError> {
+    let session = app.accounts.login(&body.email, &body.password).await?;
+    Ok(cookie_login(&app, &session))
+}
+
+/// The native login: the token in the body, for `Authorization: Bearer`.
+pub async fn create_token_session(
+    State(app): State<Arc<App>>,
+    ApiJson(body): ApiJson<LoginRequest>,
+) -> Result<Json<SessionCreated>, ApiError> {
+    let session = app.accounts.login(&body.email, &body.password).await?;
+    Ok(Json(SessionCreated {
+        token: session.token,
+        expires_at: session.expires_at_ms,
+        user: me_body(session.user),
+    }))
+}
+
+/// Revokes the presented session (if any) and clears the cookie. Idempotent.
+pub async fn logout(State(app): State<Arc<App>>, headers: HeaderMap) -> Result<Response, ApiError> {
+    if let Some(token) = session_token(&headers) {
+        app.accounts.logout(&token).await?;
+    }
+    let cookie = format!("{COOKIE_NAME}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0");
+    Ok(set_cookie(StatusCode::NO_CONTENT, &cookie))
+}
+
+pub async fn me(State(app): State<Arc<App>>, headers: HeaderMap) -> Result<Json<Me>, ApiError> {
+    let user = match session_token(&headers) {
+        Some(token) => app.accounts.authenticate(&token).await?,
+        None => None,
+    };
+    let user = user.ok_or_else(|| {
+        ApiError::new(StatusCode::UNAUTHORIZED, error_id::UNAUTHORIZED, "not logged in")
+    })?;
+    Ok(Json(me_body(user)))
+}
+
+pub async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, error_id::NOT_FOUND, "no such endpoint")
+}
+
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        error_id::METHOD_NOT_ALLOWED,
+        "method not allowed on this endpoint",
+    )
+}

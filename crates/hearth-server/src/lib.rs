@@ -1,0 +1,123 @@
+//! Hearth's gateway: the HTTP JSON API, the WebSocket endpoint and the embedded web client.
+//!
+//! Handlers are thin: they decode, call a core service, encode. State is explicit in [`App`].
+//!
+//! * [`api`] — `/api/...` HTTP endpoints and their error bodies;
+//! * [`ws`] — one task per WebSocket: `hello`, client frames, live room messages;
+//! * [`fanout`] — encodes each stored batch once and broadcasts the shared bytes;
+//! * [`web`] — the built web client, embedded in the binary.
+
+mod api;
+mod auth;
+mod fanout;
+mod web;
+mod ws;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{any, get, post};
+use fanout::Fanout;
+use hearth_core::accounts::Accounts;
+use hearth_core::rooms::RoomHub;
+use hearth_core::store::Stores;
+use hearth_core::{Limits, StoreError};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// What the gateway needs to know beyond its stores.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub limits: Limits,
+    pub session_ttl: Duration,
+    /// Rooms that must exist: `(id, name)`.
+    pub rooms: Vec<(String, String)>,
+    /// Mark the session cookie `Secure` (served over TLS, directly or behind a proxy).
+    pub secure_cookies: bool,
+}
+
+/// Everything a handler can reach.
+pub struct App {
+    accounts: Accounts,
+    rooms: RoomHub,
+    fanout: Arc<Fanout>,
+    limits: Limits,
+    secure_cookies: bool,
+    /// Flips to `true` when the node starts shutting down; sockets then close with 1012.
+    shutdown: watch::Receiver<bool>,
+}
+
+/// A ready-to-serve node.
+pub struct Server {
+    app: Arc<App>,
+    shutdown: watch::Sender<bool>,
+}
+
+impl Server {
+    pub async fn start(stores: Stores, config: ServerConfig) -> Result<Server, StoreError> {
+        let fanout = Arc::new(Fanout::new(config.limits.socket_backlog));
+        let rooms = RoomHub::start(
+            stores.rooms.clone(),
+            &config.rooms,
+            config.limits.clone(),
+            fanout.clone(),
+        )
+        .await?;
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let app = App {
+            accounts: Accounts::new(stores.users, stores.sessions, config.session_ttl),
+            rooms,
+            fanout,
+            limits: config.limits,
+            secure_cookies: config.secure_cookies,
+            shutdown: shutdown_rx,
+        };
+        Ok(Server {
+            app: Arc::new(app),
+            shutdown,
+        })
+    }
+
+    pub fn router(&self) -> Router {
+        Router::new()
+            .route("/api/create-account", post(api::create_account))
+            .route("/api/login", post(api::login))
+            .route("/api/logout", post(api::logout))
+            .route("/api/me", get(api::me))
+            .route("/api/sessions", post(api::create_token_session))
+            .route("/api/ws", get(ws::upgrade))
+            .route("/api/{*rest}", any(api::not_found))
+            .fallback(web::serve)
+            .method_not_allowed_fallback(api::method_not_allowed)
+            .layer(DefaultBodyLimit::max(self.app.limits.max_http_body_bytes))
+            .with_state(self.app.clone())
+    }
+
+    /// Serves until `signal` resolves, then closes every socket with 1012 ("service restart":
+    /// reconnect, possibly to another node) and waits for in-flight work to finish.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        signal: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let router = self.router();
+        let shutdown = self.shutdown.clone();
+        let drained = async move {
+            signal.await;
+            tracing::info!("shutting down: closing sockets");
+            let _ = shutdown.send(true);
+        };
+        axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
+            .with_graceful_shutdown(drained)
+            .await?;
+        // Sockets are upgraded connections that axum no longer tracks: wait for their tasks
+        // (each holds a clone of the App) to send their close frames and finish any post.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while Arc::strong_count(&self.app) > 1 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok(())
+    }
+}

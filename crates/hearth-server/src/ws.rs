@@ -1,0 +1,333 @@
+//! One WebSocket connection of the chat-room protocol.
+//!
+//! Connect-time ordering is what makes `hello` and the live stream meet without a gap or a
+//! duplicate: the socket subscribes to the fan-out *before* it reads the snapshot, so every
+//! batch stored after the snapshot was read is in its receiver; batches that were already in
+//! the snapshot are recognised by `seq` (each room's writer commits and publishes in `seq`
+//! order) and skipped.
+//!
+//! Close codes: 1008 not authenticated (log in again), 1009 frame over the hard size limit,
+//! 1012 server restarting (reconnect), 1013 backend unavailable (retry later), 4001 the client
+//! fell too far behind the live stream (reconnect; `hello` resyncs it).
+
+use crate::App;
+use crate::auth::session_token;
+use crate::fanout::Delivery;
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::Response;
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use hearth_core::StoreError;
+use hearth_core::model::{ChatMessage, User};
+use hearth_core::rooms::{RoomError, RoomSnapshot};
+use hearth_proto::room::{
+    self, ClientFrame, ErrorCode, Hello, RoomHistory, ServerFrame,
+};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+
+pub const CLOSE_NOT_AUTHENTICATED: u16 = 1008;
+pub const CLOSE_TOO_BIG: u16 = 1009;
+pub const CLOSE_RESTARTING: u16 = 1012;
+pub const CLOSE_TRY_LATER: u16 = 1013;
+pub const CLOSE_TOO_SLOW: u16 = 4001;
+
+/// Deliveries written before one flush, so a burst costs one syscall, not one per message.
+const MAX_BATCH: usize = 256;
+/// A client that does not take a write within this long is dead or hopelessly slow.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
+type Sink = SplitSink<WebSocket, Message>;
+
+pub async fn upgrade(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    // Authenticate before upgrading, but answer over the socket: browsers only see a close
+    // code, never the status of a refused upgrade.
+    let user = match session_token(&headers) {
+        Some(token) => app.accounts.authenticate(&token).await,
+        None => Ok(None),
+    };
+    let hard_limit = app.limits.hard_max_frame_bytes;
+    upgrade
+        .max_message_size(hard_limit)
+        .max_frame_size(hard_limit)
+        .on_upgrade(move |socket| async move {
+            match user {
+                Ok(Some(user)) => Connection::open(app, user, socket).await,
+                Ok(None) => close_now(socket, CLOSE_NOT_AUTHENTICATED, "not authenticated").await,
+                Err(error) => {
+                    tracing::warn!(%error, "authenticating a socket failed");
+                    close_now(socket, CLOSE_TRY_LATER, "backend unavailable, retry").await
+                }
+            }
+        })
+}
+
+async fn close_now(mut socket: WebSocket, code: u16, reason: &'static str) {
+    let frame = CloseFrame {
+        code,
+        reason: reason.into(),
+    };
+    let _ = socket.send(Message::Close(Some(frame))).await;
+}
+
+struct Connection {
+    app: Arc<App>,
+    user: User,
+    sink: Sink,
+    /// Per room: the highest `seq` this socket has been sent.
+    sent_up_to: HashMap<i64, i64>,
+}
+
+/// Why the connection loop ended; the close frame to send, if any.
+enum End {
+    Quietly,
+    Close(u16, &'static str),
+}
+
+impl Connection {
+    async fn open(app: Arc<App>, user: User, socket: WebSocket) {
+        let (sink, stream) = socket.split();
+        let mut live = app.fanout.subscribe();
+        let snapshot = match app.rooms.snapshot().await {
+            Ok(snapshot) => snapshot,
+            Err(error) => {
+                tracing::warn!(%error, "reading the hello snapshot failed");
+                let mut sink = sink;
+                let _ = close(&mut sink, CLOSE_TRY_LATER, "backend unavailable, retry").await;
+                return;
+            }
+        };
+        let mut conn = Connection {
+            sent_up_to: snapshot
+                .iter()
+                .map(|s| (s.room.conversation_id, s.last_seq()))
+                .collect(),
+            app,
+            user,
+            sink,
+        };
+        let hello = hello_frame(&conn.user, snapshot);
+        let end = match conn.send_now(hello.to_json().into()).await {
+            Ok(()) => conn.run(stream, &mut live).await,
+            Err(()) => End::Quietly,
+        };
+        if let End::Close(code, reason) = end {
+            let _ = close(&mut conn.sink, code, reason).await;
+        }
+    }
+
+    async fn run(
+        &mut self,
+        mut stream: SplitStream<WebSocket>,
+        live: &mut tokio::sync::broadcast::Receiver<Delivery>,
+    ) -> End {
+        let stopping = stopping(self.app.shutdown.clone());
+        tokio::pin!(stopping);
+        loop {
+            tokio::select! {
+                incoming = stream.next() => match incoming {
+                    None | Some(Ok(Message::Close(_))) => return End::Quietly,
+                    Some(Err(error)) => return read_failure(&error),
+                    Some(Ok(Message::Text(text))) => {
+                        if self.on_text(text.as_str()).await.is_err() {
+                            return End::Quietly;
+                        }
+                    }
+                    Some(Ok(Message::Binary(_))) => {
+                        let frame = ServerFrame::error(
+                            ErrorCode::BinaryNotSupported,
+                            "binary frames are not part of the protocol; send JSON text frames",
+                        );
+                        if self.send_now(frame.to_json().into()).await.is_err() {
+                            return End::Quietly;
+                        }
+                    }
+                    // Pings are answered by the WebSocket layer itself.
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                },
+                delivery = live.recv() => match delivery {
+                    Ok(first) => {
+                        if self.deliver_batch(first, live).await.is_err() {
+                            return End::Quietly;
+                        }
+                    }
+                    Err(RecvError::Lagged(_)) => {
+                        return End::Close(CLOSE_TOO_SLOW, "too far behind; reconnect to resync");
+                    }
+                    Err(RecvError::Closed) => return End::Close(CLOSE_RESTARTING, "server restarting"),
+                },
+                () = &mut stopping => {
+                    return End::Close(CLOSE_RESTARTING, "server restarting; reconnect");
+                }
+            }
+        }
+    }
+
+    /// Writes `first` and whatever else is already queued, then flushes once.
+    async fn deliver_batch(
+        &mut self,
+        first: Delivery,
+        live: &mut tokio::sync::broadcast::Receiver<Delivery>,
+    ) -> Result<(), ()> {
+        let mut next = Some(first);
+        let mut written = 0;
+        while let Some(delivery) = next.take() {
+            if self.is_new(&delivery) {
+                self.feed(Message::Text(delivery.frame)).await?;
+                written += 1;
+            }
+            if written < MAX_BATCH {
+                next = match live.try_recv() {
+                    Ok(d) => Some(d),
+                    // A lag shows up again on the next `recv` and is handled there.
+                    Err(TryRecvError::Empty | TryRecvError::Lagged(_) | TryRecvError::Closed) => None,
+                };
+            }
+        }
+        self.flush().await
+    }
+
+    /// Skips batches the `hello` snapshot already contained.
+    fn is_new(&mut self, delivery: &Delivery) -> bool {
+        let sent = self.sent_up_to.entry(delivery.conversation_id).or_insert(0);
+        if delivery.last_seq <= *sent {
+            return false;
+        }
+        *sent = delivery.last_seq;
+        true
+    }
+
+    async fn on_text(&mut self, text: &str) -> Result<(), ()> {
+        let reply = if text.len() > self.app.limits.max_frame_bytes {
+            Some(ServerFrame::error(
+                ErrorCode::FrameTooLarge,
+                format!("frames are limited to {} bytes", self.app.limits.max_frame_bytes),
+            ))
+        } else {
+            match ClientFrame::decode(text) {
+                Err(e) => Some(ServerFrame::error(e.code, e.message)),
+                Ok(ClientFrame::ClientMessages(frame)) => {
+                    let contents = frame.messages.into_iter().map(|m| m.content).collect();
+                    // Success needs no reply: the broadcast echoes the messages to this socket.
+                    match self.app.rooms.post(&frame.room_id, &self.user.as_ref(), contents).await {
+                        Ok(_) => None,
+                        Err(error) => Some(room_error_frame(error)),
+                    }
+                }
+                Ok(ClientFrame::RequestRoomHistory(request)) => Some(
+                    match self
+                        .app
+                        .rooms
+                        .history(&request.room_id, request.first_message_id.seq)
+                        .await
+                    {
+                        Ok(page) => ServerFrame::RoomHistory(RoomHistory {
+                            room_id: request.room_id,
+                            messages: page.messages.iter().map(ChatMessage::to_wire).collect(),
+                            has_more_messages: page.has_more,
+                        }),
+                        Err(error) => room_error_frame(error),
+                    },
+                ),
+            }
+        };
+        match reply {
+            Some(frame) => self.send_now(frame.to_json().into()).await,
+            None => Ok(()),
+        }
+    }
+
+    async fn feed(&mut self, message: Message) -> Result<(), ()> {
+        match tokio::time::timeout(WRITE_TIMEOUT, self.sink.feed(message)).await {
+            Ok(Ok(())) => Ok(()),
+            _ => Err(()),
+        }
+    }
+
+    async fn flush(&mut self) -> Result<(), ()> {
+        match tokio::time::timeout(WRITE_TIMEOUT, self.sink.flush()).await {
+            Ok(Ok(())) => Ok(()),
+            _ => Err(()),
+        }
+    }
+
+    async fn send_now(&mut self, text: Utf8Bytes) -> Result<(), ()> {
+        self.feed(Message::Text(text)).await?;
+        self.flush().await
+    }
+}
+
+/// Resolves once the node starts shutting down.
+async fn stopping(mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    if shutdown.wait_for(|stopping| *stopping).await.is_err() {
+        // The sender is gone without a shutdown: never resolve.
+        std::future::pending::<()>().await;
+    }
+}
+
+async fn close(sink: &mut Sink, code: u16, reason: &'static str) -> Result<(), ()> {
+    let frame = Message::Close(Some(CloseFrame {
+        code,
+        reason: reason.into(),
+    }));
+    match tokio::time::timeout(WRITE_TIMEOUT, sink.send(frame)).await {
+        Ok(Ok(())) => Ok(()),
+        _ => Err(()),
+    }
+}
+
+/// A read error: an oversized frame gets 1009; anything else means the peer is gone.
+fn read_failure(error: &axum::Error) -> End {
+    let text = error.to_string();
+    if text.contains("too long") || text.contains("too big") || text.contains("Space limit") {
+        End::Close(CLOSE_TOO_BIG, "frame exceeds the hard size limit")
+    } else {
+        End::Quietly
+    }
+}
+
+fn room_error_frame(error: RoomError) -> ServerFrame {
+    let code = match &error {
+        RoomError::UnknownRoom(_) => ErrorCode::UnknownRoom,
+        RoomError::NoMessages => ErrorCode::NoMessages,
+        RoomError::TooManyMessages(_) => ErrorCode::TooManyMessages,
+        RoomError::EmptyContent(_) => ErrorCode::EmptyContent,
+        RoomError::ContentTooLong { .. } => ErrorCode::ContentTooLong,
+        RoomError::Store(StoreError::Unavailable(_)) => ErrorCode::Unavailable,
+        RoomError::Store(_) => ErrorCode::Internal,
+    };
+    let message = match &error {
+        RoomError::Store(StoreError::Unavailable(_)) => {
+            "storage is unavailable; nothing was stored, retry shortly".to_owned()
+        }
+        RoomError::Store(e) => {
+            tracing::error!(error = %e, "room store error");
+            "internal error; nothing was stored".to_owned()
+        }
+        other => other.to_string(),
+    };
+    ServerFrame::error(code, message)
+}
+
+fn hello_frame(user: &User, snapshot: Vec<RoomSnapshot>) -> ServerFrame {
+    ServerFrame::Hello(Hello {
+        me: user.as_ref(),
+        rooms: snapshot
+            .into_iter()
+            .map(|s| room::RoomSnapshot {
+                id: s.room.slug,
+                name: s.room.name,
+                messages: s.page.messages.iter().map(ChatMessage::to_wire).collect(),
+                has_more_messages: s.page.has_more,
+            })
+            .collect(),
+    })
+}

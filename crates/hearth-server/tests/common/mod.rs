@@ -1,0 +1,410 @@
+//! Test harness: a real Hearth node on a loopback port, on either backend, and real HTTP and
+//! WebSocket clients talking to it.
+//!
+//! The cluster backend needs MariaDB/MySQL and Redis. Their URLs come from
+//! `HEARTH_TEST_MYSQL` (default `mysql://root@127.0.0.1:3306`) and `HEARTH_TEST_REDIS` (default
+//! `redis://127.0.0.1:6379`); if they are unreachable the test fails — it never skips.
+#![allow(dead_code)]
+
+use futures_util::{SinkExt, StreamExt};
+use hearth_core::store::Stores;
+use hearth_redis::{Redis, RedisSessions, StreamCachedRooms};
+use hearth_server::{Server, ServerConfig};
+use hearth_sql::SqlStore;
+use serde_json::{Value, json};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// Runs an async test body once per backend, as two `#[tokio::test]`s.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($name:ident, $body:expr) => {
+        mod $name {
+            use super::*;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                ($body)(common::Backend::Sqlite).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn cluster() {
+                ($body)(common::Backend::Cluster).await;
+            }
+        }
+    };
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// SQLite in a fresh directory.
+    Sqlite,
+    /// A fresh MySQL database plus Redis under a fresh key prefix.
+    Cluster,
+}
+
+pub const TIMEOUT: Duration = Duration::from_secs(10);
+
+fn unique(tag: &str) -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!(
+        "{tag}_{}_{}_{}",
+        std::process::id(),
+        nanos % 1_000_000_000,
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+fn mysql_base() -> String {
+    std::env::var("HEARTH_TEST_MYSQL").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306".into())
+}
+
+fn redis_url() -> String {
+    std::env::var("HEARTH_TEST_REDIS").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// Where a test deployment keeps its data; survives node restarts.
+pub struct Deployment {
+    pub backend: Backend,
+    database_url: String,
+    sqlite_dir: Option<PathBuf>,
+    redis_prefix: String,
+    pub config: ServerConfig,
+}
+
+impl Deployment {
+    pub fn new(backend: Backend) -> Deployment {
+        let name = unique("hearth_t");
+        let (database_url, sqlite_dir) = match backend {
+            Backend::Sqlite => {
+                let dir = std::env::temp_dir().join(&name);
+                std::fs::create_dir_all(&dir).unwrap();
+                (format!("sqlite://{}?mode=rwc", dir.join("hearth.db").display()), Some(dir))
+            }
+            Backend::Cluster => (format!("{}/{name}", mysql_base()), None),
+        };
+        Deployment {
+            backend,
+            database_url,
+            sqlite_dir,
+            redis_prefix: format!("{name}:"),
+            config: ServerConfig {
+                limits: hearth_core::Limits::default(),
+                session_ttl: Duration::from_secs(3600),
+                rooms: vec![
+                    ("general".into(), "General".into()),
+                    ("random".into(), "Random".into()),
+                    ("help".into(), "Help".into()),
+                ],
+                secure_cookies: false,
+            },
+        }
+    }
+
+    async fn stores(&self) -> Stores {
+        let sql = SqlStore::open(&self.database_url).await.unwrap_or_else(|e| {
+            panic!("cannot open {} (is MariaDB running?): {e}", self.database_url)
+        });
+        let durable = sql.stores();
+        match self.backend {
+            Backend::Sqlite => durable,
+            Backend::Cluster => {
+                let redis = Redis::connect(&redis_url(), &self.redis_prefix)
+                    .await
+                    .unwrap_or_else(|e| panic!("cannot reach Redis at {}: {e}", redis_url()));
+                Stores {
+                    users: durable.users,
+                    sessions: Arc::new(RedisSessions::new(redis.clone())),
+                    rooms: Arc::new(StreamCachedRooms::new(durable.rooms, redis, 1_000)),
+                }
+            }
+        }
+    }
+
+    /// Starts a node on a free loopback port.
+    pub async fn start(&self) -> Node {
+        let server = Server::start(self.stores().await, self.config.clone())
+            .await
+            .expect("server starts");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            server
+                .serve(listener, async move {
+                    let _ = stopped.await;
+                })
+                .await
+                .unwrap();
+        });
+        Node {
+            base: format!("http://{addr}"),
+            ws_url: format!("ws://{addr}/api/ws"),
+            stop: Some(stop),
+            task: Some(task),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// Drops what the deployment created (database, directory, Redis keys).
+    pub async fn cleanup(self) {
+        if let Some(dir) = &self.sqlite_dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+        if self.backend == Backend::Cluster {
+            use sqlx::Executor;
+            sqlx::any::install_default_drivers();
+            if let Ok(pool) = sqlx::AnyPool::connect(&format!("{}/mysql", mysql_base())).await {
+                let name = self.database_url.rsplit('/').next().unwrap_or_default().to_owned();
+                let _ = pool.execute(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS `{name}`"))).await;
+            }
+            if let Ok(client) = redis::Client::open(redis_url()) {
+                if let Ok(mut conn) = client.get_multiplexed_async_connection().await {
+                    let keys: Vec<String> = redis::cmd("KEYS")
+                        .arg(format!("{}*", self.redis_prefix))
+                        .query_async(&mut conn)
+                        .await
+                        .unwrap_or_default();
+                    for key in keys {
+                        let _: Result<i64, _> = redis::cmd("DEL").arg(key).query_async(&mut conn).await;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A running node.
+pub struct Node {
+    pub base: String,
+    pub ws_url: String,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+    pub http: reqwest::Client,
+}
+
+impl Node {
+    /// Graceful stop: sockets get 1012, the server task ends.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            tokio::time::timeout(Duration::from_secs(20), task)
+                .await
+                .expect("node stops in time")
+                .unwrap();
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn post_json(&self, path: &str, body: Value) -> reqwest::Response {
+        self.http.post(self.url(path)).json(&body).send().await.unwrap()
+    }
+
+    /// Registers a fresh account; returns it logged in.
+    pub async fn register(&self, name: &str) -> Account {
+        let username = unique(name);
+        let email = format!("{username}@example.com");
+        let password = "correct horse battery".to_owned();
+        let response = self
+            .post_json(
+                "/api/create-account",
+                json!({"username": username, "email": email, "password": password}),
+            )
+            .await;
+        assert_eq!(response.status(), 204, "create-account: {:?}", response.text().await);
+        let sid = session_cookie(&response).expect("create-account sets the sid cookie");
+        let me: Value = self
+            .http
+            .get(self.url("/api/me"))
+            .header("cookie", format!("sid={sid}"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        Account {
+            id: me["id"].as_i64().unwrap(),
+            username,
+            email,
+            password,
+            sid,
+        }
+    }
+
+    /// Opens a WebSocket with the account's cookie and reads `hello`.
+    pub async fn connect(&self, account: &Account) -> (Client, Value) {
+        let mut client = self.connect_with_cookie(Some(&account.sid)).await;
+        let hello = client.recv().await;
+        assert_eq!(hello["type"], "hello", "first frame must be hello: {hello}");
+        (client, hello["payload"].clone())
+    }
+
+    pub async fn connect_with_cookie(&self, sid: Option<&str>) -> Client {
+        let mut request = self.ws_url.as_str().into_client_request().unwrap();
+        if let Some(sid) = sid {
+            request
+                .headers_mut()
+                .insert("cookie", HeaderValue::from_str(&format!("sid={sid}")).unwrap());
+        }
+        let (stream, _) = tokio::time::timeout(TIMEOUT, tokio_tungstenite::connect_async(request))
+            .await
+            .expect("connect in time")
+            .expect("websocket upgrade");
+        Client { stream }
+    }
+}
+
+pub fn session_cookie(response: &reqwest::Response) -> Option<String> {
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| v.strip_prefix("sid="))
+        .map(|v| v.split(';').next().unwrap_or_default().to_owned())
+        .filter(|v| !v.is_empty())
+}
+
+#[derive(Debug, Clone)]
+pub struct Account {
+    pub id: i64,
+    pub username: String,
+    pub email: String,
+    pub password: String,
+    pub sid: String,
+}
+
+/// A WebSocket client speaking JSON frames.
+pub struct Client {
+    pub stream: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+/// What the socket said next.
+#[derive(Debug)]
+pub enum Event {
+    Frame(Value),
+    Closed(Option<u16>),
+}
+
+impl Client {
+    pub async fn send(&mut self, frame: Value) {
+        self.send_text(&frame.to_string()).await;
+    }
+
+    pub async fn send_text(&mut self, text: &str) {
+        self.stream.send(Message::text(text)).await.unwrap();
+    }
+
+    pub async fn send_message(&mut self, message: Message) {
+        self.stream.send(message).await.unwrap();
+    }
+
+    pub async fn post(&mut self, room: &str, contents: &[&str]) {
+        let messages: Vec<Value> = contents.iter().map(|c| json!({"content": c})).collect();
+        self.send(json!({"type": "clientMessages", "payload": {"roomId": room, "messages": messages}}))
+            .await;
+    }
+
+    pub async fn next_event(&mut self) -> Event {
+        loop {
+            let next = tokio::time::timeout(TIMEOUT, self.stream.next())
+                .await
+                .expect("the server answered in time");
+            match next {
+                Some(Ok(Message::Text(text))) => {
+                    return Event::Frame(serde_json::from_str(text.as_str()).expect("server sends JSON"));
+                }
+                Some(Ok(Message::Close(frame))) => {
+                    return Event::Closed(frame.map(|f| u16::from(f.code)));
+                }
+                Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
+                Some(Ok(Message::Binary(_))) => panic!("server sent a binary frame"),
+                Some(Err(_)) | None => return Event::Closed(None),
+            }
+        }
+    }
+
+    /// The next frame; panics on close.
+    pub async fn recv(&mut self) -> Value {
+        match self.next_event().await {
+            Event::Frame(frame) => frame,
+            Event::Closed(code) => panic!("socket closed ({code:?}) while a frame was expected"),
+        }
+    }
+
+    /// The next frame of the given type, panicking on anything else.
+    pub async fn expect(&mut self, kind: &str) -> Value {
+        let frame = self.recv().await;
+        assert_eq!(frame["type"], kind, "expected a {kind} frame, got {frame}");
+        frame["payload"].clone()
+    }
+
+    /// Waits for the close frame and returns its code.
+    pub async fn expect_close(&mut self) -> Option<u16> {
+        loop {
+            match self.next_event().await {
+                Event::Closed(code) => return code,
+                Event::Frame(frame) => panic!("expected a close, got {frame}"),
+            }
+        }
+    }
+
+    /// Asserts nothing arrives for a short while (used after the last expected frame).
+    pub async fn expect_silence(&mut self, wait: Duration) {
+        if let Ok(Some(Ok(message))) = tokio::time::timeout(wait, self.stream.next()).await {
+            panic!("expected silence, got {message:?}");
+        }
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.stream.close(Some(tokio_tungstenite::tungstenite::protocol::CloseFrame {
+            code: CloseCode::Normal,
+            reason: "".into(),
+        }))
+        .await;
+    }
+}
+
+/// `(ms, seq)` of a wire message id.
+pub fn id_parts(id: &Value) -> (i64, i64) {
+    let s = id.as_str().expect("message id is a string");
+    let (ms, seq) = s.split_once('-').expect("id is <ms>-<n>");
+    (ms.parse().unwrap(), seq.parse().unwrap())
+}
+
+/// Contents of a list of wire messages.
+pub fn contents(messages: &Value) -> Vec<String> {
+    messages
+        .as_array()
+        .expect("messages is an array")
+        .iter()
+        .map(|m| m["content"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+pub fn room<'a>(hello: &'a Value, id: &str) -> &'a Value {
+    hello["rooms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == id)
+        .unwrap_or_else(|| panic!("room {id} in hello"))
+}

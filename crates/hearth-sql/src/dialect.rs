@@ -1,0 +1,49 @@
+//! The seam between SQLite and MySQL: everything else is one `?`-placeholder dialect.
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    MySql,
+}
+
+impl Backend {
+    pub fn from_url(url: &str) -> Option<Backend> {
+        if url.starts_with("sqlite:") {
+            Some(Backend::Sqlite)
+        } else if url.starts_with("mysql:") || url.starts_with("mariadb:") {
+            Some(Backend::MySql)
+        } else {
+            None
+        }
+    }
+
+    /// Statements run on every new connection.
+    pub(crate) fn session_setup(self) -> &'static [&'static str] {
+        match self {
+            Backend::Sqlite => &[
+                "PRAGMA journal_mode = WAL",
+                "PRAGMA synchronous = FULL",
+                "PRAGMA foreign_keys = ON",
+                "PRAGMA busy_timeout = 5000",
+            ],
+            Backend::MySql => &[
+                "SET NAMES utf8mb4 COLLATE utf8mb4_bin",
+                "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
+            ],
+        }
+    }
+
+    /// Insert a room, or rename it when the slug exists.
+    pub(crate) fn upsert_room(self) -> &'static str {
+        match self {
+            Backend::Sqlite => {
+                "INSERT INTO conversations (kind, slug, name, created_ms) VALUES ('room', ?, ?, ?) \
+                 ON CONFLICT (slug) DO UPDATE SET name = excluded.name"
+            }
+            Backend::MySql => {
+                "INSERT INTO conversations (kind, slug, name, created_ms) VALUES ('room', ?, ?, ?) \
+                 ON DUPLICATE KEY UPDATE name = VALUES(name)"
+            }
+        }
+    }
+}

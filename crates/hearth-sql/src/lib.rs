@@ -1,0 +1,136 @@
+//! SQL storage for Hearth: SQLite in embedded mode, MySQL/MariaDB in cluster mode.
+//!
+//! One code path serves both through sqlx's `Any` driver with runtime queries and `?`
+//! placeholders. The few places where the dialects differ live in [`dialect`]. Migrations are
+//! per backend (`migrations/sqlite`, `migrations/mysql`) and embedded in the binary.
+//!
+//! SQLite gets one writer connection and a pool of readers: WAL lets readers run beside the
+//! writer, and a single writer never fights over the database lock. Message writes are
+//! `synchronous=FULL`, so a commit that returned is on disk.
+
+mod dialect;
+mod rooms;
+mod sessions;
+mod users;
+
+pub use dialect::Backend;
+
+use hearth_core::StoreError;
+use hearth_core::store::Stores;
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::migrate::{MigrateDatabase, Migrator};
+use sqlx::{Any, AnyPool, Executor};
+use std::sync::Arc;
+use std::time::Duration;
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
+static MYSQL_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/mysql");
+
+/// How long a request waits for a connection before failing with "unavailable": a database
+/// that is down must produce a clear error quickly, not a hung request.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+
+#[derive(Debug, thiserror::Error)]
+pub enum SqlError {
+    #[error("unsupported database URL {0:?} (use sqlite://PATH or mysql://USER@HOST/DB)")]
+    UnsupportedUrl(String),
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+}
+
+/// A connected SQL store; implements the core's user, session and room stores.
+#[derive(Clone)]
+pub struct SqlStore {
+    backend: Backend,
+    /// Transactions that write messages. A single connection for SQLite.
+    write: AnyPool,
+    /// Everything else.
+    read: AnyPool,
+}
+
+impl SqlStore {
+    /// Connects (creating the database if it does not exist yet) without migrating.
+    pub async fn connect(url: &str) -> Result<SqlStore, SqlError> {
+        install_default_drivers();
+        let backend = Backend::from_url(url).ok_or_else(|| SqlError::UnsupportedUrl(url.into()))?;
+        if !Any::database_exists(url).await? {
+            Any::create_database(url).await?;
+        }
+        let options = || {
+            AnyPoolOptions::new()
+                .acquire_timeout(ACQUIRE_TIMEOUT)
+                .after_connect(move |conn, _| {
+                    Box::pin(async move {
+                        for pragma in backend.session_setup() {
+                            conn.execute(*pragma).await?;
+                        }
+                        Ok(())
+                    })
+                })
+        };
+        let store = match backend {
+            Backend::Sqlite => SqlStore {
+                backend,
+                write: options().max_connections(1).connect(url).await?,
+                read: options().max_connections(8).connect(url).await?,
+            },
+            Backend::MySql => {
+                let pool = options().max_connections(32).connect(url).await?;
+                SqlStore {
+                    backend,
+                    write: pool.clone(),
+                    read: pool,
+                }
+            }
+        };
+        Ok(store)
+    }
+
+    /// Connects and brings the schema up to date.
+    pub async fn open(url: &str) -> Result<SqlStore, SqlError> {
+        let store = Self::connect(url).await?;
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    pub async fn migrate(&self) -> Result<(), SqlError> {
+        let migrator = match self.backend {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::MySql => &MYSQL_MIGRATIONS,
+        };
+        migrator.run(&self.write).await?;
+        Ok(())
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The store as the core's trait objects.
+    pub fn stores(self) -> Stores {
+        let shared = Arc::new(self);
+        Stores {
+            users: shared.clone(),
+            sessions: shared.clone(),
+            rooms: shared,
+        }
+    }
+
+    pub async fn close(&self) {
+        self.write.close().await;
+        self.read.close().await;
+    }
+}
+
+/// Connection trouble means "unavailable, try again"; anything else is a backend error.
+pub(crate) fn store_error(error: sqlx::Error) -> StoreError {
+    match error {
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => StoreError::Unavailable(error.to_string()),
+        other => StoreError::Backend(other.to_string()),
+    }
+}

@@ -1,0 +1,88 @@
+//! Accounts.
+
+use crate::{SqlStore, store_error};
+use async_trait::async_trait;
+use hearth_core::model::{NewUser, User};
+use hearth_core::store::UserStore;
+use hearth_core::{StoreError, now_ms};
+
+type UserRow = (i64, String, String);
+
+fn user((id, username, email): UserRow) -> User {
+    User {
+        id,
+        username,
+        email,
+    }
+}
+
+impl SqlStore {
+    /// After a unique-index violation: which of the two indexes was it? Asking beats parsing
+    /// the two backends' different error messages.
+    async fn conflict(&self, new: &NewUser) -> StoreError {
+        let taken = sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM users WHERE username_key = ?")
+            .bind(new.username.to_lowercase())
+            .fetch_one(&self.read)
+            .await;
+        match taken {
+            Ok(n) if n > 0 => StoreError::UsernameTaken,
+            Ok(_) => StoreError::EmailTaken,
+            Err(e) => store_error(e),
+        }
+    }
+}
+
+#[async_trait]
+impl UserStore for SqlStore {
+    async fn insert_user(&self, new: NewUser) -> Result<User, StoreError> {
+        let inserted = sqlx::query(
+            "INSERT INTO users (username, username_key, email, password_hash, created_ms) \
+             VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(&new.username)
+        .bind(new.username.to_lowercase())
+        .bind(&new.email)
+        .bind(&new.password_hash)
+        .bind(now_ms())
+        .execute(&self.write)
+        .await;
+        match inserted {
+            // `last_insert_id` is not reported by every driver behind `Any`; the email is
+            // unique, so ask for the id by it (on the writer, which has just written it).
+            Ok(_) => {
+                let id = sqlx::query_scalar::<_, i64>("SELECT id FROM users WHERE email = ?")
+                    .bind(&new.email)
+                    .fetch_one(&self.write)
+                    .await
+                    .map_err(store_error)?;
+                Ok(User {
+                    id,
+                    username: new.username,
+                    email: new.email,
+                })
+            }
+            Err(sqlx::Error::Database(db)) if db.is_unique_violation() => Err(self.conflict(&new).await),
+            Err(e) => Err(store_error(e)),
+        }
+    }
+
+    async fn user_credentials(&self, email: &str) -> Result<Option<(User, String)>, StoreError> {
+        let row = sqlx::query_as::<_, (i64, String, String, String)>(
+            "SELECT id, username, email, password_hash FROM users WHERE email = ?",
+        )
+        .bind(email)
+        .fetch_optional(&self.read)
+        .await
+        .map_err(store_error)?;
+        Ok(row.map(|(id, username, email, hash)| (user((id, username, email)), hash)))
+    }
+
+    async fn user(&self, id: i64) -> Result<Option<User>, StoreError> {
+        let row = sqlx::query_as::<_, UserRow>("SELECT id, username, email FROM users WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.read)
+            .await
+            .map_err(store_error)?;
+        Ok(row.map(user))
+    }
+}

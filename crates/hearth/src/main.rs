@@ -1,0 +1,122 @@
+//! `hearth`: the chat server binary.
+//!
+//! Configuration is layered, highest precedence first: command-line flags, `HEARTH_*`
+//! environment variables (nested keys with `__`, e.g. `HEARTH_LIMITS__MAX_CONTENT_CHARS`), the
+//! TOML file given by `--config`, then built-in defaults.
+
+mod config;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use config::Config;
+use hearth_core::store::Stores;
+use hearth_redis::{Redis, RedisSessions, StreamCachedRooms};
+use hearth_server::Server;
+use hearth_sql::SqlStore;
+use std::sync::Arc;
+
+#[derive(Parser)]
+#[command(name = "hearth", version, about = "A real-time chat and instant-messaging server")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    #[command(flatten)]
+    options: config::Flags,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (migrating the database first).
+    Serve,
+    /// Bring the database schema up to date and exit.
+    Migrate,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let config = Config::load(&cli.options)?;
+    init_logging(&config.log_format);
+    match cli.command {
+        Command::Serve => serve(config).await,
+        Command::Migrate => {
+            let store = SqlStore::open(&config.database_url()?).await?;
+            store.close().await;
+            println!("database is up to date");
+            Ok(())
+        }
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let database = config.database_url()?;
+    let sql = SqlStore::open(&database)
+        .await
+        .with_context(|| format!("opening the database {}", config::redact(&database)))?;
+    let stores = match &config.redis {
+        None => sql.stores(),
+        Some(url) => {
+            let redis = Redis::connect(url, &config.redis_prefix)
+                .await
+                .with_context(|| format!("connecting to Redis at {}", config::redact(url)))?;
+            let durable = sql.stores();
+            Stores {
+                users: durable.users,
+                sessions: Arc::new(RedisSessions::new(redis.clone())),
+                rooms: Arc::new(StreamCachedRooms::new(
+                    durable.rooms,
+                    redis,
+                    config.stream_max_len,
+                )),
+            }
+        }
+    };
+    let server = Server::start(stores, config.server_config())
+        .await
+        .context("starting the server")?;
+    let listener = tokio::net::TcpListener::bind(&config.listen)
+        .await
+        .with_context(|| format!("listening on {}", config.listen))?;
+    tracing::info!(
+        listen = %config.listen,
+        database = %config::redact(&database),
+        redis = config.redis.as_deref().map(config::redact).unwrap_or_default(),
+        "hearth is serving on http://{}", config.listen
+    );
+    server.serve(listener, shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn init_logging(format: &str) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+/// Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

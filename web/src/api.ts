@@ -1,0 +1,58 @@
+import type { Me } from "./protocol";
+
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly id: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+async function readError(res: Response): Promise<ApiError> {
+  let id = "HTTP_" + res.status;
+  let message = `Request failed (${res.status})`;
+  try {
+    const body = (await res.json()) as { id?: unknown; message?: unknown };
+    if (typeof body.id === "string") id = body.id;
+    if (typeof body.message === "string" && body.message) message = body.message;
+  } catch {
+    /* not JSON */
+  }
+  return new ApiError(res.status, id, message);
+}
+
+async function post(path: string, body?: unknown): Promise<void> {
+  const res = await fetch(path, {
+    method: "POST",
+    credentials: "same-origin",
+    headers: body === undefined ? {} : { "Content-Type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  if (!res.ok) throw await readError(res);
+}
+
+export function createAccount(username: string, email: string, password: string): Promise<void> {
+  return post("/api/create-account", { username, email, password });
+}
+
+export function login(email: string, password: string): Promise<void> {
+  return post("/api/login", { email, password });
+}
+
+export function logout(): Promise<void> {
+  return post("/api/logout");
+}
+
+/** Returns the current user, or null when not logged in (401). Throws on other failures. */
+export async function me(): Promise<Me | null> {
+  const res = await fetch("/api/me", { credentials: "same-origin" });
+  if (res.status === 401) return null;
+  if (!res.ok) throw await readError(res);
+  return (await res.json()) as Me;
+}
+
+export function wsUrl(loc: { protocol: string; host: string } = location): string {
+  return `${loc.protocol === "https:" ? "wss:" : "ws:"}//${loc.host}/api/ws`;
+}

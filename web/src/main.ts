@@ -1,0 +1,5 @@
+import "./style.css";
+import { App } from "./ui";
+
+const root = document.getElementById("root");
+if (root) new App(root).start();

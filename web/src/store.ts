@@ -1,0 +1,183 @@
+import { compareIds } from "./ids";
+import type { HelloPayload, Message, RoomHistoryPayload, ServerMessagesPayload, UserRef } from "./protocol";
+
+/**
+ * Merge two message lists into one newest-first list without duplicate ids.
+ * Inputs may be in any order. When both contain the same id, the entry from `incoming` wins.
+ */
+export function mergeMessages(existing: readonly Message[], incoming: readonly Message[]): Message[] {
+  const byId = new Map<string, Message>();
+  for (const m of existing) byId.set(m.id, m);
+  for (const m of incoming) byId.set(m.id, m);
+  return [...byId.values()].sort((a, b) => compareIds(b.id, a.id));
+}
+
+export interface RoomState {
+  id: string;
+  name: string;
+  /** Newest first, unique ids. */
+  messages: Message[];
+  /** Whether the server has messages older than messages[messages.length - 1]. */
+  hasMoreMessages: boolean;
+  /** Messages received while the room was not selected. */
+  unread: number;
+  /** A requestRoomHistory is in flight. */
+  loadingHistory: boolean;
+}
+
+export type StoreEvent =
+  | { kind: "rooms" }
+  | { kind: "messages"; roomId: string; added: number; prepended: boolean };
+
+/** Client-side state of all rooms; pure logic, no DOM. */
+export class ChatStore {
+  me: UserRef | null = null;
+  private rooms = new Map<string, RoomState>();
+  private order: string[] = [];
+  selectedRoomId: string | null = null;
+
+  roomList(): RoomState[] {
+    return this.order.map((id) => this.rooms.get(id)!);
+  }
+
+  room(id: string): RoomState | undefined {
+    return this.rooms.get(id);
+  }
+
+  selectedRoom(): RoomState | undefined {
+    return this.selectedRoomId ? this.rooms.get(this.selectedRoomId) : undefined;
+  }
+
+  /** Oldest message id of a room, used as firstMessageId for requestRoomHistory. */
+  oldestId(roomId: string): string | undefined {
+    const r = this.rooms.get(roomId);
+    return r && r.messages.length > 0 ? r.messages[r.messages.length - 1].id : undefined;
+  }
+
+  select(roomId: string): boolean {
+    const r = this.rooms.get(roomId);
+    if (!r) return false;
+    this.selectedRoomId = roomId;
+    r.unread = 0;
+    return true;
+  }
+
+  /**
+   * Apply a hello frame (first connect or reconnect). The room list is replaced by the server's;
+   * messages of rooms we already knew are merged without duplicates. If the new page of messages
+   * does not overlap what we had (we missed messages while disconnected), the old messages are
+   * dropped so that the list has no gap; history paging fetches them again.
+   */
+  applyHello(hello: HelloPayload): void {
+    this.me = hello.me;
+    const next = new Map<string, RoomState>();
+    const order: string[] = [];
+    for (const info of hello.rooms) {
+      if (next.has(info.id)) continue;
+      const prev = this.rooms.get(info.id);
+      const incoming = mergeMessages([], info.messages);
+      let messages: Message[];
+      let hasMore: boolean;
+      let unread = 0;
+      if (prev && prev.messages.length > 0) {
+        const prevNewest = prev.messages[0].id;
+        const incomingOldest = incoming.length > 0 ? incoming[incoming.length - 1].id : undefined;
+        const overlaps =
+          incomingOldest === undefined ||
+          !info.hasMoreMessages ||
+          compareIds(incomingOldest, prevNewest) <= 0;
+        if (overlaps) {
+          messages = mergeMessages(prev.messages, incoming);
+          // Our older tail is still valid; its hasMore flag describes what lies beyond it.
+          const prevOldest = prev.messages[prev.messages.length - 1].id;
+          hasMore =
+            incomingOldest !== undefined && compareIds(incomingOldest, prevOldest) < 0
+              ? info.hasMoreMessages
+              : prev.hasMoreMessages;
+        } else {
+          messages = incoming;
+          hasMore = info.hasMoreMessages;
+        }
+        const newCount = incoming.filter(
+          (m) => compareIds(m.id, prevNewest) > 0 && m.user.id !== hello.me.id,
+        ).length;
+        unread = info.id === this.selectedRoomId ? 0 : prev.unread + newCount;
+      } else {
+        messages = incoming;
+        hasMore = info.hasMoreMessages;
+        unread = prev ? prev.unread : 0;
+      }
+      next.set(info.id, {
+        id: info.id,
+        name: info.name,
+        messages,
+        hasMoreMessages: hasMore,
+        unread,
+        loadingHistory: false,
+      });
+      order.push(info.id);
+    }
+    this.rooms = next;
+    this.order = order;
+    if (this.selectedRoomId && !next.has(this.selectedRoomId)) this.selectedRoomId = null;
+  }
+
+  /** Apply a serverMessages broadcast. Returns the number of messages that were new. */
+  applyServerMessages(p: ServerMessagesPayload): number {
+    const r = this.rooms.get(p.roomId);
+    if (!r) return 0;
+    const known = new Set(r.messages.map((m) => m.id));
+    const fresh = p.messages.filter((m) => !known.has(m.id));
+    if (fresh.length === 0) return 0;
+    r.messages = mergeMessages(r.messages, fresh);
+    if (p.roomId !== this.selectedRoomId) {
+      r.unread += fresh.filter((m) => !this.me || m.user.id !== this.me.id).length;
+    }
+    return fresh.length;
+  }
+
+  /** Apply a roomHistory reply. Returns the number of messages that were new. */
+  applyHistory(p: RoomHistoryPayload): number {
+    const r = this.rooms.get(p.roomId);
+    if (!r) return 0;
+    r.loadingHistory = false;
+    const known = new Set(r.messages.map((m) => m.id));
+    const fresh = p.messages.filter((m) => !known.has(m.id));
+    const oldestBefore = this.oldestId(p.roomId);
+    r.messages = mergeMessages(r.messages, fresh);
+    // hasMoreMessages describes what lies beyond the oldest message we now have. Only trust it if
+    // the reply actually extended our list backwards (or we had nothing).
+    const oldestAfter = this.oldestId(p.roomId);
+    if (oldestBefore === undefined || (oldestAfter !== undefined && compareIds(oldestAfter, oldestBefore) < 0)) {
+      r.hasMoreMessages = p.hasMoreMessages;
+    } else if (p.messages.length === 0) {
+      r.hasMoreMessages = p.hasMoreMessages;
+    }
+    return fresh.length;
+  }
+
+  /**
+   * Decide whether a history request should be sent for a room; marks it in flight.
+   * Returns the firstMessageId to send, or null.
+   */
+  beginHistoryRequest(roomId: string): string | null {
+    const r = this.rooms.get(roomId);
+    if (!r || r.loadingHistory || !r.hasMoreMessages) return null;
+    const oldest = this.oldestId(roomId);
+    if (!oldest) return null;
+    r.loadingHistory = true;
+    return oldest;
+  }
+
+  /** Forget in-flight history requests (e.g. when the socket dropped). */
+  cancelHistoryRequests(): void {
+    for (const r of this.rooms.values()) r.loadingHistory = false;
+  }
+
+  clear(): void {
+    this.me = null;
+    this.rooms.clear();
+    this.order = [];
+    this.selectedRoomId = null;
+  }
+}

@@ -1,0 +1,512 @@
+/** DOM layer: login/create-account forms and the chat view. All text goes in via textContent. */
+import * as api from "./api";
+import { Connection, type ConnectionStatus } from "./connection";
+import { formatTime } from "./format";
+import { validateContent, type Message, type ServerFrame } from "./protocol";
+import { ChatStore } from "./store";
+
+type Attrs = Record<string, string | undefined>;
+type Child = Node | string | null | undefined | false;
+
+function el<K extends keyof HTMLElementTagNameMap>(tag: K, attrs: Attrs = {}, ...children: Child[]): HTMLElementTagNameMap[K] {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) if (v !== undefined) e.setAttribute(k, v);
+  for (const c of children) {
+    if (c === null || c === undefined || c === false) continue;
+    e.append(typeof c === "string" ? document.createTextNode(c) : c);
+  }
+  return e;
+}
+
+/** The flame logo, built with DOM APIs (no innerHTML). */
+function logo(): SVGSVGElement {
+  const NS = "http://www.w3.org/2000/svg";
+  const svg = document.createElementNS(NS, "svg");
+  svg.setAttribute("viewBox", "0 0 24 24");
+  svg.setAttribute("class", "logo");
+  svg.setAttribute("aria-hidden", "true");
+  const outer = document.createElementNS(NS, "path");
+  outer.setAttribute("d", "M12 2c1 4 5 6 5 11a5 5 0 0 1-10 0c0-2 1-3.5 2-4.5 0 2 1 3 2 3-1-3 0-6.5 1-9.5z");
+  outer.setAttribute("fill", "#e0622b");
+  const inner = document.createElementNS(NS, "path");
+  inner.setAttribute("d", "M12 12c.5 2 2.5 2.8 2.5 4.8a2.5 2.5 0 0 1-5 0c0-1.3.8-2.3 1.6-3 .2 1 .6 1.4 1.1 1.5-.4-1.2-.4-2.2-.2-3.3z");
+  inner.setAttribute("fill", "#ffc14d");
+  svg.append(outer, inner);
+  return svg;
+}
+
+/** Distance (px) from the top of the message list at which older messages are requested. */
+const TOP_THRESHOLD = 80;
+/** Distance (px) from the bottom that still counts as "at the bottom". */
+const BOTTOM_THRESHOLD = 40;
+
+export class App {
+  private store = new ChatStore();
+  private conn: Connection | null = null;
+  private toastTimer: ReturnType<typeof setTimeout> | null = null;
+
+  // Chat view elements (set by showChat).
+  private chat: {
+    root: HTMLElement;
+    user: HTMLElement;
+    status: HTMLElement;
+    rooms: HTMLElement;
+    title: HTMLElement;
+    list: HTMLElement;
+    top: HTMLElement;
+    messages: HTMLElement;
+    input: HTMLTextAreaElement;
+    send: HTMLButtonElement;
+    toast: HTMLElement;
+  } | null = null;
+
+  constructor(private readonly root: HTMLElement) {}
+
+  async start(): Promise<void> {
+    this.root.replaceChildren(el("div", { class: "splash", "data-testid": "splash" }, "Loading…"));
+    try {
+      const me = await api.me();
+      if (me) this.showChat(me.username);
+      else this.showAuth("login");
+    } catch {
+      // Server unreachable: try the chat anyway; the connection retries and falls back to login.
+      this.showChat("");
+    }
+  }
+
+  // ---------------------------------------------------------------- auth
+
+  private showAuth(mode: "login" | "register", notice?: string): void {
+    this.chat = null;
+    document.title = "Hearth";
+    const card = el("div", { class: "auth-card" });
+    const render = (m: "login" | "register", info?: string) => {
+      card.replaceChildren(el("h1", { class: "brand" }, logo(), "Hearth"));
+      card.append(m === "login" ? this.loginForm(render, info) : this.registerForm(render));
+      const first = card.querySelector<HTMLInputElement>("input");
+      first?.focus();
+    };
+    render(mode, notice);
+    this.root.replaceChildren(el("main", { class: "auth" }, card));
+  }
+
+  private field(label: string, input: HTMLInputElement): HTMLElement {
+    return el("label", { class: "field" }, el("span", {}, label), input);
+  }
+
+  private loginForm(render: (m: "login" | "register", info?: string) => void, info?: string): HTMLElement {
+    const email = el("input", { type: "email", name: "email", autocomplete: "email", required: "", "data-testid": "login-email" });
+    const password = el("input", {
+      type: "password",
+      name: "password",
+      autocomplete: "current-password",
+      required: "",
+      "data-testid": "login-password",
+    });
+    const error = el("p", { class: "form-error", role: "alert", "data-testid": "login-error", hidden: "" });
+    const submit = el("button", { type: "submit", class: "primary", "data-testid": "login-submit" }, "Log in");
+    const toggle = el("button", { type: "button", class: "link", "data-testid": "show-register" }, "Create an account");
+    toggle.addEventListener("click", () => render("register"));
+    const form = el(
+      "form",
+      { class: "auth-form", "data-testid": "login-form", novalidate: "" },
+      el("h2", {}, "Log in"),
+      info ? el("p", { class: "form-info", "data-testid": "login-info" }, info) : null,
+      this.field("Email", email),
+      this.field("Password", password),
+      error,
+      submit,
+      el("p", { class: "switch" }, "New here? ", toggle),
+    );
+    form.addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      void this.submitAuth(form, submit, error, () => api.login(email.value.trim(), password.value));
+    });
+    return form;
+  }
+
+  private registerForm(render: (m: "login" | "register", info?: string) => void): HTMLElement {
+    const username = el("input", {
+      type: "text",
+      name: "username",
+      autocomplete: "username",
+      required: "",
+      minlength: "4",
+      maxlength: "100",
+      "data-testid": "register-username",
+    });
+    const email = el("input", { type: "email", name: "email", autocomplete: "email", required: "", "data-testid": "register-email" });
+    const password = el("input", {
+      type: "password",
+      name: "password",
+      autocomplete: "new-password",
+      required: "",
+      minlength: "10",
+      maxlength: "100",
+      "data-testid": "register-password",
+    });
+    const error = el("p", { class: "form-error", role: "alert", "data-testid": "register-error", hidden: "" });
+    const submit = el("button", { type: "submit", class: "primary", "data-testid": "register-submit" }, "Create account");
+    const toggle = el("button", { type: "button", class: "link", "data-testid": "show-login" }, "Log in");
+    toggle.addEventListener("click", () => render("login"));
+    const form = el(
+      "form",
+      { class: "auth-form", "data-testid": "register-form", novalidate: "" },
+      el("h2", {}, "Create account"),
+      this.field("Username", username),
+      this.field("Email", email),
+      this.field("Password (at least 10 characters)", password),
+      error,
+      submit,
+      el("p", { class: "switch" }, "Already have an account? ", toggle),
+    );
+    form.addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      void this.submitAuth(form, submit, error, () => api.createAccount(username.value.trim(), email.value.trim(), password.value));
+    });
+    return form;
+  }
+
+  private async submitAuth(form: HTMLFormElement, submit: HTMLButtonElement, error: HTMLElement, call: () => Promise<void>): Promise<void> {
+    error.hidden = true;
+    submit.disabled = true;
+    form.setAttribute("aria-busy", "true");
+    try {
+      await call();
+      let username = "";
+      try {
+        username = (await api.me())?.username ?? "";
+      } catch {
+        /* the hello frame will tell us */
+      }
+      this.showChat(username);
+    } catch (e) {
+      error.textContent = e instanceof api.ApiError ? e.message : "Could not reach the server. Please try again.";
+      error.hidden = false;
+      submit.disabled = false;
+      form.removeAttribute("aria-busy");
+    }
+  }
+
+  // ---------------------------------------------------------------- chat
+
+  private showChat(username: string): void {
+    this.store.clear();
+    const user = el("span", { class: "current-user", "data-testid": "current-user" }, username);
+    const logoutBtn = el("button", { type: "button", class: "ghost", "data-testid": "logout-button" }, "Log out");
+    logoutBtn.addEventListener("click", () => void this.logout());
+    const status = el("span", { class: "status", "data-testid": "connection-status", "data-status": "connecting", role: "status" }, "Connecting…");
+    const rooms = el("nav", { class: "rooms", "data-testid": "room-list", "aria-label": "Rooms" });
+    const title = el("h2", { class: "room-title", "data-testid": "room-title" }, "Select a room");
+    const top = el("div", { class: "history-top" });
+    const messages = el("ol", { class: "messages", "data-testid": "messages" });
+    const list = el("div", { class: "message-list", "data-testid": "message-list", tabindex: "0" }, top, messages);
+    const input = el("textarea", {
+      rows: "1",
+      placeholder: "Write a message…",
+      title: "Enter to send, Shift+Enter for a new line",
+      "aria-label": "Message",
+      "data-testid": "composer-input",
+    });
+    const send = el("button", { type: "submit", class: "primary", "data-testid": "composer-send" }, "Send");
+    const composer = el("form", { class: "composer", "data-testid": "composer" }, input, send);
+    const toast = el("div", { class: "toast", role: "alert", "data-testid": "error-toast", hidden: "" });
+
+    const root = el(
+      "div",
+      { class: "chat", "data-testid": "chat" },
+      el(
+        "header",
+        { class: "topbar" },
+        el("h1", { class: "brand" }, logo(), "Hearth"),
+        status,
+        el("div", { class: "spacer" }),
+        user,
+        logoutBtn,
+      ),
+      el(
+        "div",
+        { class: "body" },
+        el("aside", { class: "sidebar" }, el("h3", {}, "Rooms"), rooms),
+        el("section", { class: "room" }, title, list, composer),
+      ),
+      toast,
+    );
+    this.root.replaceChildren(root);
+    this.chat = { root, user, status, rooms, title, list, top, messages, input, send, toast };
+
+    list.addEventListener("scroll", () => {
+      if (list.scrollTop < TOP_THRESHOLD) this.requestHistory();
+    });
+    input.addEventListener("keydown", (ev) => {
+      if (ev.key === "Enter" && !ev.shiftKey && !ev.isComposing) {
+        ev.preventDefault();
+        this.sendMessage();
+      }
+    });
+    input.addEventListener("input", () => this.autosize());
+    composer.addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      this.sendMessage();
+    });
+
+    this.renderRooms();
+    this.renderMessages("reset");
+
+    this.conn?.stop();
+    this.conn = new Connection(
+      { url: api.wsUrl() },
+      {
+        onFrame: (f) => this.onFrame(f),
+        onStatus: (s, ms) => this.onStatus(s, ms),
+        onUnauthorized: () => this.onUnauthorized(),
+        checkSession: async () => (await api.me()) !== null,
+      },
+    );
+    this.conn.start();
+  }
+
+  private async logout(): Promise<void> {
+    this.conn?.stop();
+    this.conn = null;
+    try {
+      await api.logout();
+    } catch {
+      /* the session is gone from our side either way */
+    }
+    this.store.clear();
+    this.showAuth("login");
+  }
+
+  private onUnauthorized(): void {
+    this.conn?.stop();
+    this.conn = null;
+    this.store.clear();
+    this.showAuth("login", "Please log in to continue.");
+  }
+
+  private onStatus(s: ConnectionStatus, retryInMs?: number): void {
+    const c = this.chat;
+    if (!c) return;
+    c.status.dataset.status = s;
+    if (s === "online") c.status.textContent = "";
+    else if (s === "connecting") c.status.textContent = "Connecting…";
+    else if (s === "reconnecting")
+      c.status.replaceChildren(
+        "Reconnecting…",
+        ...(retryInMs !== undefined ? [el("span", { class: "retry" }, ` (retry in ${Math.ceil(retryInMs / 1000)}s)`)] : []),
+      );
+    else c.status.textContent = "";
+    c.root.classList.toggle("offline", s !== "online");
+    if (s !== "online") this.store.cancelHistoryRequests();
+  }
+
+  private onFrame(f: ServerFrame): void {
+    const c = this.chat;
+    if (!c) return;
+    switch (f.type) {
+      case "hello": {
+        const atBottom = this.isAtBottom();
+        const wasFirst = this.store.roomList().length === 0;
+        this.store.applyHello(f.payload);
+        c.user.textContent = f.payload.me.username;
+        if (!this.store.selectedRoomId) {
+          const first = this.store.roomList()[0];
+          if (first) this.store.select(first.id);
+          this.renderRooms();
+          this.renderMessages("reset");
+        } else {
+          this.renderRooms();
+          this.renderMessages(wasFirst || atBottom ? "reset" : "keep");
+        }
+        break;
+      }
+      case "serverMessages": {
+        const atBottom = this.isAtBottom();
+        const added = this.store.applyServerMessages(f.payload);
+        if (added === 0) break;
+        if (f.payload.roomId === this.store.selectedRoomId) {
+          const mine = f.payload.messages.some((m) => m.user.id === this.store.me?.id);
+          this.renderMessages(atBottom || mine ? "bottom" : "keep");
+        } else {
+          this.renderRooms();
+        }
+        break;
+      }
+      case "roomHistory": {
+        this.store.applyHistory(f.payload);
+        if (f.payload.roomId === this.store.selectedRoomId) this.renderMessages("prepend");
+        break;
+      }
+      case "error":
+        this.showToast(f.payload.message || f.payload.code);
+        break;
+    }
+  }
+
+  private selectRoom(id: string): void {
+    if (!this.store.select(id)) return;
+    this.renderRooms();
+    this.renderMessages("reset");
+    this.chat?.input.focus();
+  }
+
+  private requestHistory(): void {
+    const roomId = this.store.selectedRoomId;
+    if (!roomId || !this.conn?.isOpen) return;
+    const first = this.store.beginHistoryRequest(roomId);
+    if (!first) return;
+    if (!this.conn.send({ type: "requestRoomHistory", payload: { roomId, firstMessageId: first } })) {
+      this.store.cancelHistoryRequests();
+      return;
+    }
+    this.renderTop();
+  }
+
+  private sendMessage(): void {
+    const c = this.chat;
+    const roomId = this.store.selectedRoomId;
+    if (!c || !roomId) return;
+    const v = validateContent(c.input.value);
+    if (!v.ok) {
+      if (c.input.value.length > 0) this.showToast(v.error);
+      return;
+    }
+    if (!this.conn?.send({ type: "clientMessages", payload: { roomId, messages: [{ content: v.content }] } })) {
+      this.showToast("Not connected — your message was not sent.");
+      return;
+    }
+    c.input.value = "";
+    this.autosize();
+  }
+
+  private autosize(): void {
+    const input = this.chat?.input;
+    if (!input) return;
+    input.style.height = "auto";
+    input.style.height = Math.min(input.scrollHeight, 200) + "px";
+  }
+
+  private showToast(text: string): void {
+    const c = this.chat;
+    if (!c) return;
+    c.toast.textContent = text;
+    c.toast.hidden = false;
+    if (this.toastTimer) clearTimeout(this.toastTimer);
+    this.toastTimer = setTimeout(() => {
+      c.toast.hidden = true;
+    }, 4000);
+  }
+
+  private isAtBottom(): boolean {
+    const l = this.chat?.list;
+    if (!l) return true;
+    return l.scrollHeight - l.scrollTop - l.clientHeight < BOTTOM_THRESHOLD;
+  }
+
+  // ---------------------------------------------------------------- rendering
+
+  private renderRooms(): void {
+    const c = this.chat;
+    if (!c) return;
+    let totalUnread = 0;
+    const items = this.store.roomList().map((r) => {
+      totalUnread += r.unread;
+      const selected = r.id === this.store.selectedRoomId;
+      const btn = el(
+        "button",
+        {
+          type: "button",
+          class: "room-item" + (selected ? " selected" : "") + (r.unread > 0 ? " has-unread" : ""),
+          "data-testid": "room-item",
+          "data-room-id": r.id,
+          "data-room-name": r.name,
+          "aria-current": selected ? "true" : undefined,
+        },
+        el("span", { class: "room-name" }, "# ", r.name),
+        r.unread > 0 ? el("span", { class: "badge", "data-testid": "room-unread" }, r.unread > 99 ? "99+" : String(r.unread)) : null,
+      );
+      btn.addEventListener("click", () => this.selectRoom(r.id));
+      return btn;
+    });
+    c.rooms.replaceChildren(...items);
+    if (items.length === 0) c.rooms.append(el("p", { class: "muted" }, "No rooms yet."));
+    document.title = totalUnread > 0 ? `(${totalUnread}) Hearth` : "Hearth";
+  }
+
+  private renderTop(): void {
+    const c = this.chat;
+    if (!c) return;
+    const room = this.store.selectedRoom();
+    if (!room) {
+      c.top.replaceChildren();
+      return;
+    }
+    if (room.loadingHistory) {
+      c.top.replaceChildren(el("div", { class: "muted", "data-testid": "history-loading" }, "Loading older messages…"));
+    } else if (room.hasMoreMessages) {
+      const btn = el("button", { type: "button", class: "ghost small", "data-testid": "load-older" }, "Load older messages");
+      btn.addEventListener("click", () => this.requestHistory());
+      c.top.replaceChildren(btn);
+    } else {
+      c.top.replaceChildren(el("div", { class: "muted", "data-testid": "history-start" }, `This is the beginning of #${room.name}.`));
+    }
+  }
+
+  private messageItem(m: Message, prev: Message | undefined): HTMLElement {
+    const mine = m.user.id === this.store.me?.id;
+    // Collapse the header of consecutive messages by the same user within 5 minutes.
+    const continued = !!prev && prev.user.id === m.user.id && m.timestamp - prev.timestamp < 5 * 60_000;
+    const time = el("time", { class: "time", "data-testid": "message-time", datetime: new Date(m.timestamp).toISOString(), title: new Date(m.timestamp).toLocaleString() }, formatTime(m.timestamp));
+    return el(
+      "li",
+      {
+        class: "message" + (mine ? " mine" : "") + (continued ? " continued" : ""),
+        "data-testid": "message",
+        "data-message-id": m.id,
+      },
+      el("div", { class: "meta" }, el("span", { class: "user", "data-testid": "message-user" }, m.user.username), time),
+      el("div", { class: "content", "data-testid": "message-content" }, m.content),
+    );
+  }
+
+  /**
+   * Re-render the selected room's messages (oldest at top).
+   *  reset:   scroll to the bottom (room switch, first load)
+   *  bottom:  scroll to the bottom (new message while at bottom)
+   *  prepend: keep the view anchored while older messages appear above
+   *  keep:    leave scrollTop alone
+   */
+  private renderMessages(mode: "reset" | "bottom" | "prepend" | "keep"): void {
+    const c = this.chat;
+    if (!c) return;
+    const room = this.store.selectedRoom();
+    c.title.textContent = room ? `# ${room.name}` : "Select a room";
+    c.input.placeholder = room ? `Message #${room.name}` : "Write a message…";
+    c.input.disabled = !room;
+    c.send.disabled = !room;
+    const prevHeight = c.list.scrollHeight;
+    const prevTop = c.list.scrollTop;
+    this.renderTop();
+    const frag = document.createDocumentFragment();
+    if (room) {
+      const msgs = room.messages;
+      let prev: Message | undefined;
+      for (let i = msgs.length - 1; i >= 0; i--) {
+        frag.append(this.messageItem(msgs[i], prev));
+        prev = msgs[i];
+      }
+      if (msgs.length === 0) frag.append(el("li", { class: "empty muted" }, "No messages yet. Say hello!"));
+    }
+    c.messages.replaceChildren(frag);
+    if (mode === "reset" || mode === "bottom") {
+      c.list.scrollTop = c.list.scrollHeight;
+    } else if (mode === "prepend") {
+      c.list.scrollTop = prevTop + (c.list.scrollHeight - prevHeight);
+    }
+    // If the list does not fill the view yet, there is nothing to scroll: fetch more right away.
+    if (room && room.hasMoreMessages && !room.loadingHistory && c.list.scrollHeight <= c.list.clientHeight + TOP_THRESHOLD) {
+      queueMicrotask(() => this.requestHistory());
+    }
+  }
+}
