@@ -1,7 +1,8 @@
 //! The domain's data types.
 
+use hearth_proto::room::Message;
+pub use hearth_proto::room::MessageId;
 pub use hearth_proto::room::UserRef;
-use hearth_proto::room::{Message, MessageId};
 
 /// An account. The password hash never leaves the store except for verification.
 #[derive(Debug, Clone, PartialEq, Eq)]

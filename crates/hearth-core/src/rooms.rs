@@ -9,6 +9,7 @@
 use crate::model::{ChatMessage, NewMessage, Room, UserRef};
 use crate::store::RoomStore;
 use crate::{Limits, StoreError, now_ms};
+use hearth_proto::room::MessageId;
 use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
@@ -167,10 +168,10 @@ impl RoomHub {
         Ok(answer.await.map_err(|_| gone())??)
     }
 
-    /// The page of messages strictly older than `before_seq`, newest first.
-    pub async fn history(&self, slug: &str, before_seq: i64) -> Result<Page, RoomError> {
+    /// The page of messages strictly older than `before` (by `seq`), newest first.
+    pub async fn history(&self, slug: &str, before: MessageId) -> Result<Page, RoomError> {
         let handle = self.handle(slug)?;
-        Ok(self.page(&handle.room, Some(before_seq)).await?)
+        Ok(self.page(&handle.room, Some(before)).await?)
     }
 
     /// Every room with its newest page, in room order.
@@ -186,15 +187,16 @@ impl RoomHub {
     }
 
     fn handle(&self, slug: &str) -> Result<&RoomHandle, RoomError> {
-        self.by_slug.get(slug).map(|h| &**h).ok_or_else(|| {
-            RoomError::UnknownRoom(slug.chars().take(64).collect())
-        })
+        self.by_slug
+            .get(slug)
+            .map(|h| &**h)
+            .ok_or_else(|| RoomError::UnknownRoom(slug.chars().take(64).collect()))
     }
 
     /// Reads one row more than a page to know whether older messages exist.
-    async fn page(&self, room: &Room, before_seq: Option<i64>) -> Result<Page, StoreError> {
+    async fn page(&self, room: &Room, before: Option<MessageId>) -> Result<Page, StoreError> {
         let size = self.limits.history_page;
-        let mut messages = self.store.messages_before(room, before_seq, size + 1).await?;
+        let mut messages = self.store.messages_before(room, before, size + 1).await?;
         let has_more = messages.len() > size;
         messages.truncate(size);
         Ok(Page { messages, has_more })

@@ -3,6 +3,7 @@
 use crate::StoreError;
 use crate::model::{ChatMessage, NewMessage, NewUser, Room, User};
 use async_trait::async_trait;
+use hearth_proto::room::MessageId;
 use std::sync::Arc;
 
 #[async_trait]
@@ -43,11 +44,12 @@ pub trait RoomStore: Send + Sync {
         messages: Vec<NewMessage>,
         now_ms: i64,
     ) -> Result<Vec<ChatMessage>, StoreError>;
-    /// Up to `limit` messages with `seq < before_seq` (all if `None`), newest first.
+    /// Up to `limit` messages with `seq < before.seq` (the newest if `None`), newest first.
+    /// `before` is what a client sent: its `seq` decides; its `ms` is only a hint.
     async fn messages_before(
         &self,
         room: &Room,
-        before_seq: Option<i64>,
+        before: Option<MessageId>,
         limit: usize,
     ) -> Result<Vec<ChatMessage>, StoreError>;
 }

@@ -47,7 +47,11 @@ pub fn email(s: &str) -> Result<(), Invalid> {
                 && !l.ends_with('-')
                 && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
         });
-    if local_ok && domain_ok { Ok(()) } else { Err(bad()) }
+    if local_ok && domain_ok {
+        Ok(())
+    } else {
+        Err(bad())
+    }
 }
 
 /// Emails are compared case-insensitively: stored and looked up in lower case.
@@ -59,7 +63,9 @@ pub fn normalize_email(s: &str) -> String {
 pub fn room_slug(s: &str) -> Result<(), Invalid> {
     if s.is_empty()
         || s.len() > 64
-        || !s.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+        || !s
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
     {
         return Err(Invalid(format!(
             "room id {s:?} must be 1 to 64 characters of A-Z a-z 0-9 _ . -"
@@ -85,7 +91,9 @@ mod tests {
             assert!(email(ok).is_ok(), "{ok}");
         }
         let long = format!("{}@example.com", "a".repeat(90));
-        for bad in ["", "a", "a@b", "@b.co", "a@.co", "a@b..co", "a b@c.de", ".a@b.co", "a@-b.co", &long] {
+        for bad in [
+            "", "a", "a@b", "@b.co", "a@.co", "a@b..co", "a b@c.de", ".a@b.co", "a@-b.co", &long,
+        ] {
             assert!(email(bad).is_err(), "{bad}");
         }
     }

@@ -40,7 +40,8 @@ impl FromStr for MessageId {
 
     fn from_str(s: &str) -> Result<Self, ()> {
         let (ms, seq) = s.split_once('-').ok_or(())?;
-        let digits = |p: &str| !p.is_empty() && p.len() <= 19 && p.bytes().all(|b| b.is_ascii_digit());
+        let digits =
+            |p: &str| !p.is_empty() && p.len() <= 19 && p.bytes().all(|b| b.is_ascii_digit());
         if !digits(ms) || !digits(seq) {
             return Err(());
         }
@@ -276,7 +277,17 @@ mod tests {
         let b: MessageId = "1726840364728-10".parse().unwrap();
         assert!(a < b);
         assert_eq!(b.to_string(), "1726840364728-10");
-        for bad in ["", "-", "1-", "-1", "1-2-3", "a-1", "1- 2", "+1-2", "99999999999999999999-1"] {
+        for bad in [
+            "",
+            "-",
+            "1-",
+            "-1",
+            "1-2-3",
+            "a-1",
+            "1- 2",
+            "+1-2",
+            "99999999999999999999-1",
+        ] {
             assert!(bad.parse::<MessageId>().is_err(), "{bad:?} parsed");
         }
     }
@@ -287,8 +298,14 @@ mod tests {
         assert_eq!(code("{"), ErrorCode::InvalidJson);
         assert_eq!(code("[]"), ErrorCode::BadFrame);
         assert_eq!(code(r#"{"type":"x"}"#), ErrorCode::BadFrame);
-        assert_eq!(code(r#"{"type":"x","payload":{},"extra":1}"#), ErrorCode::BadFrame);
-        assert_eq!(code(r#"{"type":"nope","payload":{}}"#), ErrorCode::UnknownType);
+        assert_eq!(
+            code(r#"{"type":"x","payload":{},"extra":1}"#),
+            ErrorCode::BadFrame
+        );
+        assert_eq!(
+            code(r#"{"type":"nope","payload":{}}"#),
+            ErrorCode::UnknownType
+        );
         assert_eq!(
             code(r#"{"type":"clientMessages","payload":{"roomId":"a"}}"#),
             ErrorCode::BadPayload
@@ -309,7 +326,9 @@ mod tests {
             f,
             ClientFrame::ClientMessages(ClientMessages {
                 room_id: "beast".into(),
-                messages: vec![OutgoingMessage { content: "hi".into() }]
+                messages: vec![OutgoingMessage {
+                    content: "hi".into()
+                }]
             })
         );
     }
@@ -319,9 +338,15 @@ mod tests {
         let frame = ServerFrame::ServerMessages(ServerMessages {
             room_id: "beast".into(),
             messages: vec![Message {
-                id: MessageId { ms: 1726839290525, seq: 0 },
+                id: MessageId {
+                    ms: 1726839290525,
+                    seq: 0,
+                },
                 content: "x".into(),
-                user: UserRef { id: 5, username: "u".into() },
+                user: UserRef {
+                    id: 5,
+                    username: "u".into(),
+                },
                 timestamp: 1726839290524,
             }],
         });

@@ -39,7 +39,11 @@ impl SessionStore for RedisSessions {
             .ok_or_else(|| StoreError::Backend("session token already exists".into()))
     }
 
-    async fn session_user(&self, token_hash: &str, _now_ms: i64) -> Result<Option<i64>, StoreError> {
+    async fn session_user(
+        &self,
+        token_hash: &str,
+        _now_ms: i64,
+    ) -> Result<Option<i64>, StoreError> {
         redis::cmd("GET")
             .arg(self.redis.key("session", token_hash))
             .query_async(&mut self.redis.conn.clone())

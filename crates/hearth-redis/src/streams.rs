@@ -10,7 +10,7 @@
 use crate::{Redis, store_error};
 use async_trait::async_trait;
 use hearth_core::StoreError;
-use hearth_core::model::{ChatMessage, NewMessage, Room, UserRef};
+use hearth_core::model::{ChatMessage, MessageId, NewMessage, Room, UserRef};
 use hearth_core::store::RoomStore;
 use std::sync::Arc;
 
@@ -34,7 +34,11 @@ impl StreamCachedRooms {
         self.redis.key("room-messages", room.conversation_id)
     }
 
-    async fn append_to_stream(&self, key: &str, messages: &[ChatMessage]) -> Result<(), redis::RedisError> {
+    async fn append_to_stream(
+        &self,
+        key: &str,
+        messages: &[ChatMessage],
+    ) -> Result<(), redis::RedisError> {
         let mut pipe = redis::pipe();
         for m in messages {
             pipe.cmd("XADD")
@@ -58,41 +62,35 @@ impl StreamCachedRooms {
     async fn cached_page(
         &self,
         room: &Room,
-        before_seq: Option<i64>,
+        before: Option<MessageId>,
         limit: usize,
     ) -> Result<Option<Vec<ChatMessage>>, redis::RedisError> {
-        let key = self.stream_key(room);
-        // Entry ids are `<ms>-<seq>` with ms never decreasing along seq, so "every entry with
-        // seq < s" is a prefix of the stream read backwards from the newest.
+        // `(<ms>-<seq>` is exclusive, as in the reference's history paging. The client's id
+        // is only trusted as far as the entries prove it: the first one must be `seq - 1`.
+        let end = before.map_or_else(|| "+".to_owned(), |id| format!("({id}"));
         let entries: Vec<(String, Vec<String>)> = redis::cmd("XREVRANGE")
-            .arg(&key)
-            .arg("+")
+            .arg(self.stream_key(room))
+            .arg(end)
             .arg("-")
             .arg("COUNT")
-            .arg(self.max_len.min(limit + 2 * self.max_len))
+            .arg(limit)
             .query_async(&mut self.redis.conn.clone())
             .await?;
-        let mut page = Vec::with_capacity(limit);
-        let mut expected: Option<i64> = before_seq.map(|s| s - 1);
-        for (id, fields) in entries {
-            let Some(message) = parse_entry(&id, &fields) else {
+        let mut page = Vec::with_capacity(entries.len());
+        let mut expected = before.map(|id| id.seq - 1);
+        for (id, fields) in &entries {
+            let Some(message) = parse_entry(id, fields) else {
                 return Ok(None);
             };
-            if before_seq.is_some_and(|b| message.seq >= b) {
-                continue;
-            }
             if expected.is_some_and(|e| e != message.seq) {
                 return Ok(None);
             }
             expected = Some(message.seq - 1);
             page.push(message);
-            if page.len() == limit {
-                return Ok(Some(page));
-            }
         }
-        // Short page: complete only if it reaches the room's first message.
-        let reaches_start = expected == Some(0) || (page.is_empty() && before_seq == Some(1));
-        Ok(reaches_start.then_some(page))
+        // A short page is complete only if it reaches the room's first message.
+        let complete = page.len() == limit || expected == Some(0);
+        Ok(complete.then_some(page))
     }
 }
 
@@ -159,12 +157,12 @@ impl RoomStore for StreamCachedRooms {
     async fn messages_before(
         &self,
         room: &Room,
-        before_seq: Option<i64>,
+        before: Option<MessageId>,
         limit: usize,
     ) -> Result<Vec<ChatMessage>, StoreError> {
-        match self.cached_page(room, before_seq, limit).await {
+        match self.cached_page(room, before, limit).await {
             Ok(Some(page)) => Ok(page),
-            Ok(None) => self.durable.messages_before(room, before_seq, limit).await,
+            Ok(None) => self.durable.messages_before(room, before, limit).await,
             Err(error) => Err(store_error(error)),
         }
     }

@@ -6,11 +6,11 @@
 
 use crate::App;
 use crate::auth::{COOKIE_NAME, session_token};
+use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use hearth_core::StoreError;
 use hearth_core::accounts::{AccountError, Session};
 use hearth_core::model::User;
@@ -187,13 +187,21 @@ pub async fn me(State(app): State<Arc<App>>, headers: HeaderMap) -> Result<Json<
         None => None,
     };
     let user = user.ok_or_else(|| {
-        ApiError::new(StatusCode::UNAUTHORIZED, error_id::UNAUTHORIZED, "not logged in")
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            error_id::UNAUTHORIZED,
+            "not logged in",
+        )
     })?;
     Ok(Json(me_body(user)))
 }
 
 pub async fn not_found() -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, error_id::NOT_FOUND, "no such endpoint")
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        error_id::NOT_FOUND,
+        "no such endpoint",
+    )
 }
 
 pub async fn method_not_allowed() -> ApiError {

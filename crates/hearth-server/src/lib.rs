@@ -109,9 +109,12 @@ impl Server {
             tracing::info!("shutting down: closing sockets");
             let _ = shutdown.send(true);
         };
-        axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
-            .with_graceful_shutdown(drained)
-            .await?;
+        axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(drained)
+        .await?;
         // Sockets are upgraded connections that axum no longer tracks: wait for their tasks
         // (each holds a clone of the App) to send their close frames and finish any post.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);

@@ -13,8 +13,8 @@
 use crate::App;
 use crate::auth::session_token;
 use crate::fanout::Delivery;
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use futures_util::stream::{SplitSink, SplitStream};
@@ -22,9 +22,7 @@ use futures_util::{SinkExt, StreamExt};
 use hearth_core::StoreError;
 use hearth_core::model::{ChatMessage, User};
 use hearth_core::rooms::{RoomError, RoomSnapshot};
-use hearth_proto::room::{
-    self, ClientFrame, ErrorCode, Hello, RoomHistory, ServerFrame,
-};
+use hearth_proto::room::{self, ClientFrame, ErrorCode, Hello, RoomHistory, ServerFrame};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -155,18 +153,14 @@ impl Connection {
                 },
                 delivery = live.recv() => match delivery {
                     Ok(first) => {
-                        if self.deliver_batch(first, live).await.is_err() {
-                            return End::Quietly;
+                        if let Err(end) = self.deliver_batch(first, live).await {
+                            return end;
                         }
                     }
-                    Err(RecvError::Lagged(_)) => {
-                        return End::Close(CLOSE_TOO_SLOW, "too far behind; reconnect to resync");
-                    }
-                    Err(RecvError::Closed) => return End::Close(CLOSE_RESTARTING, "server restarting"),
+                    Err(RecvError::Lagged(_)) => return too_slow(),
+                    Err(RecvError::Closed) => return restarting(),
                 },
-                () = &mut stopping => {
-                    return End::Close(CLOSE_RESTARTING, "server restarting; reconnect");
-                }
+                () = &mut stopping => return restarting(),
             }
         }
     }
@@ -176,23 +170,28 @@ impl Connection {
         &mut self,
         first: Delivery,
         live: &mut tokio::sync::broadcast::Receiver<Delivery>,
-    ) -> Result<(), ()> {
+    ) -> Result<(), End> {
         let mut next = Some(first);
         let mut written = 0;
         while let Some(delivery) = next.take() {
             if self.is_new(&delivery) {
-                self.feed(Message::Text(delivery.frame)).await?;
+                self.feed(Message::Text(delivery.frame))
+                    .await
+                    .map_err(|()| End::Quietly)?;
                 written += 1;
             }
             if written < MAX_BATCH {
                 next = match live.try_recv() {
                     Ok(d) => Some(d),
-                    // A lag shows up again on the next `recv` and is handled there.
-                    Err(TryRecvError::Empty | TryRecvError::Lagged(_) | TryRecvError::Closed) => None,
+                    Err(TryRecvError::Empty) => None,
+                    // `try_recv` reports a lag once and then skips ahead: close now, or the
+                    // client would silently miss the overwritten messages.
+                    Err(TryRecvError::Lagged(_)) => return Err(too_slow()),
+                    Err(TryRecvError::Closed) => return Err(restarting()),
                 };
             }
         }
-        self.flush().await
+        self.flush().await.map_err(|()| End::Quietly)
     }
 
     /// Skips batches the `hello` snapshot already contained.
@@ -209,7 +208,10 @@ impl Connection {
         let reply = if text.len() > self.app.limits.max_frame_bytes {
             Some(ServerFrame::error(
                 ErrorCode::FrameTooLarge,
-                format!("frames are limited to {} bytes", self.app.limits.max_frame_bytes),
+                format!(
+                    "frames are limited to {} bytes",
+                    self.app.limits.max_frame_bytes
+                ),
             ))
         } else {
             match ClientFrame::decode(text) {
@@ -217,7 +219,12 @@ impl Connection {
                 Ok(ClientFrame::ClientMessages(frame)) => {
                     let contents = frame.messages.into_iter().map(|m| m.content).collect();
                     // Success needs no reply: the broadcast echoes the messages to this socket.
-                    match self.app.rooms.post(&frame.room_id, &self.user.as_ref(), contents).await {
+                    match self
+                        .app
+                        .rooms
+                        .post(&frame.room_id, &self.user.as_ref(), contents)
+                        .await
+                    {
                         Ok(_) => None,
                         Err(error) => Some(room_error_frame(error)),
                     }
@@ -226,7 +233,7 @@ impl Connection {
                     match self
                         .app
                         .rooms
-                        .history(&request.room_id, request.first_message_id.seq)
+                        .history(&request.room_id, request.first_message_id)
                         .await
                     {
                         Ok(page) => ServerFrame::RoomHistory(RoomHistory {
@@ -263,6 +270,14 @@ impl Connection {
         self.feed(Message::Text(text)).await?;
         self.flush().await
     }
+}
+
+fn too_slow() -> End {
+    End::Close(CLOSE_TOO_SLOW, "too far behind; reconnect to resync")
+}
+
+fn restarting() -> End {
+    End::Close(CLOSE_RESTARTING, "server restarting; reconnect")
 }
 
 /// Resolves once the node starts shutting down.

@@ -7,7 +7,12 @@ use serde_json::{Value, json};
 use std::time::Duration;
 
 /// POSTs `body` (raw text, with a content type) and returns `(status, error id or "")`.
-async fn post_raw(node: &common::Node, path: &str, content_type: &str, body: String) -> (u16, String) {
+async fn post_raw(
+    node: &common::Node,
+    path: &str,
+    content_type: &str,
+    body: String,
+) -> (u16, String) {
     let response = node
         .http
         .post(node.url(path))
@@ -23,7 +28,10 @@ async fn post_raw(node: &common::Node, path: &str, content_type: &str, body: Str
     } else {
         let body: Value = serde_json::from_str(&text)
             .unwrap_or_else(|_| panic!("error bodies are JSON, got {text:?}"));
-        assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()), "message in {body}");
+        assert!(
+            body["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "message in {body}"
+        );
         body["id"].as_str().unwrap().to_owned()
     };
     (status, id)
@@ -40,36 +48,198 @@ on_both_backends!(create_account_table, |backend: Backend| async move {
     let account = |u: &str, e: &str, p: &str| json!({"username": u, "email": e, "password": p});
     let taken_name = format!("taken{tag}");
     let taken_email = format!("taken{tag}@example.com");
-    assert_eq!(post(&node, "/api/create-account", account(&taken_name, &taken_email, "0123456789")).await, (204, String::new()));
+    assert_eq!(
+        post(
+            &node,
+            "/api/create-account",
+            account(&taken_name, &taken_email, "0123456789")
+        )
+        .await,
+        (204, String::new())
+    );
 
     let long_email = format!("{}@example.com", "a".repeat(89)); // 101 bytes
     let cases: Vec<(&str, Value, u16, &str)> = vec![
-        ("username exactly 4 bytes", account("abcd", &format!("four{tag}@example.com"), "0123456789"), 204, ""),
-        ("username 100 bytes", account(&"u".repeat(100), &format!("hundred{tag}@example.com"), "0123456789"), 204, ""),
-        ("password 100 bytes", account(&format!("pw100{tag}"), &format!("pw100{tag}@example.com"), &"p".repeat(100)), 204, ""),
-        ("duplicate username", account(&taken_name, &format!("other{tag}@example.com"), "0123456789"), 400, "USERNAME_EXISTS"),
-        ("duplicate username, other case", account(&taken_name.to_uppercase(), &format!("other2{tag}@example.com"), "0123456789"), 400, "USERNAME_EXISTS"),
-        ("duplicate email", account(&format!("fresh{tag}"), &taken_email, "0123456789"), 400, "EMAIL_EXISTS"),
-        ("duplicate email, other case", account(&format!("fresh2{tag}"), &taken_email.to_uppercase(), "0123456789"), 400, "EMAIL_EXISTS"),
-        ("username 3 bytes", account("abc", &format!("abc{tag}@example.com"), "0123456789"), 400, "BAD_REQUEST"),
-        ("username 101 bytes", account(&"u".repeat(101), &format!("u101{tag}@example.com"), "0123456789"), 400, "BAD_REQUEST"),
-        ("email without @", account(&format!("noat{tag}"), "no-at-sign.example.com", "0123456789"), 400, "BAD_REQUEST"),
-        ("email without domain dot", account(&format!("nodot{tag}"), "a@localhost", "0123456789"), 400, "BAD_REQUEST"),
-        ("email 101 bytes", account(&format!("longmail{tag}"), &long_email, "0123456789"), 400, "BAD_REQUEST"),
-        ("password 9 bytes", account(&format!("pw9{tag}"), &format!("pw9{tag}@example.com"), "012345678"), 400, "BAD_REQUEST"),
-        ("password 101 bytes", account(&format!("pw101{tag}"), &format!("pw101{tag}@example.com"), &"p".repeat(101)), 400, "BAD_REQUEST"),
-        ("missing password", json!({"username": format!("miss{tag}"), "email": format!("miss{tag}@example.com")}), 400, "BAD_REQUEST"),
-        ("extra field", json!({"username": format!("extra{tag}"), "email": format!("extra{tag}@example.com"), "password": "0123456789", "admin": true}), 400, "BAD_REQUEST"),
-        ("wrong type", json!({"username": 12345, "email": format!("type{tag}@example.com"), "password": "0123456789"}), 400, "BAD_REQUEST"),
+        (
+            "username exactly 4 bytes",
+            account("abcd", &format!("four{tag}@example.com"), "0123456789"),
+            204,
+            "",
+        ),
+        (
+            "username 100 bytes",
+            account(
+                &"u".repeat(100),
+                &format!("hundred{tag}@example.com"),
+                "0123456789",
+            ),
+            204,
+            "",
+        ),
+        (
+            "password 100 bytes",
+            account(
+                &format!("pw100{tag}"),
+                &format!("pw100{tag}@example.com"),
+                &"p".repeat(100),
+            ),
+            204,
+            "",
+        ),
+        (
+            "duplicate username",
+            account(
+                &taken_name,
+                &format!("other{tag}@example.com"),
+                "0123456789",
+            ),
+            400,
+            "USERNAME_EXISTS",
+        ),
+        (
+            "duplicate username, other case",
+            account(
+                &taken_name.to_uppercase(),
+                &format!("other2{tag}@example.com"),
+                "0123456789",
+            ),
+            400,
+            "USERNAME_EXISTS",
+        ),
+        (
+            "duplicate email",
+            account(&format!("fresh{tag}"), &taken_email, "0123456789"),
+            400,
+            "EMAIL_EXISTS",
+        ),
+        (
+            "duplicate email, other case",
+            account(
+                &format!("fresh2{tag}"),
+                &taken_email.to_uppercase(),
+                "0123456789",
+            ),
+            400,
+            "EMAIL_EXISTS",
+        ),
+        (
+            "username 3 bytes",
+            account("abc", &format!("abc{tag}@example.com"), "0123456789"),
+            400,
+            "BAD_REQUEST",
+        ),
+        (
+            "username 101 bytes",
+            account(
+                &"u".repeat(101),
+                &format!("u101{tag}@example.com"),
+                "0123456789",
+            ),
+            400,
+            "BAD_REQUEST",
+        ),
+        (
+            "email without @",
+            account(
+                &format!("noat{tag}"),
+                "no-at-sign.example.com",
+                "0123456789",
+            ),
+            400,
+            "BAD_REQUEST",
+        ),
+        (
+            "email without domain dot",
+            account(&format!("nodot{tag}"), "a@localhost", "0123456789"),
+            400,
+            "BAD_REQUEST",
+        ),
+        (
+            "email 101 bytes",
+            account(&format!("longmail{tag}"), &long_email, "0123456789"),
+            400,
+            "BAD_REQUEST",
+        ),
+        (
+            "password 9 bytes",
+            account(
+                &format!("pw9{tag}"),
+                &format!("pw9{tag}@example.com"),
+                "012345678",
+            ),
+            400,
+            "BAD_REQUEST",
+        ),
+        (
+            "password 101 bytes",
+            account(
+                &format!("pw101{tag}"),
+                &format!("pw101{tag}@example.com"),
+                &"p".repeat(101),
+            ),
+            400,
+            "BAD_REQUEST",
+        ),
+        (
+            "missing password",
+            json!({"username": format!("miss{tag}"), "email": format!("miss{tag}@example.com")}),
+            400,
+            "BAD_REQUEST",
+        ),
+        (
+            "extra field",
+            json!({"username": format!("extra{tag}"), "email": format!("extra{tag}@example.com"), "password": "0123456789", "admin": true}),
+            400,
+            "BAD_REQUEST",
+        ),
+        (
+            "wrong type",
+            json!({"username": 12345, "email": format!("type{tag}@example.com"), "password": "0123456789"}),
+            400,
+            "BAD_REQUEST",
+        ),
         ("not an object", json!(["a", "b"]), 400, "BAD_REQUEST"),
     ];
     for (name, body, status, id) in cases {
-        assert_eq!(post(&node, "/api/create-account", body).await, (status, id.to_owned()), "case: {name}");
+        assert_eq!(
+            post(&node, "/api/create-account", body).await,
+            (status, id.to_owned()),
+            "case: {name}"
+        );
     }
-    let body = account(&format!("ctype{tag}"), &format!("ctype{tag}@example.com"), "0123456789").to_string();
-    assert_eq!(post_raw(&node, "/api/create-account", "text/plain", body).await, (400, "BAD_REQUEST".into()), "wrong content type");
-    assert_eq!(post_raw(&node, "/api/create-account", "application/json", "{not json".into()).await, (400, "BAD_REQUEST".into()), "invalid JSON");
-    assert_eq!(post_raw(&node, "/api/create-account", "application/json", "x".repeat(100_000)).await, (413, "PAYLOAD_TOO_LARGE".into()), "oversized body");
+    let body = account(
+        &format!("ctype{tag}"),
+        &format!("ctype{tag}@example.com"),
+        "0123456789",
+    )
+    .to_string();
+    assert_eq!(
+        post_raw(&node, "/api/create-account", "text/plain", body).await,
+        (400, "BAD_REQUEST".into()),
+        "wrong content type"
+    );
+    assert_eq!(
+        post_raw(
+            &node,
+            "/api/create-account",
+            "application/json",
+            "{not json".into()
+        )
+        .await,
+        (400, "BAD_REQUEST".into()),
+        "invalid JSON"
+    );
+    assert_eq!(
+        post_raw(
+            &node,
+            "/api/create-account",
+            "application/json",
+            "x".repeat(100_000)
+        )
+        .await,
+        (413, "PAYLOAD_TOO_LARGE".into()),
+        "oversized body"
+    );
 
     node.stop().await;
     deployment.cleanup().await;
@@ -81,48 +251,138 @@ on_both_backends!(login_table, |backend: Backend| async move {
     let alice = node.register("alice").await;
     let login = |e: &str, p: &str| json!({"email": e, "password": p});
     let cases: Vec<(&str, Value, u16, &str)> = vec![
-        ("right credentials", login(&alice.email, &alice.password), 204, ""),
-        ("email in other case", login(&alice.email.to_uppercase(), &alice.password), 204, ""),
-        ("wrong password", login(&alice.email, "wrong password!"), 400, "LOGIN_FAILED"),
-        ("unknown email", login("nobody-here@example.com", &alice.password), 400, "LOGIN_FAILED"),
-        ("password too short", login(&alice.email, "short"), 400, "BAD_REQUEST"),
-        ("malformed email", login("not-an-email", &alice.password), 400, "BAD_REQUEST"),
-        ("missing email", json!({"password": alice.password}), 400, "BAD_REQUEST"),
-        ("extra field", json!({"email": alice.email, "password": alice.password, "x": 1}), 400, "BAD_REQUEST"),
+        (
+            "right credentials",
+            login(&alice.email, &alice.password),
+            204,
+            "",
+        ),
+        (
+            "email in other case",
+            login(&alice.email.to_uppercase(), &alice.password),
+            204,
+            "",
+        ),
+        (
+            "wrong password",
+            login(&alice.email, "wrong password!"),
+            400,
+            "LOGIN_FAILED",
+        ),
+        (
+            "unknown email",
+            login("nobody-here@example.com", &alice.password),
+            400,
+            "LOGIN_FAILED",
+        ),
+        (
+            "password too short",
+            login(&alice.email, "short"),
+            400,
+            "BAD_REQUEST",
+        ),
+        (
+            "malformed email",
+            login("not-an-email", &alice.password),
+            400,
+            "BAD_REQUEST",
+        ),
+        (
+            "missing email",
+            json!({"password": alice.password}),
+            400,
+            "BAD_REQUEST",
+        ),
+        (
+            "extra field",
+            json!({"email": alice.email, "password": alice.password, "x": 1}),
+            400,
+            "BAD_REQUEST",
+        ),
     ];
     for (name, body, status, id) in cases {
-        assert_eq!(post(&node, "/api/login", body).await, (status, id.to_owned()), "case: {name}");
+        assert_eq!(
+            post(&node, "/api/login", body).await,
+            (status, id.to_owned()),
+            "case: {name}"
+        );
     }
     assert_eq!(
-        post_raw(&node, "/api/login", "text/plain", login(&alice.email, &alice.password).to_string()).await,
+        post_raw(
+            &node,
+            "/api/login",
+            "text/plain",
+            login(&alice.email, &alice.password).to_string()
+        )
+        .await,
         (400, "BAD_REQUEST".into()),
         "wrong content type"
     );
 
     // The cookie is exactly what the reference client expects.
-    let response = node.post_json("/api/login", login(&alice.email, &alice.password)).await;
-    let set_cookie = response.headers()["set-cookie"].to_str().unwrap().to_owned();
+    let response = node
+        .post_json("/api/login", login(&alice.email, &alice.password))
+        .await;
+    let set_cookie = response.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     for attribute in ["HttpOnly", "SameSite=Strict", "Path=/", "Max-Age=3600"] {
-        assert!(set_cookie.contains(attribute), "{attribute} in {set_cookie}");
+        assert!(
+            set_cookie.contains(attribute),
+            "{attribute} in {set_cookie}"
+        );
     }
     let sid = session_cookie(&response).unwrap();
     assert_ne!(sid, alice.sid, "every login is a new session");
 
     // /api/me with and without a session.
-    let me = node.http.get(node.url("/api/me")).header("cookie", format!("sid={sid}")).send().await.unwrap();
+    let me = node
+        .http
+        .get(node.url("/api/me"))
+        .header("cookie", format!("sid={sid}"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(me.status(), 200);
     let me: Value = me.json().await.unwrap();
-    assert_eq!(me, json!({"id": alice.id, "username": alice.username, "email": alice.email}));
+    assert_eq!(
+        me,
+        json!({"id": alice.id, "username": alice.username, "email": alice.email})
+    );
     let anonymous = node.http.get(node.url("/api/me")).send().await.unwrap();
     assert_eq!(anonymous.status(), 401);
-    let forged = node.http.get(node.url("/api/me")).header("cookie", "sid=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA").send().await.unwrap();
+    let forged = node
+        .http
+        .get(node.url("/api/me"))
+        .header("cookie", "sid=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(forged.status(), 401);
 
     // Logout revokes: the cookie no longer works over HTTP or WebSocket.
-    let out = node.http.post(node.url("/api/logout")).header("cookie", format!("sid={sid}")).send().await.unwrap();
+    let out = node
+        .http
+        .post(node.url("/api/logout"))
+        .header("cookie", format!("sid={sid}"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(out.status(), 204);
-    assert!(out.headers()["set-cookie"].to_str().unwrap().contains("Max-Age=0"));
-    let after = node.http.get(node.url("/api/me")).header("cookie", format!("sid={sid}")).send().await.unwrap();
+    assert!(
+        out.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .contains("Max-Age=0")
+    );
+    let after = node
+        .http
+        .get(node.url("/api/me"))
+        .header("cookie", format!("sid={sid}"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(after.status(), 401);
     let mut socket = node.connect_with_cookie(Some(&sid)).await;
     assert_eq!(socket.expect_close().await, Some(1008));
@@ -134,80 +394,140 @@ on_both_backends!(login_table, |backend: Backend| async move {
     deployment.cleanup().await;
 });
 
-on_both_backends!(bearer_tokens_for_native_clients, |backend: Backend| async move {
-    let deployment = Deployment::new(backend);
-    let node = deployment.start().await;
-    let bob = node.register("bob").await;
-    let response = node.post_json("/api/sessions", json!({"email": bob.email, "password": bob.password})).await;
-    assert_eq!(response.status(), 200);
-    let body: Value = response.json().await.unwrap();
-    let token = body["token"].as_str().unwrap().to_owned();
-    assert_eq!(body["user"]["id"], bob.id);
-    assert!(body["expiresAt"].as_i64().unwrap() > 0);
-    let me = node.http.get(node.url("/api/me")).bearer_auth(&token).send().await.unwrap();
-    assert_eq!(me.status(), 200);
+on_both_backends!(
+    bearer_tokens_for_native_clients,
+    |backend: Backend| async move {
+        let deployment = Deployment::new(backend);
+        let node = deployment.start().await;
+        let bob = node.register("bob").await;
+        let response = node
+            .post_json(
+                "/api/sessions",
+                json!({"email": bob.email, "password": bob.password}),
+            )
+            .await;
+        assert_eq!(response.status(), 200);
+        let body: Value = response.json().await.unwrap();
+        let token = body["token"].as_str().unwrap().to_owned();
+        assert_eq!(body["user"]["id"], bob.id);
+        assert!(body["expiresAt"].as_i64().unwrap() > 0);
+        let me = node
+            .http
+            .get(node.url("/api/me"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(me.status(), 200);
 
-    // The same token authenticates a WebSocket through the Authorization header.
-    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-    let mut request = node.ws_url.as_str().into_client_request().unwrap();
-    request.headers_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
-    let (stream, _) = tokio_tungstenite::connect_async(request).await.unwrap();
-    let mut client = common::Client { stream };
-    let hello = client.expect("hello").await;
-    assert_eq!(hello["me"]["username"], bob.username.as_str());
+        // The same token authenticates a WebSocket through the Authorization header.
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let mut request = node.ws_url.as_str().into_client_request().unwrap();
+        request
+            .headers_mut()
+            .insert("authorization", format!("Bearer {token}").parse().unwrap());
+        let (stream, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+        let mut client = common::Client { stream };
+        let hello = client.expect("hello").await;
+        assert_eq!(hello["me"]["username"], bob.username.as_str());
 
-    let wrong = node.post_json("/api/sessions", json!({"email": bob.email, "password": "not the password"})).await;
-    assert_eq!(wrong.status(), 400);
-    node.stop().await;
-    deployment.cleanup().await;
-});
+        let wrong = node
+            .post_json(
+                "/api/sessions",
+                json!({"email": bob.email, "password": "not the password"}),
+            )
+            .await;
+        assert_eq!(wrong.status(), 400);
+        node.stop().await;
+        deployment.cleanup().await;
+    }
+);
 
-on_both_backends!(expired_session_is_refused_with_1008, |backend: Backend| async move {
-    let mut deployment = Deployment::new(backend);
-    deployment.config.session_ttl = Duration::from_secs(1);
-    let node = deployment.start().await;
-    let carol = node.register("carol").await;
-    let (_socket, _) = node.connect(&carol).await;
-    tokio::time::sleep(Duration::from_millis(1_500)).await;
-    let mut late = node.connect_with_cookie(Some(&carol.sid)).await;
-    assert_eq!(late.expect_close().await, Some(1008));
-    let me = node.http.get(node.url("/api/me")).header("cookie", format!("sid={}", carol.sid)).send().await.unwrap();
-    assert_eq!(me.status(), 401);
-    let mut anonymous = node.connect_with_cookie(None).await;
-    assert_eq!(anonymous.expect_close().await, Some(1008));
-    node.stop().await;
-    deployment.cleanup().await;
-});
+on_both_backends!(
+    expired_session_is_refused_with_1008,
+    |backend: Backend| async move {
+        let mut deployment = Deployment::new(backend);
+        deployment.config.session_ttl = Duration::from_secs(1);
+        let node = deployment.start().await;
+        let carol = node.register("carol").await;
+        let (_socket, _) = node.connect(&carol).await;
+        tokio::time::sleep(Duration::from_millis(1_500)).await;
+        let mut late = node.connect_with_cookie(Some(&carol.sid)).await;
+        assert_eq!(late.expect_close().await, Some(1008));
+        let me = node
+            .http
+            .get(node.url("/api/me"))
+            .header("cookie", format!("sid={}", carol.sid))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(me.status(), 401);
+        let mut anonymous = node.connect_with_cookie(None).await;
+        assert_eq!(anonymous.expect_close().await, Some(1008));
+        node.stop().await;
+        deployment.cleanup().await;
+    }
+);
 
-on_both_backends!(concurrent_duplicate_signups_make_one_account, |backend: Backend| async move {
-    let deployment = Deployment::new(backend);
-    let node = deployment.start().await;
-    let name = format!("racer{:x}", std::process::id());
-    let attempts = (0..8).map(|i| {
+on_both_backends!(
+    concurrent_duplicate_signups_make_one_account,
+    |backend: Backend| async move {
+        let deployment = Deployment::new(backend);
+        let node = deployment.start().await;
+        let name = format!("racer{:x}", std::process::id());
+        let attempts = (0..8).map(|i| {
         let body = json!({"username": name, "email": format!("racer{i}-{name}@example.com"), "password": "0123456789"});
         let request = node.http.post(node.url("/api/create-account")).json(&body).send();
         async move { request.await.unwrap().status().as_u16() }
     });
-    let statuses = futures_util::future::join_all(attempts).await;
-    assert_eq!(statuses.iter().filter(|s| **s == 204).count(), 1, "{statuses:?}");
-    assert_eq!(statuses.iter().filter(|s| **s == 400).count(), 7, "{statuses:?}");
-    node.stop().await;
-    deployment.cleanup().await;
-});
+        let statuses = futures_util::future::join_all(attempts).await;
+        assert_eq!(
+            statuses.iter().filter(|s| **s == 204).count(),
+            1,
+            "{statuses:?}"
+        );
+        assert_eq!(
+            statuses.iter().filter(|s| **s == 400).count(),
+            7,
+            "{statuses:?}"
+        );
+        node.stop().await;
+        deployment.cleanup().await;
+    }
+);
 
-on_both_backends!(unknown_endpoints_and_methods, |backend: Backend| async move {
-    let deployment = Deployment::new(backend);
-    let node = deployment.start().await;
-    let missing = node.http.get(node.url("/api/does-not-exist")).send().await.unwrap();
-    assert_eq!(missing.status(), 404);
-    assert_eq!(missing.json::<Value>().await.unwrap()["id"], "NOT_FOUND");
-    let wrong_method = node.http.get(node.url("/api/login")).send().await.unwrap();
-    assert_eq!(wrong_method.status(), 405);
-    assert_eq!(wrong_method.json::<Value>().await.unwrap()["id"], "METHOD_NOT_ALLOWED");
-    let page = node.http.get(node.url("/")).send().await.unwrap();
-    assert_eq!(page.status(), 200);
-    assert!(page.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
-    assert!(page.text().await.unwrap().contains("<div"), "the web client is embedded");
-    node.stop().await;
-    deployment.cleanup().await;
-});
+on_both_backends!(
+    unknown_endpoints_and_methods,
+    |backend: Backend| async move {
+        let deployment = Deployment::new(backend);
+        let node = deployment.start().await;
+        let missing = node
+            .http
+            .get(node.url("/api/does-not-exist"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(missing.status(), 404);
+        assert_eq!(missing.json::<Value>().await.unwrap()["id"], "NOT_FOUND");
+        let wrong_method = node.http.get(node.url("/api/login")).send().await.unwrap();
+        assert_eq!(wrong_method.status(), 405);
+        assert_eq!(
+            wrong_method.json::<Value>().await.unwrap()["id"],
+            "METHOD_NOT_ALLOWED"
+        );
+        let page = node.http.get(node.url("/")).send().await.unwrap();
+        assert_eq!(page.status(), 200);
+        assert!(
+            page.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/html")
+        );
+        assert!(
+            page.text().await.unwrap().contains("<div"),
+            "the web client is embedded"
+        );
+        node.stop().await;
+        deployment.cleanup().await;
+    }
+);

@@ -25,73 +25,102 @@ async fn collect_messages(client: &mut Client, count: usize) -> BTreeMap<String,
     by_room
 }
 
-on_both_backends!(three_users_in_several_rooms, |backend: Backend| async move {
-    let deployment = Deployment::new(backend);
-    let node = deployment.start().await;
-    let users = [
-        node.register("ann").await,
-        node.register("ben").await,
-        node.register("cid").await,
-    ];
-    let mut clients = Vec::new();
-    for user in &users {
-        let (client, hello) = node.connect(user).await;
-        assert_eq!(hello["me"], json!({"id": user.id, "username": user.username}));
-        let ids: Vec<&str> = hello["rooms"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap()).collect();
-        assert_eq!(ids, ["general", "random", "help"]);
-        clients.push(client);
-    }
-    // Each user posts into two rooms, some frames carrying several messages.
-    let plan: [(&str, Vec<&str>); 3] = [
-        ("general", vec!["ann-1", "ann-2"]),
-        ("random", vec!["ben-1"]),
-        ("help", vec!["cid-1", "cid-2", "cid-3"]),
-    ];
-    for round in 0..5 {
-        for (i, client) in clients.iter_mut().enumerate() {
-            let (room_id, batch) = &plan[(i + round) % 3];
-            let tagged: Vec<String> = batch.iter().map(|c| format!("{c}/r{round}/u{i}")).collect();
-            let refs: Vec<&str> = tagged.iter().map(String::as_str).collect();
-            client.post(room_id, &refs).await;
-        }
-    }
-    let total: usize = (0..5).map(|round| (0..3).map(|i| plan[(i + round) % 3].1.len()).sum::<usize>()).sum();
-    let mut views = Vec::new();
-    for client in clients.iter_mut() {
-        let view = collect_messages(client, total).await;
-        client.expect_silence(Duration::from_millis(200)).await;
-        views.push(view);
-    }
-    // Every socket saw the same messages in the same order, per room.
-    assert_eq!(views[0], views[1]);
-    assert_eq!(views[1], views[2]);
-    for (room_id, messages) in &views[0] {
-        let mut last = (0, 0);
-        for m in messages {
-            let id = id_parts(&m["id"]);
-            assert!(id > last, "ids increase within {room_id}: {last:?} then {id:?}");
-            last = id;
-            assert_eq!(m["timestamp"].as_i64().unwrap(), id.0);
-            // Each message carries its real sender.
-            let content = m["content"].as_str().unwrap();
-            let sender: usize = content.rsplit("/u").next().unwrap().parse().unwrap();
-            assert_eq!(m["user"], json!({"id": users[sender].id, "username": users[sender].username}));
-        }
-        // Each sender's messages keep their send order.
-        for sender in 0..3 {
-            let mine: Vec<&str> = messages
+on_both_backends!(
+    three_users_in_several_rooms,
+    |backend: Backend| async move {
+        let deployment = Deployment::new(backend);
+        let node = deployment.start().await;
+        let users = [
+            node.register("ann").await,
+            node.register("ben").await,
+            node.register("cid").await,
+        ];
+        let mut clients = Vec::new();
+        for user in &users {
+            let (client, hello) = node.connect(user).await;
+            assert_eq!(
+                hello["me"],
+                json!({"id": user.id, "username": user.username})
+            );
+            let ids: Vec<&str> = hello["rooms"]
+                .as_array()
+                .unwrap()
                 .iter()
-                .map(|m| m["content"].as_str().unwrap())
-                .filter(|c| c.ends_with(&format!("/u{sender}")))
+                .map(|r| r["id"].as_str().unwrap())
                 .collect();
-            let mut sorted = mine.clone();
-            sorted.sort_by_key(|c| c.split("/r").nth(1).unwrap().split('/').next().unwrap().parse::<u32>().unwrap());
-            assert_eq!(mine, sorted, "send order of user {sender} in {room_id}");
+            assert_eq!(ids, ["general", "random", "help"]);
+            clients.push(client);
         }
+        // Each user posts into two rooms, some frames carrying several messages.
+        let plan: [(&str, Vec<&str>); 3] = [
+            ("general", vec!["ann-1", "ann-2"]),
+            ("random", vec!["ben-1"]),
+            ("help", vec!["cid-1", "cid-2", "cid-3"]),
+        ];
+        for round in 0..5 {
+            for (i, client) in clients.iter_mut().enumerate() {
+                let (room_id, batch) = &plan[(i + round) % 3];
+                let tagged: Vec<String> =
+                    batch.iter().map(|c| format!("{c}/r{round}/u{i}")).collect();
+                let refs: Vec<&str> = tagged.iter().map(String::as_str).collect();
+                client.post(room_id, &refs).await;
+            }
+        }
+        let total: usize = (0..5)
+            .map(|round| (0..3).map(|i| plan[(i + round) % 3].1.len()).sum::<usize>())
+            .sum();
+        let mut views = Vec::new();
+        for client in clients.iter_mut() {
+            let view = collect_messages(client, total).await;
+            client.expect_silence(Duration::from_millis(200)).await;
+            views.push(view);
+        }
+        // Every socket saw the same messages in the same order, per room.
+        assert_eq!(views[0], views[1]);
+        assert_eq!(views[1], views[2]);
+        for (room_id, messages) in &views[0] {
+            let mut last = (0, 0);
+            for m in messages {
+                let id = id_parts(&m["id"]);
+                assert!(
+                    id > last,
+                    "ids increase within {room_id}: {last:?} then {id:?}"
+                );
+                last = id;
+                assert_eq!(m["timestamp"].as_i64().unwrap(), id.0);
+                // Each message carries its real sender.
+                let content = m["content"].as_str().unwrap();
+                let sender: usize = content.rsplit("/u").next().unwrap().parse().unwrap();
+                assert_eq!(
+                    m["user"],
+                    json!({"id": users[sender].id, "username": users[sender].username})
+                );
+            }
+            // Each sender's messages keep their send order.
+            for sender in 0..3 {
+                let mine: Vec<&str> = messages
+                    .iter()
+                    .map(|m| m["content"].as_str().unwrap())
+                    .filter(|c| c.ends_with(&format!("/u{sender}")))
+                    .collect();
+                let mut sorted = mine.clone();
+                sorted.sort_by_key(|c| {
+                    c.split("/r")
+                        .nth(1)
+                        .unwrap()
+                        .split('/')
+                        .next()
+                        .unwrap()
+                        .parse::<u32>()
+                        .unwrap()
+                });
+                assert_eq!(mine, sorted, "send order of user {sender} in {room_id}");
+            }
+        }
+        node.stop().await;
+        deployment.cleanup().await;
     }
-    node.stop().await;
-    deployment.cleanup().await;
-});
+);
 
 /// Posts `n` messages into `room_id` (10 per frame) and waits for their echoes.
 async fn fill(client: &mut Client, room_id: &str, n: usize, prefix: &str) {
@@ -109,160 +138,233 @@ async fn fill(client: &mut Client, room_id: &str, n: usize, prefix: &str) {
     }
 }
 
-on_both_backends!(history_pages_back_to_the_first_message, |backend: Backend| async move {
-    let deployment = Deployment::new(backend);
-    let node = deployment.start().await;
-    let writer = node.register("writer").await;
-    let (mut w, _) = node.connect(&writer).await;
-    fill(&mut w, "general", 257, "g").await;
-    fill(&mut w, "random", 100, "r").await;
-    fill(&mut w, "help", 101, "h").await;
+on_both_backends!(
+    history_pages_back_to_the_first_message,
+    |backend: Backend| async move {
+        let deployment = Deployment::new(backend);
+        let node = deployment.start().await;
+        let writer = node.register("writer").await;
+        let (mut w, _) = node.connect(&writer).await;
+        fill(&mut w, "general", 257, "g").await;
+        fill(&mut w, "random", 100, "r").await;
+        fill(&mut w, "help", 101, "h").await;
 
-    let reader = node.register("reader").await;
-    let (mut r, hello) = node.connect(&reader).await;
-    // hasMoreMessages is exact at the page boundary (the reference gets 100 wrong).
-    assert_eq!(room(&hello, "random")["hasMoreMessages"], false);
-    assert_eq!(room(&hello, "random")["messages"].as_array().unwrap().len(), 100);
-    assert_eq!(room(&hello, "help")["hasMoreMessages"], true);
+        let reader = node.register("reader").await;
+        let (mut r, hello) = node.connect(&reader).await;
+        // hasMoreMessages is exact at the page boundary (the reference gets 100 wrong).
+        assert_eq!(room(&hello, "random")["hasMoreMessages"], false);
+        assert_eq!(
+            room(&hello, "random")["messages"].as_array().unwrap().len(),
+            100
+        );
+        assert_eq!(room(&hello, "help")["hasMoreMessages"], true);
 
-    let general = room(&hello, "general");
-    assert_eq!(general["hasMoreMessages"], true);
-    let mut all = general["messages"].as_array().unwrap().clone();
-    assert_eq!(all.len(), 100);
-    let mut pages = 0;
-    let mut has_more = true;
-    while has_more {
-        let oldest = all.last().unwrap()["id"].clone();
-        r.send(json!({"type": "requestRoomHistory", "payload": {"roomId": "general", "firstMessageId": oldest}})).await;
+        let general = room(&hello, "general");
+        assert_eq!(general["hasMoreMessages"], true);
+        let mut all = general["messages"].as_array().unwrap().clone();
+        assert_eq!(all.len(), 100);
+        let mut pages = 0;
+        let mut has_more = true;
+        while has_more {
+            let oldest = all.last().unwrap()["id"].clone();
+            r.send(json!({"type": "requestRoomHistory", "payload": {"roomId": "general", "firstMessageId": oldest}})).await;
+            let page = r.expect("roomHistory").await;
+            assert_eq!(page["roomId"], "general");
+            let messages = page["messages"].as_array().unwrap();
+            assert!(
+                !messages.is_empty(),
+                "a page is only requested while more exist"
+            );
+            assert!(
+                id_parts(&messages[0]["id"]) < id_parts(&oldest),
+                "strictly older"
+            );
+            has_more = page["hasMoreMessages"].as_bool().unwrap();
+            all.extend(messages.iter().cloned());
+            pages += 1;
+            assert!(pages < 10, "paging terminates");
+        }
+        assert_eq!(pages, 2, "257 messages: hello + 100 + 57");
+        // Newest first, every message exactly once, nothing missing.
+        let expected: Vec<String> = (0..257).rev().map(|i| format!("g{i}")).collect();
+        assert_eq!(contents(&Value::Array(all.clone())), expected);
+        let seqs: Vec<i64> = all.iter().map(|m| id_parts(&m["id"]).1).collect();
+        assert_eq!(seqs, (1..=257).rev().collect::<Vec<_>>());
+
+        // Before the first message there is nothing, and nothing more.
+        let first = all.last().unwrap()["id"].clone();
+        r.send(json!({"type": "requestRoomHistory", "payload": {"roomId": "general", "firstMessageId": first}})).await;
         let page = r.expect("roomHistory").await;
-        assert_eq!(page["roomId"], "general");
-        let messages = page["messages"].as_array().unwrap();
-        assert!(!messages.is_empty(), "a page is only requested while more exist");
-        assert!(id_parts(&messages[0]["id"]) < id_parts(&oldest), "strictly older");
-        has_more = page["hasMoreMessages"].as_bool().unwrap();
-        all.extend(messages.iter().cloned());
-        pages += 1;
-        assert!(pages < 10, "paging terminates");
-    }
-    assert_eq!(pages, 2, "257 messages: hello + 100 + 57");
-    // Newest first, every message exactly once, nothing missing.
-    let expected: Vec<String> = (0..257).rev().map(|i| format!("g{i}")).collect();
-    assert_eq!(contents(&Value::Array(all.clone())), expected);
-    let seqs: Vec<i64> = all.iter().map(|m| id_parts(&m["id"]).1).collect();
-    assert_eq!(seqs, (1..=257).rev().collect::<Vec<_>>());
+        assert_eq!(page["messages"], json!([]));
+        assert_eq!(page["hasMoreMessages"], false);
 
-    // Before the first message there is nothing, and nothing more.
-    let first = all.last().unwrap()["id"].clone();
-    r.send(json!({"type": "requestRoomHistory", "payload": {"roomId": "general", "firstMessageId": first}})).await;
-    let page = r.expect("roomHistory").await;
-    assert_eq!(page["messages"], json!([]));
-    assert_eq!(page["hasMoreMessages"], false);
-
-    // help has 101: hello has 100, the last page has exactly one and no more.
-    let help_oldest = room(&hello, "help")["messages"].as_array().unwrap().last().unwrap()["id"].clone();
-    r.send(json!({"type": "requestRoomHistory", "payload": {"roomId": "help", "firstMessageId": help_oldest}})).await;
-    let page = r.expect("roomHistory").await;
-    assert_eq!(contents(&page["messages"]), ["h0"]);
-    assert_eq!(page["hasMoreMessages"], false);
-
-    node.stop().await;
-    deployment.cleanup().await;
-});
-
-on_both_backends!(connecting_while_messages_flow_has_no_gap_or_duplicate, |backend: Backend| async move {
-    let deployment = Deployment::new(backend);
-    let node = deployment.start().await;
-    let sender = node.register("sender").await;
-    let (mut s, _) = node.connect(&sender).await;
-    const TOTAL: usize = 300;
-    // The sender posts one message per frame, each after the previous echo, while readers
-    // connect at staggered moments.
-    let send = async {
-        for i in 0..TOTAL {
-            s.post("general", &[&format!("m{i}")]).await;
-            let payload = s.expect("serverMessages").await;
-            assert_eq!(contents(&payload["messages"]), [format!("m{i}")]);
+        // Paging is by the id's sequence part; a wrong time part changes nothing.
+        for forged in ["1-101", "9999999999999-101"] {
+            r.send(json!({"type": "requestRoomHistory", "payload": {"roomId": "general", "firstMessageId": forged}})).await;
+            let page = r.expect("roomHistory").await;
+            let seqs: Vec<i64> = page["messages"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| id_parts(&m["id"]).1)
+                .collect();
+            assert_eq!(
+                seqs,
+                (1..=100).rev().collect::<Vec<_>>(),
+                "forged id {forged}"
+            );
+            assert_eq!(page["hasMoreMessages"], false);
         }
-    };
-    let readers = async {
-        let mut tasks = Vec::new();
-        for k in 0..8u64 {
-            tokio::time::sleep(Duration::from_millis(15 * k)).await;
-            let user = node.register("reader").await;
-            let (client, hello) = node.connect(&user).await;
-            tasks.push((client, hello));
-        }
-        tasks
-    };
-    let ((), readers) = tokio::join!(send, readers);
-    for (mut client, hello) in readers {
-        let snapshot = room(&hello, "general")["messages"].as_array().unwrap().clone();
-        let mut seqs: Vec<i64> = snapshot.iter().rev().map(|m| id_parts(&m["id"]).1).collect();
-        while seqs.last().copied() != Some(TOTAL as i64) {
-            let payload = client.expect("serverMessages").await;
-            assert_eq!(payload["roomId"], "general");
-            seqs.extend(payload["messages"].as_array().unwrap().iter().map(|m| id_parts(&m["id"]).1));
-        }
-        let start = seqs[0];
-        let expected: Vec<i64> = (start..=TOTAL as i64).collect();
-        assert_eq!(seqs, expected, "hello + live must be contiguous without repeats");
-        client.expect_silence(Duration::from_millis(100)).await;
-    }
-    node.stop().await;
-    deployment.cleanup().await;
-});
 
-on_both_backends!(restart_keeps_every_broadcast_message, |backend: Backend| async move {
-    let deployment = Deployment::new(backend);
-    let node = deployment.start().await;
-    let alice = node.register("alice").await;
-    let (mut a, _) = node.connect(&alice).await;
-    let mut broadcast = Vec::new();
-    for i in 0..40 {
-        a.post("random", &[&format!("before-{i}")]).await;
+        // help has 101: hello has 100, the last page has exactly one and no more.
+        let help_oldest = room(&hello, "help")["messages"]
+            .as_array()
+            .unwrap()
+            .last()
+            .unwrap()["id"]
+            .clone();
+        r.send(json!({"type": "requestRoomHistory", "payload": {"roomId": "help", "firstMessageId": help_oldest}})).await;
+        let page = r.expect("roomHistory").await;
+        assert_eq!(contents(&page["messages"]), ["h0"]);
+        assert_eq!(page["hasMoreMessages"], false);
+
+        node.stop().await;
+        deployment.cleanup().await;
     }
-    for _ in 0..40 {
+);
+
+on_both_backends!(
+    connecting_while_messages_flow_has_no_gap_or_duplicate,
+    |backend: Backend| async move {
+        let deployment = Deployment::new(backend);
+        let node = deployment.start().await;
+        let sender = node.register("sender").await;
+        let (mut s, _) = node.connect(&sender).await;
+        const TOTAL: usize = 300;
+        // The sender posts one message per frame, each after the previous echo, while readers
+        // connect at staggered moments.
+        let send = async {
+            for i in 0..TOTAL {
+                s.post("general", &[&format!("m{i}")]).await;
+                let payload = s.expect("serverMessages").await;
+                assert_eq!(contents(&payload["messages"]), [format!("m{i}")]);
+            }
+        };
+        let readers = async {
+            let mut tasks = Vec::new();
+            for k in 0..8u64 {
+                tokio::time::sleep(Duration::from_millis(15 * k)).await;
+                let user = node.register("reader").await;
+                let (client, hello) = node.connect(&user).await;
+                tasks.push((client, hello));
+            }
+            tasks
+        };
+        let ((), readers) = tokio::join!(send, readers);
+        for (mut client, hello) in readers {
+            let snapshot = room(&hello, "general")["messages"]
+                .as_array()
+                .unwrap()
+                .clone();
+            let mut seqs: Vec<i64> = snapshot
+                .iter()
+                .rev()
+                .map(|m| id_parts(&m["id"]).1)
+                .collect();
+            while seqs.last().copied() != Some(TOTAL as i64) {
+                let payload = client.expect("serverMessages").await;
+                assert_eq!(payload["roomId"], "general");
+                seqs.extend(
+                    payload["messages"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|m| id_parts(&m["id"]).1),
+                );
+            }
+            let start = seqs[0];
+            let expected: Vec<i64> = (start..=TOTAL as i64).collect();
+            assert_eq!(
+                seqs, expected,
+                "hello + live must be contiguous without repeats"
+            );
+            client.expect_silence(Duration::from_millis(100)).await;
+        }
+        node.stop().await;
+        deployment.cleanup().await;
+    }
+);
+
+on_both_backends!(
+    restart_keeps_every_broadcast_message,
+    |backend: Backend| async move {
+        let deployment = Deployment::new(backend);
+        let node = deployment.start().await;
+        let alice = node.register("alice").await;
+        let (mut a, _) = node.connect(&alice).await;
+        let mut broadcast = Vec::new();
+        for i in 0..40 {
+            a.post("random", &[&format!("before-{i}")]).await;
+        }
+        for _ in 0..40 {
+            let payload = a.expect("serverMessages").await;
+            broadcast.extend(payload["messages"].as_array().unwrap().iter().cloned());
+        }
+        // Stop mid-conversation: the socket is told to reconnect.
+        let stopping = tokio::spawn(node.stop());
+        assert_eq!(a.expect_close().await, Some(1012));
+        stopping.await.unwrap();
+
+        let node = deployment.start().await;
+        let (mut a, hello) = node.connect(&alice).await;
+        let history: Vec<Value> = room(&hello, "random")["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .rev()
+            .cloned()
+            .collect();
+        assert_eq!(
+            history, broadcast,
+            "every broadcast message survives the restart, ids and all"
+        );
+        // Sequence numbers carry on after the restart.
+        a.post("random", &["after"]).await;
         let payload = a.expect("serverMessages").await;
-        broadcast.extend(payload["messages"].as_array().unwrap().iter().cloned());
+        let after = id_parts(&payload["messages"][0]["id"]);
+        assert_eq!(after.1, 41);
+        assert!(after > id_parts(&broadcast.last().unwrap()["id"]));
+        node.stop().await;
+        deployment.cleanup().await;
     }
-    // Stop mid-conversation: the socket is told to reconnect.
-    let stopping = tokio::spawn(node.stop());
-    assert_eq!(a.expect_close().await, Some(1012));
-    stopping.await.unwrap();
+);
 
-    let node = deployment.start().await;
-    let (mut a, hello) = node.connect(&alice).await;
-    let history: Vec<Value> = room(&hello, "random")["messages"].as_array().unwrap().iter().rev().cloned().collect();
-    assert_eq!(history, broadcast, "every broadcast message survives the restart, ids and all");
-    // Sequence numbers carry on after the restart.
-    a.post("random", &["after"]).await;
-    let payload = a.expect("serverMessages").await;
-    let after = id_parts(&payload["messages"][0]["id"]);
-    assert_eq!(after.1, 41);
-    assert!(after > id_parts(&broadcast.last().unwrap()["id"]));
-    node.stop().await;
-    deployment.cleanup().await;
-});
-
-on_both_backends!(users_see_each_others_names_and_rooms_are_independent, |backend: Backend| async move {
-    let deployment = Deployment::new(backend);
-    let node = deployment.start().await;
-    let a = node.register("dora").await;
-    let b = node.register("eli").await;
-    let (mut ca, _) = node.connect(&a).await;
-    let (mut cb, _) = node.connect(&b).await;
-    ca.post("help", &["question"]).await;
-    cb.post("general", &["hello all"]).await;
-    let mut per_client: Vec<HashMap<String, Vec<String>>> = Vec::new();
-    for client in [&mut ca, &mut cb] {
-        let view = collect_messages(client, 2).await;
-        per_client.push(view.iter().map(|(k, v)| (k.clone(), contents(&Value::Array(v.clone())))).collect());
+on_both_backends!(
+    users_see_each_others_names_and_rooms_are_independent,
+    |backend: Backend| async move {
+        let deployment = Deployment::new(backend);
+        let node = deployment.start().await;
+        let a = node.register("dora").await;
+        let b = node.register("eli").await;
+        let (mut ca, _) = node.connect(&a).await;
+        let (mut cb, _) = node.connect(&b).await;
+        ca.post("help", &["question"]).await;
+        cb.post("general", &["hello all"]).await;
+        let mut per_client: Vec<HashMap<String, Vec<String>>> = Vec::new();
+        for client in [&mut ca, &mut cb] {
+            let view = collect_messages(client, 2).await;
+            per_client.push(
+                view.iter()
+                    .map(|(k, v)| (k.clone(), contents(&Value::Array(v.clone()))))
+                    .collect(),
+            );
+        }
+        for view in &per_client {
+            assert_eq!(view["help"], ["question"]);
+            assert_eq!(view["general"], ["hello all"]);
+            assert!(!view.contains_key("random"));
+        }
+        node.stop().await;
+        deployment.cleanup().await;
     }
-    for view in &per_client {
-        assert_eq!(view["help"], ["question"]);
-        assert_eq!(view["general"], ["hello all"]);
-        assert!(!view.contains_key("random"));
-    }
-    node.stop().await;
-    deployment.cleanup().await;
-});
+);

@@ -6,7 +6,7 @@
 
 use crate::{SqlStore, store_error};
 use async_trait::async_trait;
-use hearth_core::model::{ChatMessage, NewMessage, Room, UserRef};
+use hearth_core::model::{ChatMessage, MessageId, NewMessage, Room, UserRef};
 use hearth_core::store::RoomStore;
 use hearth_core::{StoreError, now_ms};
 
@@ -99,7 +99,11 @@ impl RoomStore for SqlStore {
                 "INSERT INTO messages (conversation_id, seq, ms, sender_id, content) VALUES ",
             );
             for i in 0..chunk.len() {
-                sql.push_str(if i == 0 { "(?, ?, ?, ?, ?)" } else { ", (?, ?, ?, ?, ?)" });
+                sql.push_str(if i == 0 {
+                    "(?, ?, ?, ?, ?)"
+                } else {
+                    ", (?, ?, ?, ?, ?)"
+                });
             }
             // Built only from the constant fragments above: no data in the SQL text.
             let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql));
@@ -120,7 +124,7 @@ impl RoomStore for SqlStore {
     async fn messages_before(
         &self,
         room: &Room,
-        before_seq: Option<i64>,
+        before: Option<MessageId>,
         limit: usize,
     ) -> Result<Vec<ChatMessage>, StoreError> {
         let rows = sqlx::query_as::<_, MessageRow>(
@@ -129,7 +133,7 @@ impl RoomStore for SqlStore {
              WHERE m.conversation_id = ? AND m.seq < ? ORDER BY m.seq DESC LIMIT ?",
         )
         .bind(room.conversation_id)
-        .bind(before_seq.unwrap_or(i64::MAX))
+        .bind(before.map_or(i64::MAX, |id| id.seq))
         .bind(limit as i64)
         .fetch_all(&self.read)
         .await

@@ -20,10 +20,11 @@ impl SqlStore {
     /// After a unique-index violation: which of the two indexes was it? Asking beats parsing
     /// the two backends' different error messages.
     async fn conflict(&self, new: &NewUser) -> StoreError {
-        let taken = sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM users WHERE username_key = ?")
-            .bind(new.username.to_lowercase())
-            .fetch_one(&self.read)
-            .await;
+        let taken =
+            sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM users WHERE username_key = ?")
+                .bind(new.username.to_lowercase())
+                .fetch_one(&self.read)
+                .await;
         match taken {
             Ok(n) if n > 0 => StoreError::UsernameTaken,
             Ok(_) => StoreError::EmailTaken,
@@ -61,7 +62,9 @@ impl UserStore for SqlStore {
                     email: new.email,
                 })
             }
-            Err(sqlx::Error::Database(db)) if db.is_unique_violation() => Err(self.conflict(&new).await),
+            Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
+                Err(self.conflict(&new).await)
+            }
             Err(e) => Err(store_error(e)),
         }
     }
@@ -78,11 +81,12 @@ impl UserStore for SqlStore {
     }
 
     async fn user(&self, id: i64) -> Result<Option<User>, StoreError> {
-        let row = sqlx::query_as::<_, UserRow>("SELECT id, username, email FROM users WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&self.read)
-            .await
-            .map_err(store_error)?;
+        let row =
+            sqlx::query_as::<_, UserRow>("SELECT id, username, email FROM users WHERE id = ?")
+                .bind(id)
+                .fetch_optional(&self.read)
+                .await
+                .map_err(store_error)?;
         Ok(row.map(user))
     }
 }

@@ -103,6 +103,20 @@ impl Default for Config {
     }
 }
 
+/// Top-level keys that `HEARTH_*` environment variables may set.
+const KNOWN_KEYS: &[&str] = &[
+    "listen",
+    "data_dir",
+    "database",
+    "redis",
+    "redis_prefix",
+    "session_ttl_secs",
+    "secure_cookies",
+    "log_format",
+    "stream_max_len",
+    "limits",
+];
+
 impl Config {
     pub fn load(flags: &Flags) -> anyhow::Result<Config> {
         let mut figment = Figment::from(Serialized::defaults(Config::default()));
@@ -110,10 +124,17 @@ impl Config {
             anyhow::ensure!(path.exists(), "config file {} not found", path.display());
             figment = figment.merge(Toml::file(path));
         }
-        let config: Config = figment
-            .merge(Env::prefixed("HEARTH_").split("__").ignore(&["config"]))
-            .merge(Serialized::defaults(flags))
-            .extract()?;
+        let figment = figment
+            .merge(Env::prefixed("HEARTH_").split("__").filter(|key| {
+                // Other HEARTH_* variables (the test harness's, say) are not configuration.
+                // Keys arrive here upper case ("LIMITS.MAX_CONTENT_CHARS").
+                let top = key.as_str().split('.').next().unwrap_or_default();
+                KNOWN_KEYS
+                    .iter()
+                    .any(|known| known.eq_ignore_ascii_case(top))
+            }))
+            .merge(Serialized::defaults(flags));
+        let config: Config = figment.extract()?;
         config.check()?;
         Ok(config)
     }
@@ -124,14 +145,26 @@ impl Config {
             validate::room_name(&room.name)?;
         }
         let l = &self.limits;
-        anyhow::ensure!(l.max_content_chars > 0, "limits.max_content_chars must be positive");
-        anyhow::ensure!(l.max_messages_per_frame > 0, "limits.max_messages_per_frame must be positive");
-        anyhow::ensure!((1..=1000).contains(&l.history_page), "limits.history_page must be 1..=1000");
+        anyhow::ensure!(
+            l.max_content_chars > 0,
+            "limits.max_content_chars must be positive"
+        );
+        anyhow::ensure!(
+            l.max_messages_per_frame > 0,
+            "limits.max_messages_per_frame must be positive"
+        );
+        anyhow::ensure!(
+            (1..=1000).contains(&l.history_page),
+            "limits.history_page must be 1..=1000"
+        );
         anyhow::ensure!(
             l.max_frame_bytes <= l.hard_max_frame_bytes,
             "limits.max_frame_bytes must not exceed limits.hard_max_frame_bytes"
         );
-        anyhow::ensure!(self.session_ttl_secs > 0, "session_ttl_secs must be positive");
+        anyhow::ensure!(
+            self.session_ttl_secs > 0,
+            "session_ttl_secs must be positive"
+        );
         anyhow::ensure!(
             self.log_format == "text" || self.log_format == "json",
             "log_format must be text or json"
@@ -180,6 +213,8 @@ pub fn redact(url: &str) -> String {
 }
 
 #[cfg(test)]
+// figment's Jail closures must return its (large) error type.
+#[allow(clippy::result_large_err)]
 mod tests {
     use super::*;
 
@@ -191,14 +226,60 @@ mod tests {
     }
 
     #[test]
+    fn environment_sets_nested_keys_and_flags_win() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("HEARTH_LIMITS__MAX_CONTENT_CHARS", "7");
+            jail.set_env("HEARTH_LISTEN", "127.0.0.1:1");
+            jail.set_env("HEARTH_TEST_SOMETHING", "ignored");
+            let flags = Flags {
+                listen: Some("127.0.0.1:2".into()),
+                ..Flags::default()
+            };
+            let config = Config::load(&flags).map_err(|e| e.to_string())?;
+            assert_eq!(config.limits.max_content_chars, 7);
+            assert_eq!(config.listen, "127.0.0.1:2");
+            Ok(())
+        });
+    }
+
+    #[test]
     fn flags_override_defaults() {
-        let flags = Flags {
-            listen: Some("127.0.0.1:9".into()),
-            ..Flags::default()
-        };
-        let config = Config::load(&flags).unwrap();
-        assert_eq!(config.listen, "127.0.0.1:9");
-        assert_eq!(config.limits.max_content_chars, 4_000);
-        assert_eq!(config.rooms.len(), 3);
+        // Inside a jail too: it serializes tests that touch the process environment.
+        figment::Jail::expect_with(|_| {
+            let flags = Flags {
+                listen: Some("127.0.0.1:9".into()),
+                ..Flags::default()
+            };
+            let config = Config::load(&flags).map_err(|e| e.to_string())?;
+            assert_eq!(config.listen, "127.0.0.1:9");
+            assert_eq!(config.limits.max_content_chars, 4_000);
+            assert_eq!(config.rooms.len(), 3);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn config_file_sets_rooms_and_rejects_typos() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "hearth.toml",
+                "listen = \"127.0.0.1:7\"\n[[rooms]]\nid = \"beast\"\nname = \"Boost.Beast\"\n",
+            )?;
+            let flags = Flags {
+                config: Some("hearth.toml".into()),
+                ..Flags::default()
+            };
+            let config = Config::load(&flags).map_err(|e| e.to_string())?;
+            assert_eq!(config.listen, "127.0.0.1:7");
+            assert_eq!(config.rooms.len(), 1);
+            assert_eq!(config.rooms[0].id, "beast");
+            jail.create_file("typo.toml", "lisen = \"x\"\n")?;
+            let typo = Flags {
+                config: Some("typo.toml".into()),
+                ..Flags::default()
+            };
+            assert!(Config::load(&typo).is_err());
+            Ok(())
+        });
     }
 }

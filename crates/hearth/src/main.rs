@@ -16,7 +16,11 @@ use hearth_sql::SqlStore;
 use std::sync::Arc;
 
 #[derive(Parser)]
-#[command(name = "hearth", version, about = "A real-time chat and instant-messaging server")]
+#[command(
+    name = "hearth",
+    version,
+    about = "A real-time chat and instant-messaging server"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -19,10 +19,10 @@ use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 /// Runs an async test body once per backend, as two `#[tokio::test]`s.
@@ -71,7 +71,7 @@ fn mysql_base() -> String {
     std::env::var("HEARTH_TEST_MYSQL").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306".into())
 }
 
-fn redis_url() -> String {
+pub fn redis_url() -> String {
     std::env::var("HEARTH_TEST_REDIS").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
 }
 
@@ -80,7 +80,9 @@ pub struct Deployment {
     pub backend: Backend,
     database_url: String,
     sqlite_dir: Option<PathBuf>,
-    redis_prefix: String,
+    pub redis_prefix: String,
+    /// Roughly how many messages each room's Redis stream keeps (cluster only).
+    pub stream_max_len: usize,
     pub config: ServerConfig,
 }
 
@@ -91,7 +93,10 @@ impl Deployment {
             Backend::Sqlite => {
                 let dir = std::env::temp_dir().join(&name);
                 std::fs::create_dir_all(&dir).unwrap();
-                (format!("sqlite://{}?mode=rwc", dir.join("hearth.db").display()), Some(dir))
+                (
+                    format!("sqlite://{}?mode=rwc", dir.join("hearth.db").display()),
+                    Some(dir),
+                )
             }
             Backend::Cluster => (format!("{}/{name}", mysql_base()), None),
         };
@@ -100,6 +105,7 @@ impl Deployment {
             database_url,
             sqlite_dir,
             redis_prefix: format!("{name}:"),
+            stream_max_len: 1_000,
             config: ServerConfig {
                 limits: hearth_core::Limits::default(),
                 session_ttl: Duration::from_secs(3600),
@@ -114,9 +120,14 @@ impl Deployment {
     }
 
     async fn stores(&self) -> Stores {
-        let sql = SqlStore::open(&self.database_url).await.unwrap_or_else(|e| {
-            panic!("cannot open {} (is MariaDB running?): {e}", self.database_url)
-        });
+        let sql = SqlStore::open(&self.database_url)
+            .await
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot open {} (is MariaDB running?): {e}",
+                    self.database_url
+                )
+            });
         let durable = sql.stores();
         match self.backend {
             Backend::Sqlite => durable,
@@ -127,7 +138,11 @@ impl Deployment {
                 Stores {
                     users: durable.users,
                     sessions: Arc::new(RedisSessions::new(redis.clone())),
-                    rooms: Arc::new(StreamCachedRooms::new(durable.rooms, redis, 1_000)),
+                    rooms: Arc::new(StreamCachedRooms::new(
+                        durable.rooms,
+                        redis,
+                        self.stream_max_len,
+                    )),
                 }
             }
         }
@@ -167,19 +182,28 @@ impl Deployment {
             use sqlx::Executor;
             sqlx::any::install_default_drivers();
             if let Ok(pool) = sqlx::AnyPool::connect(&format!("{}/mysql", mysql_base())).await {
-                let name = self.database_url.rsplit('/').next().unwrap_or_default().to_owned();
-                let _ = pool.execute(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS `{name}`"))).await;
+                let name = self
+                    .database_url
+                    .rsplit('/')
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned();
+                let _ = pool
+                    .execute(sqlx::AssertSqlSafe(format!(
+                        "DROP DATABASE IF EXISTS `{name}`"
+                    )))
+                    .await;
             }
-            if let Ok(client) = redis::Client::open(redis_url()) {
-                if let Ok(mut conn) = client.get_multiplexed_async_connection().await {
-                    let keys: Vec<String> = redis::cmd("KEYS")
-                        .arg(format!("{}*", self.redis_prefix))
-                        .query_async(&mut conn)
-                        .await
-                        .unwrap_or_default();
-                    for key in keys {
-                        let _: Result<i64, _> = redis::cmd("DEL").arg(key).query_async(&mut conn).await;
-                    }
+            if let Ok(client) = redis::Client::open(redis_url())
+                && let Ok(mut conn) = client.get_multiplexed_async_connection().await
+            {
+                let keys: Vec<String> = redis::cmd("KEYS")
+                    .arg(format!("{}*", self.redis_prefix))
+                    .query_async(&mut conn)
+                    .await
+                    .unwrap_or_default();
+                for key in keys {
+                    let _: Result<i64, _> = redis::cmd("DEL").arg(key).query_async(&mut conn).await;
                 }
             }
         }
@@ -214,7 +238,12 @@ impl Node {
     }
 
     pub async fn post_json(&self, path: &str, body: Value) -> reqwest::Response {
-        self.http.post(self.url(path)).json(&body).send().await.unwrap()
+        self.http
+            .post(self.url(path))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
     }
 
     /// Registers a fresh account; returns it logged in.
@@ -228,7 +257,12 @@ impl Node {
                 json!({"username": username, "email": email, "password": password}),
             )
             .await;
-        assert_eq!(response.status(), 204, "create-account: {:?}", response.text().await);
+        assert_eq!(
+            response.status(),
+            204,
+            "create-account: {:?}",
+            response.text().await
+        );
         let sid = session_cookie(&response).expect("create-account sets the sid cookie");
         let me: Value = self
             .http
@@ -260,9 +294,10 @@ impl Node {
     pub async fn connect_with_cookie(&self, sid: Option<&str>) -> Client {
         let mut request = self.ws_url.as_str().into_client_request().unwrap();
         if let Some(sid) = sid {
-            request
-                .headers_mut()
-                .insert("cookie", HeaderValue::from_str(&format!("sid={sid}")).unwrap());
+            request.headers_mut().insert(
+                "cookie",
+                HeaderValue::from_str(&format!("sid={sid}")).unwrap(),
+            );
         }
         let (stream, _) = tokio::time::timeout(TIMEOUT, tokio_tungstenite::connect_async(request))
             .await
@@ -319,8 +354,10 @@ impl Client {
 
     pub async fn post(&mut self, room: &str, contents: &[&str]) {
         let messages: Vec<Value> = contents.iter().map(|c| json!({"content": c})).collect();
-        self.send(json!({"type": "clientMessages", "payload": {"roomId": room, "messages": messages}}))
-            .await;
+        self.send(
+            json!({"type": "clientMessages", "payload": {"roomId": room, "messages": messages}}),
+        )
+        .await;
     }
 
     pub async fn next_event(&mut self) -> Event {
@@ -330,7 +367,9 @@ impl Client {
                 .expect("the server answered in time");
             match next {
                 Some(Ok(Message::Text(text))) => {
-                    return Event::Frame(serde_json::from_str(text.as_str()).expect("server sends JSON"));
+                    return Event::Frame(
+                        serde_json::from_str(text.as_str()).expect("server sends JSON"),
+                    );
                 }
                 Some(Ok(Message::Close(frame))) => {
                     return Event::Closed(frame.map(|f| u16::from(f.code)));
@@ -359,11 +398,9 @@ impl Client {
 
     /// Waits for the close frame and returns its code.
     pub async fn expect_close(&mut self) -> Option<u16> {
-        loop {
-            match self.next_event().await {
-                Event::Closed(code) => return code,
-                Event::Frame(frame) => panic!("expected a close, got {frame}"),
-            }
+        match self.next_event().await {
+            Event::Closed(code) => code,
+            Event::Frame(frame) => panic!("expected a close, got {frame}"),
         }
     }
 
@@ -375,11 +412,13 @@ impl Client {
     }
 
     pub async fn close(mut self) {
-        let _ = self.stream.close(Some(tokio_tungstenite::tungstenite::protocol::CloseFrame {
-            code: CloseCode::Normal,
-            reason: "".into(),
-        }))
-        .await;
+        let _ = self
+            .stream
+            .close(Some(tokio_tungstenite::tungstenite::protocol::CloseFrame {
+                code: CloseCode::Normal,
+                reason: "".into(),
+            }))
+            .await;
     }
 }
 

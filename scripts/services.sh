@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Makes sure what the tests talk to is installed and running: MariaDB (127.0.0.1:3306, root
+# without a password), Redis (127.0.0.1:6379), Chromium (/usr/bin/chromium) and Node.js.
+# Installs with apt-get when something is missing; fails loudly when it cannot.
+set -euo pipefail
+
+apt_updated=
+need_package() { # need_package <command-or-path> <debian package>...
+  local probe=$1; shift
+  if command -v "$probe" >/dev/null 2>&1 || [ -x "$probe" ]; then return 0; fi
+  echo "services: installing $* ..."
+  if [ -z "$apt_updated" ]; then apt-get update -qq; apt_updated=1; fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+wait_for() { # wait_for <what> <command...>
+  local what=$1; shift
+  for _ in $(seq 1 60); do
+    if "$@" >/dev/null 2>&1; then return 0; fi
+    sleep 0.5
+  done
+  echo "services: $what did not come up" >&2
+  exit 1
+}
+
+need_package redis-server redis-server
+need_package mariadbd mariadb-server
+need_package mariadb mariadb-client
+need_package /usr/bin/chromium chromium
+need_package node nodejs
+need_package npm npm
+
+if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
+  echo "services: starting redis"
+  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no >/dev/null
+fi
+wait_for redis redis-cli -h 127.0.0.1 -p 6379 ping
+
+if ! mariadb -h 127.0.0.1 -uroot -e 'SELECT 1' >/dev/null 2>&1; then
+  echo "services: starting mariadb"
+  mkdir -p /run/mysqld && chown mysql:mysql /run/mysqld 2>/dev/null || true
+  start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd -- --user=mysql
+fi
+wait_for mariadb mariadb -h 127.0.0.1 -uroot -e 'SELECT 1'
+echo "services: redis, mariadb, chromium and node are ready"
