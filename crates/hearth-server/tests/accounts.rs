@@ -337,28 +337,21 @@ on_both_backends!(login_table, |backend: Backend| async move {
     assert_ne!(sid, alice.sid, "every login is a new session");
 
     // /api/me with and without a session.
-    let me = node
-        .http
-        .get(node.url("/api/me"))
-        .header("cookie", format!("sid={sid}"))
-        .send()
-        .await
-        .unwrap();
+    let me = node.get_as("/api/me", Some(&sid)).await;
     assert_eq!(me.status(), 200);
     let me: Value = me.json().await.unwrap();
     assert_eq!(
         me,
         json!({"id": alice.id, "username": alice.username, "email": alice.email})
     );
-    let anonymous = node.http.get(node.url("/api/me")).send().await.unwrap();
+    let anonymous = node.get_as("/api/me", None).await;
     assert_eq!(anonymous.status(), 401);
     let forged = node
-        .http
-        .get(node.url("/api/me"))
-        .header("cookie", "sid=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
-        .send()
-        .await
-        .unwrap();
+        .get_as(
+            "/api/me",
+            Some("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"),
+        )
+        .await;
     assert_eq!(forged.status(), 401);
 
     // Logout revokes: the cookie no longer works over HTTP or WebSocket.
@@ -376,13 +369,7 @@ on_both_backends!(login_table, |backend: Backend| async move {
             .unwrap()
             .contains("Max-Age=0")
     );
-    let after = node
-        .http
-        .get(node.url("/api/me"))
-        .header("cookie", format!("sid={sid}"))
-        .send()
-        .await
-        .unwrap();
+    let after = node.get_as("/api/me", Some(&sid)).await;
     assert_eq!(after.status(), 401);
     let mut socket = node.connect_with_cookie(Some(&sid)).await;
     assert_eq!(socket.expect_close().await, Some(1008));
@@ -454,13 +441,7 @@ on_both_backends!(
         tokio::time::sleep(Duration::from_millis(1_500)).await;
         let mut late = node.connect_with_cookie(Some(&carol.sid)).await;
         assert_eq!(late.expect_close().await, Some(1008));
-        let me = node
-            .http
-            .get(node.url("/api/me"))
-            .header("cookie", format!("sid={}", carol.sid))
-            .send()
-            .await
-            .unwrap();
+        let me = node.get_as("/api/me", Some(&carol.sid)).await;
         assert_eq!(me.status(), 401);
         let mut anonymous = node.connect_with_cookie(None).await;
         assert_eq!(anonymous.expect_close().await, Some(1008));
@@ -509,13 +490,13 @@ on_both_backends!(
             .unwrap();
         assert_eq!(missing.status(), 404);
         assert_eq!(missing.json::<Value>().await.unwrap()["id"], "NOT_FOUND");
-        let wrong_method = node.http.get(node.url("/api/login")).send().await.unwrap();
+        let wrong_method = node.get_as("/api/login", None).await;
         assert_eq!(wrong_method.status(), 405);
         assert_eq!(
             wrong_method.json::<Value>().await.unwrap()["id"],
             "METHOD_NOT_ALLOWED"
         );
-        let page = node.http.get(node.url("/")).send().await.unwrap();
+        let page = node.get_as("/", None).await;
         assert_eq!(page.status(), 200);
         assert!(
             page.headers()["content-type"]

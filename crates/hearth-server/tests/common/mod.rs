@@ -237,6 +237,15 @@ impl Node {
         format!("{}{path}", self.base)
     }
 
+    /// GET with a session cookie (or none).
+    pub async fn get_as(&self, path: &str, sid: Option<&str>) -> reqwest::Response {
+        let mut request = self.http.get(self.url(path));
+        if let Some(sid) = sid {
+            request = request.header("cookie", format!("sid={sid}"));
+        }
+        request.send().await.unwrap()
+    }
+
     pub async fn post_json(&self, path: &str, body: Value) -> reqwest::Response {
         self.http
             .post(self.url(path))
@@ -265,12 +274,8 @@ impl Node {
         );
         let sid = session_cookie(&response).expect("create-account sets the sid cookie");
         let me: Value = self
-            .http
-            .get(self.url("/api/me"))
-            .header("cookie", format!("sid={sid}"))
-            .send()
+            .get_as("/api/me", Some(&sid))
             .await
-            .unwrap()
             .json()
             .await
             .unwrap();
