@@ -1,24 +1,40 @@
 //! Hearth's domain logic, independent of any database, cache or transport.
 //!
-//! The core owns the storage traits ([`store`]) and the services built on them:
+//! The core owns the storage traits ([`store`]), the delivery trait ([`delivery`]) and the
+//! services built on them:
 //!
 //! * [`accounts`] — sign-up, login, sessions (only token hashes are stored), logout;
-//! * [`rooms`] — public rooms: one writer task per room orders, batches and stores messages,
-//!   then hands them to a [`rooms::RoomEvents`] sink (the server's fan-out) in `seq` order.
+//! * [`writer`] — one writer task per active conversation: dedupes retried sends, group-commits,
+//!   then routes what it stored, in `seq` order;
+//! * [`rooms`] — public rooms of the chat-room protocol (`hello`, posting, history);
+//! * [`messaging`] — direct and group messages: acked sends, pulls, sync, receipts, typing,
+//!   recall, edit, delete-for-me;
+//! * [`social`] — friend requests, friends, blocks; [`groups`] — group membership and roles;
+//! * [`presence`] — online/offline and last-seen.
 //!
-//! Backends (`hearth-sql`, `hearth-redis`) implement the traits; the server wires them up. The
-//! core never imports a backend.
+//! Backends (`hearth-sql`, `hearth-redis`) implement the traits; the server implements
+//! [`delivery::Deliver`] and wires everything up. The core never imports a backend.
 
 pub mod accounts;
+pub mod delivery;
 pub mod error;
+pub mod groups;
+pub mod im_error;
 pub mod limits;
+pub mod messaging;
 pub mod model;
+pub mod policy;
+pub mod presence;
 pub mod rooms;
+pub mod social;
 pub mod store;
 pub mod validate;
+pub mod writer;
 
 pub use error::StoreError;
+pub use im_error::ImError;
 pub use limits::Limits;
+pub use policy::Policy;
 
 /// Milliseconds since the Unix epoch, the unit of every timestamp in Hearth.
 pub fn now_ms() -> i64 {

@@ -1,5 +1,7 @@
 //! The domain's data types.
 
+pub use hearth_proto::native::{ConversationKind, MessageKind, Role};
+use hearth_proto::native::{ImMessage, global_message_id};
 use hearth_proto::room::Message;
 pub use hearth_proto::room::MessageId;
 pub use hearth_proto::room::UserRef;
@@ -38,22 +40,94 @@ pub struct Room {
     pub name: String,
 }
 
+/// Which conversation, and what kind: enough to store into it and route what is stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConversationRef {
+    pub id: i64,
+    pub kind: ConversationKind,
+}
+
+impl Room {
+    pub fn conversation(&self) -> ConversationRef {
+        ConversationRef {
+            id: self.conversation_id,
+            kind: ConversationKind::Room,
+        }
+    }
+}
+
+/// A conversation as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Conversation {
+    pub id: i64,
+    pub kind: ConversationKind,
+    /// Room slug; `None` for direct and group conversations.
+    pub slug: Option<String>,
+    pub name: String,
+    pub owner_id: Option<i64>,
+    pub dissolved: bool,
+    pub last_seq: i64,
+}
+
+impl Conversation {
+    pub fn as_ref(&self) -> ConversationRef {
+        ConversationRef {
+            id: self.id,
+            kind: self.kind,
+        }
+    }
+}
+
+/// A user's membership of a direct or group conversation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub user: UserRef,
+    pub role: Role,
+    /// Messages up to this `seq` predate the membership and are not the member's to read.
+    pub joined_seq: i64,
+    pub read_seq: i64,
+}
+
 /// A message about to be stored.
 #[derive(Debug, Clone)]
 pub struct NewMessage {
     pub sender: UserRef,
+    pub kind: MessageKind,
     pub content: String,
+    pub reply_to: Option<i64>,
+    /// The sender's id for this send; a retry with the same id is the same message.
+    pub client_msg_id: Option<String>,
+}
+
+impl NewMessage {
+    pub fn text(sender: UserRef, content: String) -> NewMessage {
+        NewMessage {
+            sender,
+            kind: MessageKind::Text,
+            content,
+            reply_to: None,
+            client_msg_id: None,
+        }
+    }
 }
 
 /// A stored message of a conversation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChatMessage {
+    pub conversation_id: i64,
     /// Position in the conversation: 1, 2, 3, … with no gaps.
     pub seq: i64,
     /// Time it was stored, never decreasing along `seq`.
     pub ms: i64,
     pub sender: UserRef,
+    pub kind: MessageKind,
     pub content: String,
+    pub reply_to: Option<i64>,
+    pub client_msg_id: Option<String>,
+    pub edited_ms: Option<i64>,
+    pub recalled: bool,
+    /// Deleted by the viewing user for themselves (only set on reads for a viewer).
+    pub hidden: bool,
 }
 
 impl ChatMessage {
@@ -70,6 +144,29 @@ impl ChatMessage {
             content: self.content.clone(),
             user: self.sender.clone(),
             timestamp: self.ms,
+        }
+    }
+
+    /// The native form; recalled and hidden messages keep their place without content.
+    pub fn to_native(&self) -> ImMessage {
+        let withheld = self.recalled || self.hidden;
+        ImMessage {
+            id: global_message_id(self.conversation_id, self.seq),
+            conversation_id: self.conversation_id,
+            seq: self.seq,
+            sender: self.sender.clone(),
+            kind: self.kind,
+            content: if withheld {
+                String::new()
+            } else {
+                self.content.clone()
+            },
+            reply_to: self.reply_to,
+            client_msg_id: self.client_msg_id.clone(),
+            timestamp: self.ms,
+            edited_at: self.edited_ms,
+            recalled: self.recalled,
+            hidden: self.hidden,
         }
     }
 }

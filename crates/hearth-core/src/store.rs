@@ -1,8 +1,15 @@
 //! The storage traits. Backends implement them; services depend only on them.
+//!
+//! Methods that change state take the inbox events announcing the change (`NewEvent`) and
+//! write them in the same transaction, so a notification exists exactly when its change does.
 
 use crate::StoreError;
-use crate::model::{ChatMessage, NewMessage, NewUser, Room, User};
+use crate::model::{
+    ChatMessage, Conversation, ConversationRef, Member, NewMessage, NewUser, Role, Room, User,
+    UserRef,
+};
 use async_trait::async_trait;
+use hearth_proto::native::{ConversationState, InboxEvent};
 use hearth_proto::room::MessageId;
 use std::sync::Arc;
 
@@ -14,6 +21,11 @@ pub trait UserStore: Send + Sync {
     /// The account with this (normalized) email and its password hash.
     async fn user_credentials(&self, email: &str) -> Result<Option<(User, String)>, StoreError>;
     async fn user(&self, id: i64) -> Result<Option<User>, StoreError>;
+    /// Users whose username starts with `prefix` (case-insensitively) or whose email is
+    /// exactly `prefix`, at most `limit`.
+    async fn search_users(&self, prefix: &str, limit: usize) -> Result<Vec<UserRef>, StoreError>;
+    async fn set_last_seen(&self, user_id: i64, ms: i64) -> Result<(), StoreError>;
+    async fn last_seen(&self, user_id: i64) -> Result<Option<i64>, StoreError>;
 }
 
 /// Sessions are keyed by the SHA-256 of the token; the token itself is never stored.
@@ -30,17 +42,23 @@ pub trait SessionStore: Send + Sync {
     async fn delete_session(&self, token_hash: &str) -> Result<(), StoreError>;
 }
 
+/// The messages of every kind of conversation.
 #[async_trait]
-pub trait RoomStore: Send + Sync {
+pub trait MessageStore: Send + Sync {
     /// Creates the room, or renames it if the slug exists.
     async fn upsert_room(&self, slug: &str, name: &str) -> Result<Room, StoreError>;
     /// Every room, oldest first.
     async fn rooms(&self) -> Result<Vec<Room>, StoreError>;
+    /// The newest `seq` of a conversation (0 if it has none).
+    async fn last_seq(&self, conversation_id: i64) -> Result<i64, StoreError>;
     /// Stores `messages` atomically (all or none), giving them the next `seq`s in order and a
-    /// time `max(now_ms, the room's last time)`. Returns them as stored, in the same order.
+    /// time `max(now_ms, the conversation's last time)`, and moves each sender's read position
+    /// past their own message. Returns them as stored, in the same order. A `client_msg_id`
+    /// already used by its sender makes the whole call fail with `Backend` (callers check
+    /// [`MessageStore::sent_messages`] first; the unique index is the last line of defence).
     async fn append_messages(
         &self,
-        room: &Room,
+        conversation: &ConversationRef,
         messages: Vec<NewMessage>,
         now_ms: i64,
     ) -> Result<Vec<ChatMessage>, StoreError>;
@@ -48,10 +66,235 @@ pub trait RoomStore: Send + Sync {
     /// `before` is what a client sent: its `seq` decides; its `ms` is only a hint.
     async fn messages_before(
         &self,
-        room: &Room,
+        conversation: &ConversationRef,
         before: Option<MessageId>,
         limit: usize,
     ) -> Result<Vec<ChatMessage>, StoreError>;
+    /// Messages `sender` already stored under these client ids (any conversation).
+    async fn sent_messages(
+        &self,
+        sender: i64,
+        client_msg_ids: &[String],
+    ) -> Result<Vec<ChatMessage>, StoreError>;
+    /// Messages with `after < seq`, oldest first, at most `limit`, as `viewer` sees them.
+    async fn messages_after(
+        &self,
+        conversation_id: i64,
+        viewer: i64,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<ChatMessage>, StoreError>;
+    async fn message(
+        &self,
+        conversation_id: i64,
+        seq: i64,
+    ) -> Result<Option<ChatMessage>, StoreError>;
+    /// Marks the message recalled and drops its content; false if it was already recalled.
+    async fn recall(&self, conversation_id: i64, seq: i64) -> Result<bool, StoreError>;
+    /// Replaces the content of a message that is not recalled; false otherwise.
+    async fn edit(
+        &self,
+        conversation_id: i64,
+        seq: i64,
+        content: &str,
+        now_ms: i64,
+    ) -> Result<bool, StoreError>;
+    /// Hides one message for one user, with the event telling their devices.
+    async fn hide(
+        &self,
+        user_id: i64,
+        conversation_id: i64,
+        seq: i64,
+        events: Vec<NewEvent>,
+    ) -> Result<Vec<(i64, InboxEvent)>, StoreError>;
+}
+
+/// A notification for one user's inbox.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub user_id: i64,
+    pub kind: &'static str,
+    pub payload: serde_json::Value,
+}
+
+/// Which side of a friend request is asking.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    Accept,
+    Reject,
+    Cancel,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FriendRequest {
+    pub from: UserRef,
+    pub to: UserRef,
+    pub note: String,
+    pub created_ms: i64,
+}
+
+/// The result of a change: whether it applied, and the events written with it.
+pub type Applied = Option<Vec<(i64, InboxEvent)>>;
+
+#[async_trait]
+pub trait SocialStore: Send + Sync {
+    async fn are_friends(&self, a: i64, b: i64) -> Result<bool, StoreError>;
+    /// Whether `a` blocked `b` or `b` blocked `a`.
+    async fn blocked_either_way(&self, a: i64, b: i64) -> Result<bool, StoreError>;
+    /// Creates a pending request unless one is pending between the two (either direction):
+    /// `None` then. Unique in the database.
+    async fn create_friend_request(
+        &self,
+        from: i64,
+        to: i64,
+        note: &str,
+        now_ms: i64,
+        events: Vec<NewEvent>,
+    ) -> Result<Applied, StoreError>;
+    /// Settles the pending request `from → to`; accepting makes them friends.
+    async fn decide_friend_request(
+        &self,
+        from: i64,
+        to: i64,
+        decision: Decision,
+        now_ms: i64,
+        events: Vec<NewEvent>,
+    ) -> Result<Applied, StoreError>;
+    /// Pending requests sent to and by `user`.
+    async fn pending_friend_requests(
+        &self,
+        user: i64,
+    ) -> Result<(Vec<FriendRequest>, Vec<FriendRequest>), StoreError>;
+    async fn friends(&self, user: i64) -> Result<Vec<UserRef>, StoreError>;
+    async fn remove_friend(
+        &self,
+        user: i64,
+        friend: i64,
+        events: Vec<NewEvent>,
+    ) -> Result<Applied, StoreError>;
+    /// Blocks `target`: ends any friendship and pending request between the two.
+    async fn block(
+        &self,
+        user: i64,
+        target: i64,
+        now_ms: i64,
+        events: Vec<NewEvent>,
+    ) -> Result<Applied, StoreError>;
+    async fn unblock(&self, user: i64, target: i64) -> Result<bool, StoreError>;
+    async fn blocked(&self, user: i64) -> Result<Vec<UserRef>, StoreError>;
+}
+
+#[async_trait]
+pub trait ConversationStore: Send + Sync {
+    async fn conversation(&self, id: i64) -> Result<Option<Conversation>, StoreError>;
+    async fn member(
+        &self,
+        conversation_id: i64,
+        user_id: i64,
+    ) -> Result<Option<Member>, StoreError>;
+    async fn members(&self, conversation_id: i64) -> Result<Vec<Member>, StoreError>;
+    /// Whether the two users are both members of some direct or group conversation.
+    async fn share_conversation(&self, a: i64, b: i64) -> Result<bool, StoreError>;
+    async fn member_ids(&self, conversation_id: i64) -> Result<Vec<i64>, StoreError>;
+    /// The direct conversation of the two, created if it does not exist (unique per pair).
+    async fn direct_conversation(
+        &self,
+        a: i64,
+        b: i64,
+        now_ms: i64,
+    ) -> Result<Conversation, StoreError>;
+    async fn create_group(
+        &self,
+        name: &str,
+        owner: i64,
+        members: &[i64],
+        now_ms: i64,
+        events: Vec<NewEvent>,
+    ) -> Result<(Conversation, Vec<(i64, InboxEvent)>), StoreError>;
+    /// Adds those who are not members yet, unless that would pass `limit` members (then
+    /// `None`, nothing added). Returns who was added.
+    async fn add_members(
+        &self,
+        conversation_id: i64,
+        users: &[i64],
+        limit: usize,
+        now_ms: i64,
+        events: Vec<NewEvent>,
+    ) -> Result<Option<(Vec<i64>, Vec<(i64, InboxEvent)>)>, StoreError>;
+    async fn remove_member(
+        &self,
+        conversation_id: i64,
+        user_id: i64,
+        events: Vec<NewEvent>,
+    ) -> Result<Applied, StoreError>;
+    async fn set_role(
+        &self,
+        conversation_id: i64,
+        user_id: i64,
+        role: Role,
+    ) -> Result<bool, StoreError>;
+    /// Makes `to` the owner and `from` an admin.
+    async fn transfer_ownership(
+        &self,
+        conversation_id: i64,
+        from: i64,
+        to: i64,
+    ) -> Result<bool, StoreError>;
+    /// Marks the group dissolved and removes every member.
+    async fn dissolve(
+        &self,
+        conversation_id: i64,
+        events: Vec<NewEvent>,
+    ) -> Result<Applied, StoreError>;
+    /// Every conversation `user` is a member of, with their read position and unread count.
+    async fn conversation_states(&self, user: i64) -> Result<Vec<ConversationState>, StoreError>;
+    /// Moves the read position forward (never back); the new position if it moved.
+    async fn mark_read(
+        &self,
+        conversation_id: i64,
+        user_id: i64,
+        seq: i64,
+    ) -> Result<Option<i64>, StoreError>;
+    async fn create_join_request(
+        &self,
+        conversation_id: i64,
+        user_id: i64,
+        note: &str,
+        now_ms: i64,
+        events: Vec<NewEvent>,
+    ) -> Result<Applied, StoreError>;
+    /// Pending join requests of a group: who and their note.
+    async fn join_requests(
+        &self,
+        conversation_id: i64,
+    ) -> Result<Vec<(UserRef, String)>, StoreError>;
+    /// Settles a pending join request; approving adds the member (if the limit allows: else
+    /// `None`).
+    async fn decide_join_request(
+        &self,
+        conversation_id: i64,
+        user_id: i64,
+        approve: bool,
+        limit: usize,
+        now_ms: i64,
+        events: Vec<NewEvent>,
+    ) -> Result<Applied, StoreError>;
+}
+
+#[async_trait]
+pub trait InboxStore: Send + Sync {
+    async fn append_events(
+        &self,
+        events: Vec<NewEvent>,
+        now_ms: i64,
+    ) -> Result<Vec<(i64, InboxEvent)>, StoreError>;
+    /// Events with `seq > after`, oldest first, at most `limit`; and the newest `seq`.
+    async fn events_after(
+        &self,
+        user: i64,
+        after: i64,
+        limit: usize,
+    ) -> Result<(Vec<InboxEvent>, i64), StoreError>;
 }
 
 /// The set of stores a node runs on, chosen at start-up.
@@ -59,5 +302,8 @@ pub trait RoomStore: Send + Sync {
 pub struct Stores {
     pub users: Arc<dyn UserStore>,
     pub sessions: Arc<dyn SessionStore>,
-    pub rooms: Arc<dyn RoomStore>,
+    pub messages: Arc<dyn MessageStore>,
+    pub social: Arc<dyn SocialStore>,
+    pub conversations: Arc<dyn ConversationStore>,
+    pub inbox: Arc<dyn InboxStore>,
 }

@@ -110,9 +110,13 @@ pub struct RoomHistory {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ErrorPayload {
     pub code: String,
     pub message: String,
+    /// Set when the refused frame was a native `send`, so the client knows which one.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub client_msg_id: Option<String>,
 }
 
 /// Frames the server sends.
@@ -130,6 +134,20 @@ impl ServerFrame {
         ServerFrame::Error(ErrorPayload {
             code: code.as_str().to_owned(),
             message: message.into(),
+            client_msg_id: None,
+        })
+    }
+
+    /// An error with a free-form code (the native protocol's domain errors).
+    pub fn error_code(
+        code: &str,
+        message: impl Into<String>,
+        client_msg_id: Option<String>,
+    ) -> Self {
+        ServerFrame::Error(ErrorPayload {
+            code: code.to_owned(),
+            message: message.into(),
+            client_msg_id,
         })
     }
 
@@ -161,12 +179,16 @@ pub struct RequestRoomHistory {
     pub first_message_id: MessageId,
 }
 
-/// Frames a client sends.
+/// Frames a client sends: the chat-room protocol's two, and the native protocol's.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", content = "payload", rename_all = "camelCase")]
 pub enum ClientFrame {
     ClientMessages(ClientMessages),
     RequestRoomHistory(RequestRoomHistory),
+    Send(crate::native::Send),
+    Read(crate::native::Read),
+    Typing(crate::native::TypingRequest),
+    Sync(crate::native::SyncRequest),
 }
 
 /// The `code` of an `error` frame. The set is closed and documented in `docs/protocol.md`.
@@ -255,6 +277,18 @@ impl ClientFrame {
                 .map_err(bad_payload),
             "requestRoomHistory" => serde_json::from_value(payload)
                 .map(ClientFrame::RequestRoomHistory)
+                .map_err(bad_payload),
+            "send" => serde_json::from_value(payload)
+                .map(ClientFrame::Send)
+                .map_err(bad_payload),
+            "read" => serde_json::from_value(payload)
+                .map(ClientFrame::Read)
+                .map_err(bad_payload),
+            "typing" => serde_json::from_value(payload)
+                .map(ClientFrame::Typing)
+                .map_err(bad_payload),
+            "sync" => serde_json::from_value(payload)
+                .map(ClientFrame::Sync)
                 .map_err(bad_payload),
             other => Err(fail(
                 ErrorCode::UnknownType,

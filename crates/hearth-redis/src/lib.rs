@@ -17,8 +17,24 @@ pub use sessions::RedisSessions;
 pub use streams::StreamCachedRooms;
 
 use hearth_core::StoreError;
+use hearth_core::store::Stores;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use std::sync::Arc;
 use std::time::Duration;
+
+/// Cluster mode's stores: `durable` (MySQL) for everything, with sessions moved to Redis and
+/// room messages cached in per-room streams of about `stream_max_len` entries.
+pub fn cluster_stores(durable: Stores, redis: Redis, stream_max_len: usize) -> Stores {
+    Stores {
+        sessions: Arc::new(RedisSessions::new(redis.clone())),
+        messages: Arc::new(StreamCachedRooms::new(
+            durable.messages,
+            redis,
+            stream_max_len,
+        )),
+        ..durable
+    }
+}
 
 /// A shared, self-reconnecting connection plus the key prefix that namespaces one deployment.
 #[derive(Clone)]

@@ -10,19 +10,23 @@
 use crate::{Redis, store_error};
 use async_trait::async_trait;
 use hearth_core::StoreError;
-use hearth_core::model::{ChatMessage, MessageId, NewMessage, Room, UserRef};
-use hearth_core::store::RoomStore;
+use hearth_core::model::{
+    ChatMessage, ConversationKind, ConversationRef, MessageId, MessageKind, NewMessage, Room,
+    UserRef,
+};
+use hearth_core::store::{MessageStore, NewEvent};
+use hearth_proto::native::InboxEvent;
 use std::sync::Arc;
 
 pub struct StreamCachedRooms {
-    durable: Arc<dyn RoomStore>,
+    durable: Arc<dyn MessageStore>,
     redis: Redis,
     max_len: usize,
 }
 
 impl StreamCachedRooms {
     /// `max_len`: roughly how many recent messages each room's stream keeps.
-    pub fn new(durable: Arc<dyn RoomStore>, redis: Redis, max_len: usize) -> Self {
+    pub fn new(durable: Arc<dyn MessageStore>, redis: Redis, max_len: usize) -> Self {
         StreamCachedRooms {
             durable,
             redis,
@@ -30,8 +34,8 @@ impl StreamCachedRooms {
         }
     }
 
-    fn stream_key(&self, room: &Room) -> String {
-        self.redis.key("room-messages", room.conversation_id)
+    fn stream_key(&self, conversation: &ConversationRef) -> String {
+        self.redis.key("room-messages", conversation.id)
     }
 
     async fn append_to_stream(
@@ -61,10 +65,10 @@ impl StreamCachedRooms {
     /// Reads from the stream; `None` when the stream cannot prove the page complete.
     async fn cached_page(
         &self,
-        room: &Room,
+        room: &ConversationRef,
         before: Option<MessageId>,
         limit: usize,
-    ) -> Result<Option<Vec<ChatMessage>>, redis::RedisError> {
+    ) -> Result<Option<Vec<ChatMessage>>, StoreError> {
         // `(<ms>-<seq>` is exclusive, as in the reference's history paging. The client's id
         // is only trusted as far as the entries prove it: the first one must be `seq - 1`.
         let end = before.map_or_else(|| "+".to_owned(), |id| format!("({id}"));
@@ -75,11 +79,19 @@ impl StreamCachedRooms {
             .arg("COUNT")
             .arg(limit)
             .query_async(&mut self.redis.conn.clone())
-            .await?;
+            .await
+            .map_err(store_error)?;
+        // The newest page must start at the room's newest message: a stream that fell behind
+        // (a failed XADD whose DEL failed too, an old snapshot) would otherwise hide messages
+        // that were already broadcast.
+        let mut expected = match before {
+            Some(id) => Some(id.seq - 1),
+            None if entries.is_empty() => return Ok(None),
+            None => Some(self.durable.last_seq(room.id).await?),
+        };
         let mut page = Vec::with_capacity(entries.len());
-        let mut expected = before.map(|id| id.seq - 1);
         for (id, fields) in &entries {
-            let Some(message) = parse_entry(id, fields) else {
+            let Some(message) = parse_entry(room.id, id, fields) else {
                 return Ok(None);
             };
             if expected.is_some_and(|e| e != message.seq) {
@@ -94,7 +106,7 @@ impl StreamCachedRooms {
     }
 }
 
-fn parse_entry(id: &str, fields: &[String]) -> Option<ChatMessage> {
+fn parse_entry(conversation_id: i64, id: &str, fields: &[String]) -> Option<ChatMessage> {
     let (ms, seq) = id.split_once('-')?;
     let mut user_id = None;
     let mut username = None;
@@ -108,18 +120,25 @@ fn parse_entry(id: &str, fields: &[String]) -> Option<ChatMessage> {
         }
     }
     Some(ChatMessage {
+        conversation_id,
         seq: seq.parse().ok()?,
         ms: ms.parse().ok()?,
         sender: UserRef {
             id: user_id?,
             username: username?,
         },
+        kind: MessageKind::Text,
         content: content?,
+        reply_to: None,
+        client_msg_id: None,
+        edited_ms: None,
+        recalled: false,
+        hidden: false,
     })
 }
 
 #[async_trait]
-impl RoomStore for StreamCachedRooms {
+impl MessageStore for StreamCachedRooms {
     async fn upsert_room(&self, slug: &str, name: &str) -> Result<Room, StoreError> {
         self.durable.upsert_room(slug, name).await
     }
@@ -128,27 +147,40 @@ impl RoomStore for StreamCachedRooms {
         self.durable.rooms().await
     }
 
+    async fn last_seq(&self, conversation_id: i64) -> Result<i64, StoreError> {
+        self.durable.last_seq(conversation_id).await
+    }
+
     async fn append_messages(
         &self,
-        room: &Room,
+        conversation: &ConversationRef,
         messages: Vec<NewMessage>,
         now_ms: i64,
     ) -> Result<Vec<ChatMessage>, StoreError> {
+        if conversation.kind != ConversationKind::Room {
+            return self
+                .durable
+                .append_messages(conversation, messages, now_ms)
+                .await;
+        }
         // Redis is the cache in front of SQL: refuse writes while it is unreachable so that
         // an outage is reported instead of silently leaving the stream behind.
         self.redis.ping().await?;
-        let stored = self.durable.append_messages(room, messages, now_ms).await?;
-        let key = self.stream_key(room);
+        let stored = self
+            .durable
+            .append_messages(conversation, messages, now_ms)
+            .await?;
+        let key = self.stream_key(conversation);
         if let Err(error) = self.append_to_stream(&key, &stored).await {
             // The messages are durable; only the cache is behind. Drop it so that readers go
             // to SQL until it refills, rather than serve a stream with a hole in it.
-            tracing::warn!(%error, room = %room.slug, "XADD failed; dropping the room's stream");
+            tracing::warn!(%error, conversation = conversation.id, "XADD failed; dropping the stream");
             let dropped = redis::cmd("DEL")
                 .arg(&key)
                 .query_async::<i64>(&mut self.redis.conn.clone())
                 .await;
             if let Err(error) = dropped {
-                tracing::warn!(%error, room = %room.slug, "could not drop the room's stream");
+                tracing::warn!(%error, conversation = conversation.id, "could not drop the stream");
             }
         }
         Ok(stored)
@@ -156,14 +188,73 @@ impl RoomStore for StreamCachedRooms {
 
     async fn messages_before(
         &self,
-        room: &Room,
+        conversation: &ConversationRef,
         before: Option<MessageId>,
         limit: usize,
     ) -> Result<Vec<ChatMessage>, StoreError> {
-        match self.cached_page(room, before, limit).await {
-            Ok(Some(page)) => Ok(page),
-            Ok(None) => self.durable.messages_before(room, before, limit).await,
-            Err(error) => Err(store_error(error)),
+        if conversation.kind == ConversationKind::Room
+            && let Some(page) = self.cached_page(conversation, before, limit).await?
+        {
+            return Ok(page);
         }
+        self.durable
+            .messages_before(conversation, before, limit)
+            .await
+    }
+
+    async fn sent_messages(
+        &self,
+        sender: i64,
+        client_msg_ids: &[String],
+    ) -> Result<Vec<ChatMessage>, StoreError> {
+        self.durable.sent_messages(sender, client_msg_ids).await
+    }
+
+    async fn messages_after(
+        &self,
+        conversation_id: i64,
+        viewer: i64,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<ChatMessage>, StoreError> {
+        self.durable
+            .messages_after(conversation_id, viewer, after, limit)
+            .await
+    }
+
+    async fn message(
+        &self,
+        conversation_id: i64,
+        seq: i64,
+    ) -> Result<Option<ChatMessage>, StoreError> {
+        self.durable.message(conversation_id, seq).await
+    }
+
+    async fn recall(&self, conversation_id: i64, seq: i64) -> Result<bool, StoreError> {
+        self.durable.recall(conversation_id, seq).await
+    }
+
+    async fn edit(
+        &self,
+        conversation_id: i64,
+        seq: i64,
+        content: &str,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        self.durable
+            .edit(conversation_id, seq, content, now_ms)
+            .await
+    }
+
+    async fn hide(
+        &self,
+        user_id: i64,
+        conversation_id: i64,
+        seq: i64,
+        events: Vec<NewEvent>,
+    ) -> Result<Vec<(i64, InboxEvent)>, StoreError> {
+        self.durable
+            .hide(user_id, conversation_id, seq, events)
+            .await
     }
 }

@@ -5,15 +5,17 @@
 //! endpoints and methods, 413 for oversized bodies, 503 when a backend is down.
 
 use crate::App;
-use crate::auth::{COOKIE_NAME, session_token};
+use crate::auth::{COOKIE_NAME, session_token, session_tokens};
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRequest, Request, State};
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use hearth_core::StoreError;
-use hearth_core::accounts::{AccountError, Session};
+use hearth_core::accounts::{AccountError, Session, token_hash};
+use hearth_core::im_error::Refusal;
 use hearth_core::model::User;
+use hearth_core::{ImError, StoreError};
 use hearth_proto::http::{
     CreateAccountRequest, ErrorBody, LoginRequest, Me, SessionCreated, error_id,
 };
@@ -29,7 +31,7 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, id: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(status: StatusCode, id: &'static str, message: impl Into<String>) -> Self {
         ApiError {
             status,
             id,
@@ -71,6 +73,31 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<ImError> for ApiError {
+    fn from(error: ImError) -> Self {
+        match error {
+            ImError::Refused {
+                refusal,
+                code,
+                message,
+            } => {
+                let status = match refusal {
+                    Refusal::Invalid => StatusCode::BAD_REQUEST,
+                    Refusal::Forbidden => StatusCode::FORBIDDEN,
+                    Refusal::NotFound => StatusCode::NOT_FOUND,
+                    Refusal::Conflict => StatusCode::CONFLICT,
+                };
+                ApiError {
+                    status,
+                    id: code,
+                    message,
+                }
+            }
+            ImError::Store(e) => e.into(),
+        }
+    }
+}
+
 impl From<AccountError> for ApiError {
     fn from(error: AccountError) -> Self {
         let bad = |id, e: &AccountError| ApiError::new(StatusCode::BAD_REQUEST, id, e.to_string());
@@ -95,6 +122,67 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
             Ok(Json(value)) => Ok(ApiJson(value)),
             Err(rejection) => Err(json_rejection(rejection)),
         }
+    }
+}
+
+/// Path parameters whose rejection is an [`ApiError`].
+pub struct ApiPath<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Path(value)| ApiPath(value))
+            .map_err(|e| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    error_id::BAD_REQUEST,
+                    e.body_text(),
+                )
+            })
+    }
+}
+
+/// Query parameters whose rejection is an [`ApiError`].
+pub struct ApiQuery<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Query(value)| ApiQuery(value))
+            .map_err(|e| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    error_id::BAD_REQUEST,
+                    e.body_text(),
+                )
+            })
+    }
+}
+
+/// The logged-in user of a request (cookie or bearer token), or 401.
+pub struct CurrentUser(pub User);
+
+impl FromRequestParts<Arc<App>> for CurrentUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, ApiError> {
+        let user = match session_token(&parts.headers) {
+            Some(token) => app.accounts.authenticate(&token).await?,
+            None => None,
+        };
+        user.map(CurrentUser).ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                error_id::UNAUTHORIZED,
+                "not logged in",
+            )
+        })
     }
 }
 
@@ -172,10 +260,12 @@ pub async fn create_token_session(
     }))
 }
 
-/// Revokes the presented session (if any) and clears the cookie. Idempotent.
+/// Revokes the presented sessions (cookie and bearer, if both are sent), closes their
+/// sockets and clears the cookie. Idempotent.
 pub async fn logout(State(app): State<Arc<App>>, headers: HeaderMap) -> Result<Response, ApiError> {
-    if let Some(token) = session_token(&headers) {
+    for token in session_tokens(&headers) {
         app.accounts.logout(&token).await?;
+        app.gateway.registry.revoke(&token_hash(&token));
     }
     let cookie = format!("{COOKIE_NAME}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0");
     Ok(set_cookie(StatusCode::NO_CONTENT, &cookie))

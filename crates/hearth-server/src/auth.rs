@@ -6,8 +6,14 @@ use axum::http::header::{AUTHORIZATION, COOKIE};
 
 pub const COOKIE_NAME: &str = "sid";
 
+/// The session a request acts as: the bearer token if present, else the cookie.
 pub fn session_token(headers: &HeaderMap) -> Option<String> {
     bearer(headers).or_else(|| cookie(headers))
+}
+
+/// Every session token a request carries (logout revokes them all).
+pub fn session_tokens(headers: &HeaderMap) -> Vec<String> {
+    bearer(headers).into_iter().chain(cookie(headers)).collect()
 }
 
 fn bearer(headers: &HeaderMap) -> Option<String> {

@@ -1,4 +1,7 @@
-//! Room fan-out: encode once, share the bytes with every socket.
+//! Fan-out: encode once, share the bytes with every socket.
+//!
+//! [`Gateway`] is the core's [`Deliver`]: room messages go to every socket through the room
+//! ring below; native frames go to the recipients' mailboxes ([`Registry`]).
 //!
 //! The room writer calls [`Fanout::messages_stored`] after each commit, in `seq` order. The
 //! `serverMessages` frame is serialized there, once, into reference-counted bytes; every
@@ -6,10 +9,13 @@
 //! fixed ring (`socket_backlog` entries): a socket that falls further behind than that is told
 //! it lagged and is closed, so a slow client costs no memory.
 
+use crate::registry::Registry;
 use axum::extract::ws::Utf8Bytes;
+use hearth_core::delivery::Deliver;
 use hearth_core::model::{ChatMessage, Room};
-use hearth_core::rooms::RoomEvents;
+use hearth_proto::native::ImServerFrame;
 use hearth_proto::room::{ServerFrame, ServerMessages};
+use std::sync::Arc;
 use tokio::sync::broadcast;
 
 /// One stored batch, ready to write to any socket.
@@ -37,7 +43,25 @@ impl Fanout {
     }
 }
 
-impl RoomEvents for Fanout {
+pub struct Gateway {
+    pub rooms: Fanout,
+    pub registry: Arc<Registry>,
+}
+
+impl Deliver for Gateway {
+    fn room_messages(&self, room: &Room, messages: &[ChatMessage]) {
+        self.rooms.messages_stored(room, messages);
+    }
+
+    fn to_users(&self, users: &[i64], frame: &ImServerFrame) {
+        if users.is_empty() {
+            return;
+        }
+        self.registry.send(users, &frame.to_json().into());
+    }
+}
+
+impl Fanout {
     fn messages_stored(&self, room: &Room, messages: &[ChatMessage]) {
         let Some(last) = messages.last() else { return };
         let frame = ServerFrame::ServerMessages(ServerMessages {

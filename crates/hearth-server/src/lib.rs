@@ -2,25 +2,35 @@
 //!
 //! Handlers are thin: they decode, call a core service, encode. State is explicit in [`App`].
 //!
-//! * [`api`] — `/api/...` HTTP endpoints and their error bodies;
-//! * [`ws`] — one task per WebSocket: `hello`, client frames, live room messages;
+//! * [`api`] — account endpoints, error bodies, the JSON/path/query extractors;
+//! * [`im_api`] — friends, groups, conversations, messages, presence over HTTP;
+//! * [`ws`] — one task per WebSocket: `hello`, client frames, live deliveries;
 //! * [`fanout`] — encodes each stored batch once and broadcasts the shared bytes;
+//! * [`registry`] — each user's sockets on this node and their bounded mailboxes;
 //! * [`web`] — the built web client, embedded in the binary.
 
 mod api;
 mod auth;
 mod fanout;
+mod im_api;
+mod registry;
 mod web;
 mod ws;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{any, get, post};
-use fanout::Fanout;
+use fanout::{Fanout, Gateway};
 use hearth_core::accounts::Accounts;
+use hearth_core::groups::Groups;
+use hearth_core::messaging::{MemberCache, Messaging, Router as MessageRouter};
+use hearth_core::presence::Presence;
 use hearth_core::rooms::RoomHub;
+use hearth_core::social::Social;
 use hearth_core::store::Stores;
-use hearth_core::{Limits, StoreError};
+use hearth_core::writer::Writers;
+use hearth_core::{Limits, Policy, StoreError};
+use registry::Registry;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,13 +46,18 @@ pub struct ServerConfig {
     pub rooms: Vec<(String, String)>,
     /// Mark the session cookie `Secure` (served over TLS, directly or behind a proxy).
     pub secure_cookies: bool,
+    pub policy: Policy,
 }
 
 /// Everything a handler can reach.
 pub struct App {
     accounts: Accounts,
     rooms: RoomHub,
-    fanout: Arc<Fanout>,
+    messaging: Arc<Messaging>,
+    social: Social,
+    groups: Groups,
+    presence: Presence,
+    gateway: Arc<Gateway>,
     limits: Limits,
     secure_cookies: bool,
     /// Flips to `true` when the node starts shutting down; sockets then close with 1012.
@@ -57,19 +72,60 @@ pub struct Server {
 
 impl Server {
     pub async fn start(stores: Stores, config: ServerConfig) -> Result<Server, StoreError> {
-        let fanout = Arc::new(Fanout::new(config.limits.socket_backlog));
+        let gateway = Arc::new(Gateway {
+            rooms: Fanout::new(config.limits.socket_backlog),
+            registry: Arc::new(Registry::new(config.limits.socket_backlog)),
+        });
+        let members = Arc::new(MemberCache::default());
+        let router = Arc::new(MessageRouter::new(
+            stores.conversations.clone(),
+            gateway.clone(),
+            members.clone(),
+        ));
+        let writers = Arc::new(Writers::new(stores.messages.clone(), router.clone()));
         let rooms = RoomHub::start(
-            stores.rooms.clone(),
+            stores.messages.clone(),
+            writers.clone(),
             &config.rooms,
             config.limits.clone(),
-            fanout.clone(),
         )
         .await?;
+        router.add_rooms(rooms.rooms());
+        let messaging = Arc::new(Messaging::new(
+            stores.messages.clone(),
+            stores.conversations.clone(),
+            stores.social.clone(),
+            stores.inbox.clone(),
+            gateway.clone(),
+            writers,
+            members,
+            config.limits.clone(),
+            config.policy.clone(),
+        ));
         let (shutdown, shutdown_rx) = watch::channel(false);
         let app = App {
-            accounts: Accounts::new(stores.users, stores.sessions, config.session_ttl),
+            accounts: Accounts::new(stores.users.clone(), stores.sessions, config.session_ttl),
             rooms,
-            fanout,
+            social: Social::new(
+                stores.social.clone(),
+                stores.users.clone(),
+                gateway.clone(),
+                config.policy.clone(),
+            ),
+            groups: Groups::new(
+                stores.conversations.clone(),
+                stores.social.clone(),
+                gateway.clone(),
+                messaging.clone(),
+            ),
+            presence: Presence::new(
+                stores.users,
+                stores.social,
+                stores.conversations,
+                gateway.clone(),
+            ),
+            messaging,
+            gateway,
             limits: config.limits,
             secure_cookies: config.secure_cookies,
             shutdown: shutdown_rx,
@@ -88,6 +144,9 @@ impl Server {
             .route("/api/me", get(api::me))
             .route("/api/sessions", post(api::create_token_session))
             .route("/api/ws", get(ws::upgrade))
+            .merge(im_api::routes())
+            .route("/api", any(api::not_found))
+            .route("/api/", any(api::not_found))
             .route("/api/{*rest}", any(api::not_found))
             .fallback(web::serve)
             .method_not_allowed_fallback(api::method_not_allowed)

@@ -11,17 +11,22 @@
 //! fell too far behind the live stream (reconnect; `hello` resyncs it).
 
 use crate::App;
+use crate::api::{ApiError, ApiQuery};
 use crate::auth::session_token;
 use crate::fanout::Delivery;
+use crate::registry::{Mailbox, Outbound};
 use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
+use hearth_core::ImError;
 use hearth_core::StoreError;
+use hearth_core::accounts::token_hash;
 use hearth_core::model::{ChatMessage, User};
 use hearth_core::rooms::{RoomError, RoomSnapshot};
+use hearth_proto::native::ImServerFrame;
 use hearth_proto::room::{self, ClientFrame, ErrorCode, Hello, RoomHistory, ServerFrame};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -38,34 +43,55 @@ pub const CLOSE_TOO_SLOW: u16 = 4001;
 const MAX_BATCH: usize = 256;
 /// A client that does not take a write within this long is dead or hopelessly slow.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often an open socket re-checks its session, so that expiry (and a logout on another
+/// node) ends it within this long.
+const SESSION_RECHECK: Duration = Duration::from_secs(30);
 
 type Sink = SplitSink<WebSocket, Message>;
+
+/// The device kinds a socket may say it is (`/api/ws?platform=…`, default `web`).
+const PLATFORMS: [&str; 4] = ["web", "android", "ios", "desktop"];
+
+#[derive(serde::Deserialize)]
+pub struct Connect {
+    platform: Option<String>,
+}
 
 pub async fn upgrade(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
+    ApiQuery(connect): ApiQuery<Connect>,
     upgrade: WebSocketUpgrade,
-) -> Response {
+) -> Result<Response, ApiError> {
+    let platform = connect.platform.unwrap_or_else(|| "web".into());
+    let Some(platform) = PLATFORMS.iter().copied().find(|p| *p == platform) else {
+        return Err(
+            ImError::invalid("bad_platform", "platform is web, android, ios or desktop").into(),
+        );
+    };
     // Authenticate before upgrading, but answer over the socket: browsers only see a close
     // code, never the status of a refused upgrade.
-    let user = match session_token(&headers) {
-        Some(token) => app.accounts.authenticate(&token).await,
+    let token = session_token(&headers);
+    let user = match &token {
+        Some(token) => app.accounts.authenticate(token).await,
         None => Ok(None),
     };
     let hard_limit = app.limits.hard_max_frame_bytes;
-    upgrade
+    Ok(upgrade
         .max_message_size(hard_limit)
         .max_frame_size(hard_limit)
         .on_upgrade(move |socket| async move {
-            match user {
-                Ok(Some(user)) => Connection::open(app, user, socket).await,
-                Ok(None) => close_now(socket, CLOSE_NOT_AUTHENTICATED, "not authenticated").await,
-                Err(error) => {
+            match (user, token) {
+                (Ok(Some(user)), Some(token)) => {
+                    Connection::open(app, user, token, platform, socket).await
+                }
+                (Ok(_), _) => close_now(socket, CLOSE_NOT_AUTHENTICATED, "not authenticated").await,
+                (Err(error), _) => {
                     tracing::warn!(%error, "authenticating a socket failed");
                     close_now(socket, CLOSE_TRY_LATER, "backend unavailable, retry").await
                 }
             }
-        })
+        }))
 }
 
 async fn close_now(mut socket: WebSocket, code: u16, reason: &'static str) {
@@ -79,6 +105,8 @@ async fn close_now(mut socket: WebSocket, code: u16, reason: &'static str) {
 struct Connection {
     app: Arc<App>,
     user: User,
+    /// The session token, re-checked periodically so expiry and revocation end the socket.
+    token: String,
     sink: Sink,
     /// Per room: the highest `seq` this socket has been sent.
     sent_up_to: HashMap<i64, i64>,
@@ -91,44 +119,60 @@ enum End {
 }
 
 impl Connection {
-    async fn open(app: Arc<App>, user: User, socket: WebSocket) {
+    async fn open(
+        app: Arc<App>,
+        user: User,
+        token: String,
+        platform: &'static str,
+        socket: WebSocket,
+    ) {
         let (sink, stream) = socket.split();
-        let mut live = app.fanout.subscribe();
-        let snapshot = match app.rooms.snapshot().await {
-            Ok(snapshot) => snapshot,
-            Err(error) => {
-                tracing::warn!(%error, "reading the hello snapshot failed");
-                let mut sink = sink;
-                let _ = close(&mut sink, CLOSE_TRY_LATER, "backend unavailable, retry").await;
-                return;
-            }
-        };
+        // Both subscriptions come before any state is read: nothing stored from here on can
+        // be missed (rooms de-duplicate by seq below; native clients by seq themselves).
+        let mut live = app.gateway.rooms.subscribe();
+        let mut mailbox = app.gateway.registry.register(user.id, token_hash(&token));
+        app.presence.connected(user.id, platform).await;
         let mut conn = Connection {
-            sent_up_to: snapshot
-                .iter()
-                .map(|s| (s.room.conversation_id, s.last_seq()))
-                .collect(),
-            app,
+            sent_up_to: HashMap::new(),
+            app: app.clone(),
             user,
+            token,
             sink,
         };
-        let hello = hello_frame(&conn.user, snapshot);
-        let end = match conn.send_now(hello.to_json().into()).await {
-            Ok(()) => conn.run(stream, &mut live).await,
-            Err(()) => End::Quietly,
+        let end = match app.rooms.snapshot().await {
+            Ok(snapshot) => {
+                conn.sent_up_to = snapshot
+                    .iter()
+                    .map(|s| (s.room.conversation_id, s.last_seq()))
+                    .collect();
+                let hello = hello_frame(&conn.user, snapshot);
+                match conn.send_now(hello.to_json().into()).await {
+                    Ok(()) => conn.run(stream, &mut live, &mut mailbox).await,
+                    Err(()) => End::Quietly,
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, "reading the hello snapshot failed");
+                End::Close(CLOSE_TRY_LATER, "backend unavailable, retry")
+            }
         };
         if let End::Close(code, reason) = end {
             let _ = close(&mut conn.sink, code, reason).await;
         }
+        app.gateway.registry.unregister(conn.user.id, mailbox.id);
+        app.presence.disconnected(conn.user.id, platform).await;
     }
 
     async fn run(
         &mut self,
         mut stream: SplitStream<WebSocket>,
         live: &mut tokio::sync::broadcast::Receiver<Delivery>,
+        mailbox: &mut Mailbox,
     ) -> End {
         let stopping = stopping(self.app.shutdown.clone());
         tokio::pin!(stopping);
+        let mut recheck = tokio::time::interval(SESSION_RECHECK);
+        recheck.tick().await;
         loop {
             tokio::select! {
                 incoming = stream.next() => match incoming {
@@ -160,9 +204,51 @@ impl Connection {
                     Err(RecvError::Lagged(_)) => return too_slow(),
                     Err(RecvError::Closed) => return restarting(),
                 },
+                outbound = mailbox.frames.recv() => match outbound {
+                    Some(first) => {
+                        if let Err(end) = self.deliver_mail(first, &mut mailbox.frames).await {
+                            return end;
+                        }
+                    }
+                    None => return restarting(),
+                },
+                () = mailbox.overflow.notified() => return too_slow(),
+                _ = recheck.tick() => {
+                    match self.app.accounts.authenticate(&self.token).await {
+                        Ok(Some(_)) => {}
+                        Ok(None) => return End::Close(CLOSE_NOT_AUTHENTICATED, "session ended"),
+                        // A backend blip is not a logout: check again next time.
+                        Err(error) => tracing::debug!(%error, "session re-check failed"),
+                    }
+                }
                 () = &mut stopping => return restarting(),
             }
         }
+    }
+
+    /// Writes `first` and whatever else is already in the mailbox, then flushes once.
+    async fn deliver_mail(
+        &mut self,
+        first: Outbound,
+        frames: &mut tokio::sync::mpsc::Receiver<Outbound>,
+    ) -> Result<(), End> {
+        let mut next = Some(first);
+        let mut written = 0;
+        while let Some(outbound) = next.take() {
+            match outbound {
+                Outbound::Frame(frame) => {
+                    self.feed(Message::Text(frame))
+                        .await
+                        .map_err(|()| End::Quietly)?;
+                    written += 1;
+                }
+                Outbound::Close(code, reason) => return Err(End::Close(code, reason)),
+            }
+            if written < MAX_BATCH {
+                next = frames.try_recv().ok();
+            }
+        }
+        self.flush().await.map_err(|()| End::Quietly)
     }
 
     /// Writes `first` and whatever else is already queued, then flushes once.
@@ -229,6 +315,58 @@ impl Connection {
                         Err(error) => Some(room_error_frame(error)),
                     }
                 }
+                Ok(ClientFrame::Send(send)) => {
+                    let client_msg_id = send.client_msg_id.clone();
+                    let sent = self
+                        .app
+                        .messaging
+                        .send(
+                            &self.user.as_ref(),
+                            send.conversation_id,
+                            send.client_msg_id,
+                            send.kind,
+                            send.content,
+                            send.reply_to,
+                        )
+                        .await;
+                    return match sent {
+                        Ok(ack) => self.send_native(&ImServerFrame::Ack(ack)).await,
+                        Err(error) => {
+                            self.send_now(
+                                im_error_frame(error, Some(client_msg_id)).to_json().into(),
+                            )
+                            .await
+                        }
+                    };
+                }
+                Ok(ClientFrame::Read(read)) => self
+                    .app
+                    .messaging
+                    .read(self.user.id, read.conversation_id, read.seq)
+                    .await
+                    .err()
+                    .map(|e| im_error_frame(e, None)),
+                Ok(ClientFrame::Typing(typing)) => self
+                    .app
+                    .messaging
+                    .typing(self.user.id, typing.conversation_id)
+                    .await
+                    .err()
+                    .map(|e| im_error_frame(e, None)),
+                Ok(ClientFrame::Sync(request)) => {
+                    return match self
+                        .app
+                        .messaging
+                        .sync(self.user.id, request.inbox_after)
+                        .await
+                    {
+                        Ok(state) => self.send_native(&ImServerFrame::SyncState(state)).await,
+                        Err(error) => {
+                            self.send_now(im_error_frame(error, None).to_json().into())
+                                .await
+                        }
+                    };
+                }
                 Ok(ClientFrame::RequestRoomHistory(request)) => Some(
                     match self
                         .app
@@ -264,6 +402,10 @@ impl Connection {
             Ok(Ok(())) => Ok(()),
             _ => Err(()),
         }
+    }
+
+    async fn send_native(&mut self, frame: &ImServerFrame) -> Result<(), ()> {
+        self.send_now(frame.to_json().into()).await
     }
 
     async fn send_now(&mut self, text: Utf8Bytes) -> Result<(), ()> {
@@ -307,6 +449,21 @@ fn read_failure(error: &axum::Error) -> End {
     } else {
         End::Quietly
     }
+}
+
+/// An `error` frame for a refused native request; store failures are not detailed.
+fn im_error_frame(error: ImError, client_msg_id: Option<String>) -> ServerFrame {
+    let message = match &error {
+        ImError::Refused { message, .. } => message.clone(),
+        ImError::Store(StoreError::Unavailable(_)) => {
+            "storage is unavailable; nothing was stored, retry shortly".to_owned()
+        }
+        ImError::Store(e) => {
+            tracing::error!(error = %e, "store error");
+            "internal error".to_owned()
+        }
+    };
+    ServerFrame::error_code(error.code(), message, client_msg_id)
 }
 
 fn room_error_frame(error: RoomError) -> ServerFrame {

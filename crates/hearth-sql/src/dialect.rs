@@ -46,4 +46,20 @@ impl Backend {
             }
         }
     }
+
+    /// `INSERT` that silently skips rows violating a unique key.
+    pub(crate) fn insert_ignore(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "INSERT OR IGNORE",
+            Backend::MySql => "INSERT IGNORE",
+        }
+    }
+
+    /// The id the connection's last `INSERT` generated (run inside the same transaction).
+    pub(crate) fn last_insert_id(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "SELECT last_insert_rowid()",
+            Backend::MySql => "SELECT CAST(LAST_INSERT_ID() AS SIGNED)",
+        }
+    }
 }

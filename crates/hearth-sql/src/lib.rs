@@ -8,9 +8,12 @@
 //! writer, and a single writer never fights over the database lock. Message writes are
 //! `synchronous=FULL`, so a commit that returned is on disk.
 
+mod conversations;
 mod dialect;
-mod rooms;
+mod inbox;
+mod messages;
 mod sessions;
+mod social;
 mod users;
 
 pub use dialect::Backend;
@@ -114,7 +117,10 @@ impl SqlStore {
         Stores {
             users: shared.clone(),
             sessions: shared.clone(),
-            rooms: shared,
+            messages: shared.clone(),
+            social: shared.clone(),
+            conversations: shared.clone(),
+            inbox: shared,
         }
     }
 

@@ -2,7 +2,7 @@
 
 use crate::{SqlStore, store_error};
 use async_trait::async_trait;
-use hearth_core::model::{NewUser, User};
+use hearth_core::model::{NewUser, User, UserRef};
 use hearth_core::store::UserStore;
 use hearth_core::{StoreError, now_ms};
 
@@ -78,6 +78,52 @@ impl UserStore for SqlStore {
         .await
         .map_err(store_error)?;
         Ok(row.map(|(id, username, email, hash)| (user((id, username, email)), hash)))
+    }
+
+    async fn search_users(&self, prefix: &str, limit: usize) -> Result<Vec<UserRef>, StoreError> {
+        // '!' escapes LIKE's wildcards the same way in SQLite and MySQL.
+        let escaped: String = prefix
+            .to_lowercase()
+            .chars()
+            .flat_map(|c| match c {
+                '!' | '%' | '_' => vec!['!', c],
+                c => vec![c],
+            })
+            .collect();
+        let rows = sqlx::query_as::<_, (i64, String)>(
+            "SELECT id, username FROM users WHERE username_key LIKE ? ESCAPE '!' OR email = ? \
+             ORDER BY username_key LIMIT ?",
+        )
+        .bind(format!("{escaped}%"))
+        .bind(prefix.to_ascii_lowercase())
+        .bind(limit as i64)
+        .fetch_all(&self.read)
+        .await
+        .map_err(store_error)?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, username)| UserRef { id, username })
+            .collect())
+    }
+
+    async fn set_last_seen(&self, user_id: i64, ms: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE users SET last_seen_ms = ? WHERE id = ?")
+            .bind(ms)
+            .bind(user_id)
+            .execute(&self.write)
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+
+    async fn last_seen(&self, user_id: i64) -> Result<Option<i64>, StoreError> {
+        let seen =
+            sqlx::query_scalar::<_, Option<i64>>("SELECT last_seen_ms FROM users WHERE id = ?")
+                .bind(user_id)
+                .fetch_optional(&self.read)
+                .await
+                .map_err(store_error)?;
+        Ok(seen.flatten())
     }
 
     async fn user(&self, id: i64) -> Result<Option<User>, StoreError> {

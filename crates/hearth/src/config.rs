@@ -3,7 +3,7 @@
 use clap::Args;
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
-use hearth_core::{Limits, validate};
+use hearth_core::{Limits, Policy, validate};
 use hearth_server::ServerConfig;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -75,6 +75,8 @@ pub struct Config {
     /// Rooms that must exist; they are created (or renamed) at start-up.
     pub rooms: Vec<RoomConfig>,
     pub limits: Limits,
+    /// Instant-messaging policies (`[im]`).
+    pub im: Policy,
 }
 
 impl Default for Config {
@@ -99,6 +101,7 @@ impl Default for Config {
                 room("help", "Help & feedback"),
             ],
             limits: Limits::default(),
+            im: Policy::default(),
         }
     }
 }
@@ -115,6 +118,7 @@ const KNOWN_KEYS: &[&str] = &[
     "log_format",
     "stream_max_len",
     "limits",
+    "im",
 ];
 
 impl Config {
@@ -194,6 +198,7 @@ impl Config {
                 .map(|r| (r.id.clone(), r.name.clone()))
                 .collect(),
             secure_cookies: self.secure_cookies,
+            policy: self.im.clone(),
         }
     }
 }

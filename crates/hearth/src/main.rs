@@ -9,11 +9,9 @@ mod config;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use config::Config;
-use hearth_core::store::Stores;
-use hearth_redis::{Redis, RedisSessions, StreamCachedRooms};
+use hearth_redis::Redis;
 use hearth_server::Server;
 use hearth_sql::SqlStore;
-use std::sync::Arc;
 
 #[derive(Parser)]
 #[command(
@@ -63,16 +61,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             let redis = Redis::connect(url, &config.redis_prefix)
                 .await
                 .with_context(|| format!("connecting to Redis at {}", config::redact(url)))?;
-            let durable = sql.stores();
-            Stores {
-                users: durable.users,
-                sessions: Arc::new(RedisSessions::new(redis.clone())),
-                rooms: Arc::new(StreamCachedRooms::new(
-                    durable.rooms,
-                    redis,
-                    config.stream_max_len,
-                )),
-            }
+            hearth_redis::cluster_stores(sql.stores(), redis, config.stream_max_len)
         }
     };
     let server = Server::start(stores, config.server_config())

@@ -8,12 +8,11 @@
 
 use futures_util::{SinkExt, StreamExt};
 use hearth_core::store::Stores;
-use hearth_redis::{Redis, RedisSessions, StreamCachedRooms};
+use hearth_redis::Redis;
 use hearth_server::{Server, ServerConfig};
 use hearth_sql::SqlStore;
 use serde_json::{Value, json};
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::net::TcpStream;
@@ -115,6 +114,7 @@ impl Deployment {
                     ("help".into(), "Help".into()),
                 ],
                 secure_cookies: false,
+                policy: hearth_core::Policy::default(),
             },
         }
     }
@@ -135,15 +135,7 @@ impl Deployment {
                 let redis = Redis::connect(&redis_url(), &self.redis_prefix)
                     .await
                     .unwrap_or_else(|e| panic!("cannot reach Redis at {}: {e}", redis_url()));
-                Stores {
-                    users: durable.users,
-                    sessions: Arc::new(RedisSessions::new(redis.clone())),
-                    rooms: Arc::new(StreamCachedRooms::new(
-                        durable.rooms,
-                        redis,
-                        self.stream_max_len,
-                    )),
-                }
+                hearth_redis::cluster_stores(durable, redis, self.stream_max_len)
             }
         }
     }

@@ -1,0 +1,20 @@
+//! How the core hands things to connected clients; the gateway implements it.
+
+use crate::model::{ChatMessage, Room};
+use hearth_proto::native::{ImServerFrame, InboxEvent};
+
+/// Pushes to sockets. Implementations encode each frame once and share the bytes between
+/// every socket they reach; they never block (a socket that cannot keep up is dropped).
+pub trait Deliver: Send + Sync + 'static {
+    /// Newly stored room messages, to every socket (the chat-room protocol's `serverMessages`).
+    fn room_messages(&self, room: &Room, messages: &[ChatMessage]);
+    /// A native frame to every socket of each of these users.
+    fn to_users(&self, users: &[i64], frame: &ImServerFrame);
+}
+
+/// Pushes freshly written inbox events to their owners' sockets.
+pub fn push_events(deliver: &dyn Deliver, events: Vec<(i64, InboxEvent)>) {
+    for (user, event) in events {
+        deliver.to_users(&[user], &ImServerFrame::Event(event));
+    }
+}

@@ -1,0 +1,516 @@
+//! Messages in direct and group conversations: send with acknowledgement, pull, sync, read
+//! positions and receipts, typing, recall, edit, delete-for-me.
+//!
+//! Every operation starts with the membership check ([`Messaging::membership`]): a user who is
+//! not a member gets the same `not_member` answer whether or not the conversation exists.
+
+use crate::delivery::{Deliver, push_events};
+use crate::im_error::ImError;
+use crate::model::{
+    ChatMessage, Conversation, ConversationKind, ConversationRef, Member, MessageKind, NewMessage,
+    Room, UserRef,
+};
+use crate::policy::{DirectPolicy, Policy};
+use crate::store::{ConversationStore, InboxStore, MessageStore, NewEvent, SocialStore};
+use crate::writer::{Committed, Writers};
+use crate::{Limits, now_ms};
+use async_trait::async_trait;
+use hearth_proto::native::{
+    Ack, ImMessage, ImServerFrame, Receipt, SyncState, Typing, global_message_id,
+};
+use serde_json::json;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// A page of a conversation, oldest first.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Pulled {
+    pub messages: Vec<ImMessage>,
+    pub last_seq: i64,
+}
+
+pub struct Messaging {
+    messages: Arc<dyn MessageStore>,
+    conversations: Arc<dyn ConversationStore>,
+    social: Arc<dyn SocialStore>,
+    inbox: Arc<dyn InboxStore>,
+    deliver: Arc<dyn Deliver>,
+    writers: Arc<Writers>,
+    members: Arc<MemberCache>,
+    limits: Limits,
+    policy: Policy,
+}
+
+/// Who is in each direct/group conversation, for routing. Filled on demand; every membership
+/// change on this node invalidates the entry.
+#[derive(Default)]
+pub struct MemberCache {
+    entries: Mutex<HashMap<i64, Arc<[i64]>>>,
+}
+
+impl MemberCache {
+    pub async fn get(
+        &self,
+        store: &dyn ConversationStore,
+        conversation: i64,
+    ) -> Result<Arc<[i64]>, crate::StoreError> {
+        if let Some(ids) = self.lock().get(&conversation) {
+            return Ok(ids.clone());
+        }
+        let ids: Arc<[i64]> = store.member_ids(conversation).await?.into();
+        self.lock().insert(conversation, ids.clone());
+        Ok(ids)
+    }
+
+    pub fn invalidate(&self, conversation: i64) {
+        self.lock().remove(&conversation);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<i64, Arc<[i64]>>> {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Routes what a writer committed: rooms to every socket, other conversations to members.
+pub struct Router {
+    conversations: Arc<dyn ConversationStore>,
+    deliver: Arc<dyn Deliver>,
+    members: Arc<MemberCache>,
+    rooms: Mutex<HashMap<i64, Room>>,
+}
+
+impl Router {
+    pub fn new(
+        conversations: Arc<dyn ConversationStore>,
+        deliver: Arc<dyn Deliver>,
+        members: Arc<MemberCache>,
+    ) -> Router {
+        Router {
+            conversations,
+            deliver,
+            members,
+            rooms: Mutex::default(),
+        }
+    }
+
+    pub fn add_rooms(&self, rooms: &[Room]) {
+        let mut map = self.rooms.lock().unwrap_or_else(|p| p.into_inner());
+        for room in rooms {
+            map.insert(room.conversation_id, room.clone());
+        }
+    }
+}
+
+#[async_trait]
+impl Committed for Router {
+    async fn committed(&self, conversation: &ConversationRef, messages: &[ChatMessage]) {
+        if conversation.kind == ConversationKind::Room {
+            let room = self
+                .rooms
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(&conversation.id)
+                .cloned();
+            if let Some(room) = room {
+                self.deliver.room_messages(&room, messages);
+            }
+            return;
+        }
+        match self
+            .members
+            .get(&*self.conversations, conversation.id)
+            .await
+        {
+            Ok(members) => {
+                for message in messages {
+                    let frame = ImServerFrame::Message(message.to_native());
+                    self.deliver.to_users(&members, &frame);
+                }
+            }
+            // Stored but not pushed: members find it by seq on their next sync.
+            Err(error) => tracing::warn!(%error, "cannot route messages; clients will sync"),
+        }
+    }
+}
+
+/// Ids a client may choose for its sends: 1–64 printable ASCII characters.
+fn valid_client_msg_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_graphic())
+}
+
+impl Messaging {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        messages: Arc<dyn MessageStore>,
+        conversations: Arc<dyn ConversationStore>,
+        social: Arc<dyn SocialStore>,
+        inbox: Arc<dyn InboxStore>,
+        deliver: Arc<dyn Deliver>,
+        writers: Arc<Writers>,
+        members: Arc<MemberCache>,
+        limits: Limits,
+        policy: Policy,
+    ) -> Messaging {
+        Messaging {
+            messages,
+            conversations,
+            social,
+            inbox,
+            deliver,
+            writers,
+            members,
+            limits,
+            policy,
+        }
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    pub fn member_cache(&self) -> &MemberCache {
+        &self.members
+    }
+
+    /// The conversation and the user's membership; rooms and strangers are refused alike.
+    pub async fn membership(
+        &self,
+        user: i64,
+        conversation_id: i64,
+    ) -> Result<(Conversation, Member), ImError> {
+        let conversation = self
+            .conversations
+            .conversation(conversation_id)
+            .await?
+            .filter(|c| c.kind != ConversationKind::Room && !c.dissolved)
+            .ok_or_else(ImError::not_member)?;
+        let member = self
+            .conversations
+            .member(conversation_id, user)
+            .await?
+            .ok_or_else(ImError::not_member)?;
+        Ok((conversation, member))
+    }
+
+    /// Whether `a` may write to `b` directly under the configured policy.
+    pub async fn check_direct(&self, a: i64, b: i64) -> Result<(), ImError> {
+        if self.social.blocked_either_way(a, b).await? {
+            return Err(ImError::forbidden(
+                "blocked",
+                "one of you has blocked the other",
+            ));
+        }
+        if self.policy.direct_messages == DirectPolicy::Friends
+            && !self.social.are_friends(a, b).await?
+        {
+            return Err(ImError::forbidden(
+                "not_friends",
+                "direct messages are between friends",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The direct conversation with `peer`, created on first use.
+    pub async fn open_direct(&self, user: &UserRef, peer: i64) -> Result<i64, ImError> {
+        if peer == user.id {
+            return Err(ImError::invalid("bad_request", "that is you"));
+        }
+        self.check_direct(user.id, peer).await?;
+        let conversation = self
+            .conversations
+            .direct_conversation(user.id, peer, now_ms())
+            .await?;
+        self.members.invalidate(conversation.id);
+        Ok(conversation.id)
+    }
+
+    pub async fn send(
+        &self,
+        sender: &UserRef,
+        conversation_id: i64,
+        client_msg_id: String,
+        kind: MessageKind,
+        content: String,
+        reply_to: Option<i64>,
+    ) -> Result<Ack, ImError> {
+        if !valid_client_msg_id(&client_msg_id) {
+            return Err(ImError::invalid(
+                "bad_client_msg_id",
+                "clientMsgId must be 1 to 64 printable ASCII characters",
+            ));
+        }
+        match kind {
+            MessageKind::Text => {}
+            MessageKind::System => {
+                return Err(ImError::invalid(
+                    "bad_kind",
+                    "system messages come from the server",
+                ));
+            }
+            MessageKind::Image | MessageKind::File | MessageKind::Voice => {
+                return Err(ImError::invalid(
+                    "bad_kind",
+                    "image, file and voice messages need file uploads, which this server does not offer yet",
+                ));
+            }
+        }
+        self.check_content(&content)?;
+        let (conversation, member) = self.membership(sender.id, conversation_id).await?;
+        if conversation.kind == ConversationKind::Direct {
+            let peer = self
+                .conversations
+                .member_ids(conversation_id)
+                .await?
+                .into_iter()
+                .find(|id| *id != sender.id);
+            if let Some(peer) = peer {
+                self.check_direct(sender.id, peer).await?;
+            }
+        }
+        if let Some(seq) = reply_to
+            && (seq <= member.joined_seq || seq > conversation.last_seq)
+        {
+            return Err(ImError::invalid(
+                "bad_reply_to",
+                "replyTo is not a message you can see here",
+            ));
+        }
+        let message = NewMessage {
+            sender: sender.clone(),
+            kind,
+            content,
+            reply_to,
+            client_msg_id: Some(client_msg_id.clone()),
+        };
+        let stored = self
+            .writers
+            .append(&conversation.as_ref(), vec![message])
+            .await?;
+        let stored = stored
+            .into_iter()
+            .next()
+            .ok_or_else(|| ImError::Store(crate::StoreError::Backend("nothing stored".into())))?;
+        Ok(Ack {
+            client_msg_id,
+            conversation_id: stored.conversation_id,
+            id: global_message_id(stored.conversation_id, stored.seq),
+            seq: stored.seq,
+            timestamp: stored.ms,
+        })
+    }
+
+    fn check_content(&self, content: &str) -> Result<(), ImError> {
+        if content.trim().is_empty() {
+            return Err(ImError::invalid("empty_content", "message is empty"));
+        }
+        let max = self.limits.max_content_chars;
+        if content.chars().count() > max {
+            return Err(ImError::invalid(
+                "content_too_long",
+                format!("messages are limited to {max} characters"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Messages after `after`, oldest first, never from before the user joined.
+    pub async fn pull(
+        &self,
+        user: i64,
+        conversation_id: i64,
+        after: i64,
+        limit: usize,
+    ) -> Result<Pulled, ImError> {
+        let (conversation, member) = self.membership(user, conversation_id).await?;
+        let limit = limit.clamp(1, self.policy.max_page);
+        let after = after.max(member.joined_seq);
+        let messages = self
+            .messages
+            .messages_after(conversation_id, user, after, limit)
+            .await?;
+        Ok(Pulled {
+            messages: messages.iter().map(ChatMessage::to_native).collect(),
+            last_seq: conversation.last_seq,
+        })
+    }
+
+    /// Every conversation's position, and inbox events after `inbox_after`.
+    pub async fn sync(&self, user: i64, inbox_after: i64) -> Result<SyncState, ImError> {
+        let conversations = self.conversations.conversation_states(user).await?;
+        let (inbox, inbox_seq) = self
+            .inbox
+            .events_after(user, inbox_after.max(0), self.policy.max_page)
+            .await?;
+        Ok(SyncState {
+            conversations,
+            inbox,
+            inbox_seq,
+        })
+    }
+
+    /// Moves the read position and tells every member (the reader's other devices clear their
+    /// unread count from it).
+    pub async fn read(&self, user: i64, conversation_id: i64, seq: i64) -> Result<(), ImError> {
+        let (conversation, _) = self.membership(user, conversation_id).await?;
+        let seq = seq.clamp(0, conversation.last_seq);
+        if let Some(seq) = self
+            .conversations
+            .mark_read(conversation_id, user, seq)
+            .await?
+        {
+            let members = self
+                .members
+                .get(&*self.conversations, conversation_id)
+                .await?;
+            let receipt = ImServerFrame::Receipt(Receipt {
+                conversation_id,
+                user_id: user,
+                seq,
+            });
+            self.deliver.to_users(&members, &receipt);
+        }
+        Ok(())
+    }
+
+    /// Tells the other members that `user` is typing. Nothing is stored.
+    pub async fn typing(&self, user: i64, conversation_id: i64) -> Result<(), ImError> {
+        self.membership(user, conversation_id).await?;
+        let members = self
+            .members
+            .get(&*self.conversations, conversation_id)
+            .await?;
+        let others: Vec<i64> = members.iter().copied().filter(|m| *m != user).collect();
+        let frame = ImServerFrame::Typing(Typing {
+            conversation_id,
+            user_id: user,
+        });
+        self.deliver.to_users(&others, &frame);
+        Ok(())
+    }
+
+    /// The message, if the user may act on it as its sender.
+    async fn own_message(
+        &self,
+        user: i64,
+        conversation_id: i64,
+        seq: i64,
+    ) -> Result<(Conversation, ChatMessage), ImError> {
+        let (conversation, member) = self.membership(user, conversation_id).await?;
+        let message = self
+            .messages
+            .message(conversation_id, seq)
+            .await?
+            .filter(|m| m.seq > member.joined_seq)
+            .ok_or_else(|| ImError::not_found("no_message", "no such message"))?;
+        if message.sender.id != user || message.kind == MessageKind::System {
+            return Err(ImError::forbidden(
+                "not_sender",
+                "only its sender can change a message",
+            ));
+        }
+        if message.recalled {
+            return Err(ImError::conflict("recalled", "the message was recalled"));
+        }
+        Ok((conversation, message))
+    }
+
+    /// Recalls the user's own message within the recall window; members get a system message.
+    pub async fn recall(
+        &self,
+        user: &UserRef,
+        conversation_id: i64,
+        seq: i64,
+    ) -> Result<(), ImError> {
+        let (conversation, message) = self.own_message(user.id, conversation_id, seq).await?;
+        let window_ms = self.policy.recall_window_secs as i64 * 1_000;
+        if now_ms() - message.ms > window_ms {
+            return Err(ImError::conflict(
+                "recall_window_passed",
+                format!(
+                    "messages can be recalled for {} seconds after sending",
+                    self.policy.recall_window_secs
+                ),
+            ));
+        }
+        if self.messages.recall(conversation_id, seq).await? {
+            self.system_message(
+                &conversation.as_ref(),
+                user,
+                json!({"event": "recalled", "seq": seq}),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Replaces the content of the user's own message; members get a system message with it.
+    pub async fn edit(
+        &self,
+        user: &UserRef,
+        conversation_id: i64,
+        seq: i64,
+        content: String,
+    ) -> Result<(), ImError> {
+        self.check_content(&content)?;
+        let (conversation, _) = self.own_message(user.id, conversation_id, seq).await?;
+        if self
+            .messages
+            .edit(conversation_id, seq, &content, now_ms())
+            .await?
+        {
+            self.system_message(
+                &conversation.as_ref(),
+                user,
+                json!({"event": "edited", "seq": seq, "content": content}),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Hides a message for this user only, on all their devices.
+    pub async fn hide(&self, user: i64, conversation_id: i64, seq: i64) -> Result<(), ImError> {
+        let (_, member) = self.membership(user, conversation_id).await?;
+        self.messages
+            .message(conversation_id, seq)
+            .await?
+            .filter(|m| m.seq > member.joined_seq)
+            .ok_or_else(|| ImError::not_found("no_message", "no such message"))?;
+        let event = NewEvent {
+            user_id: user,
+            kind: "message_hidden",
+            payload: json!({"conversationId": conversation_id, "seq": seq}),
+        };
+        let events = self
+            .messages
+            .hide(user, conversation_id, seq, vec![event])
+            .await?;
+        push_events(&*self.deliver, events);
+        Ok(())
+    }
+
+    pub async fn members(&self, user: i64, conversation_id: i64) -> Result<Vec<Member>, ImError> {
+        self.membership(user, conversation_id).await?;
+        Ok(self.conversations.members(conversation_id).await?)
+    }
+
+    /// Stores a server-written message (joins, leaves, recalls, …) in the conversation.
+    pub async fn system_message(
+        &self,
+        conversation: &ConversationRef,
+        actor: &UserRef,
+        body: serde_json::Value,
+    ) -> Result<(), ImError> {
+        let message = NewMessage {
+            sender: actor.clone(),
+            kind: MessageKind::System,
+            content: body.to_string(),
+            reply_to: None,
+            client_msg_id: None,
+        };
+        self.writers.append(conversation, vec![message]).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,345 @@
+//! The native instant-messaging protocol: direct and group conversations with per-conversation
+//! sequence numbers, acknowledged sends, sync, receipts, typing and presence.
+//!
+//! It shares the `/api/ws` socket and the `{"type", "payload"}` envelope with the chat-room
+//! protocol ([`crate::room`]); request/response operations (friends, groups, pulls) are HTTP.
+
+use serde::{Deserialize, Serialize};
+
+use crate::room::UserRef;
+
+/// The kinds of message. Clients send `text`; `system` messages are written by the server
+/// (joins, leaves, role changes, recalls, edits); `image`, `file` and `voice` reference uploads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MessageKind {
+    Text,
+    Image,
+    File,
+    Voice,
+    System,
+}
+
+impl MessageKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageKind::Text => "text",
+            MessageKind::Image => "image",
+            MessageKind::File => "file",
+            MessageKind::Voice => "voice",
+            MessageKind::System => "system",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<MessageKind> {
+        Some(match s {
+            "text" => MessageKind::Text,
+            "image" => MessageKind::Image,
+            "file" => MessageKind::File,
+            "voice" => MessageKind::Voice,
+            "system" => MessageKind::System,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConversationKind {
+    Room,
+    Direct,
+    Group,
+}
+
+impl ConversationKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConversationKind::Room => "room",
+            ConversationKind::Direct => "direct",
+            ConversationKind::Group => "group",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<ConversationKind> {
+        Some(match s {
+            "room" => ConversationKind::Room,
+            "direct" => ConversationKind::Direct,
+            "group" => ConversationKind::Group,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Member,
+    Admin,
+    Owner,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Member => "member",
+            Role::Admin => "admin",
+            Role::Owner => "owner",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        Some(match s {
+            "member" => Role::Member,
+            "admin" => Role::Admin,
+            "owner" => Role::Owner,
+            _ => return None,
+        })
+    }
+}
+
+/// A stored message as native clients see it.
+///
+/// `id` is global: `conversationId * 2^32 + seq`, as a decimal string (it exceeds what a
+/// JavaScript number holds exactly). A recalled message keeps its place with empty content;
+/// a message the viewer deleted for themselves keeps its place with `hidden: true` and no
+/// content, so `seq` stays contiguous for every member.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImMessage {
+    pub id: String,
+    pub conversation_id: i64,
+    pub seq: i64,
+    pub sender: UserRef,
+    pub kind: MessageKind,
+    pub content: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_msg_id: Option<String>,
+    pub timestamp: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub edited_at: Option<i64>,
+    #[serde(skip_serializing_if = "std::ops::Not::not", default)]
+    pub recalled: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not", default)]
+    pub hidden: bool,
+}
+
+/// The global id of message `seq` of conversation `conversation_id`.
+pub fn global_message_id(conversation_id: i64, seq: i64) -> String {
+    ((conversation_id << 32) + seq).to_string()
+}
+
+/// What the server answers a send with, once the message is durably stored. A retried send
+/// with the same `clientMsgId` gets the same ack.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Ack {
+    pub client_msg_id: String,
+    pub conversation_id: i64,
+    pub id: String,
+    pub seq: i64,
+    pub timestamp: i64,
+}
+
+/// One conversation's sync state for the requesting user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConversationState {
+    pub id: i64,
+    pub kind: ConversationKind,
+    /// Group name; for a direct conversation, the other user's name.
+    pub name: String,
+    /// For direct conversations, the other user.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peer: Option<UserRef>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<Role>,
+    /// The newest `seq` in the conversation.
+    pub last_seq: i64,
+    /// Messages up to this `seq` were there before the user joined: not theirs to read.
+    pub joined_seq: i64,
+    /// The user's read position.
+    pub read_seq: i64,
+    pub unread: i64,
+    pub last_activity: i64,
+}
+
+/// An entry of a user's inbox: notifications about friends, groups and their own devices,
+/// numbered per user so an offline device catches up on all it missed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InboxEvent {
+    pub seq: i64,
+    pub kind: String,
+    pub payload: serde_json::Value,
+    pub timestamp: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncState {
+    pub conversations: Vec<ConversationState>,
+    /// Inbox events after the requested position, oldest first, at most one page.
+    pub inbox: Vec<InboxEvent>,
+    /// The newest inbox `seq`; if it is past the last event returned, pull more.
+    pub inbox_seq: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Receipt {
+    pub conversation_id: i64,
+    pub user_id: i64,
+    pub seq: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Typing {
+    pub conversation_id: i64,
+    pub user_id: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Presence {
+    pub user_id: i64,
+    pub online: bool,
+    /// When the user was last connected (ms), if ever and not now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_seen: Option<i64>,
+    /// The kinds of device connected now (`web`, `android`, `ios`, `desktop`).
+    #[serde(default)]
+    pub platforms: Vec<String>,
+}
+
+/// Native frames the server pushes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "payload", rename_all = "camelCase")]
+pub enum ImServerFrame {
+    /// A new message in one of the user's conversations (sent to every device of every member,
+    /// the sender's included).
+    Message(ImMessage),
+    Ack(Ack),
+    SyncState(SyncState),
+    Event(InboxEvent),
+    Receipt(Receipt),
+    Typing(Typing),
+    Presence(Presence),
+}
+
+impl ImServerFrame {
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|_| {
+            r#"{"type":"error","payload":{"code":"internal","message":"encoding failed"}}"#.into()
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Send {
+    pub conversation_id: i64,
+    pub client_msg_id: String,
+    #[serde(default = "text_kind")]
+    pub kind: MessageKind,
+    pub content: String,
+    #[serde(default)]
+    pub reply_to: Option<i64>,
+}
+
+fn text_kind() -> MessageKind {
+    MessageKind::Text
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Read {
+    pub conversation_id: i64,
+    pub seq: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TypingRequest {
+    pub conversation_id: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SyncRequest {
+    /// The highest inbox `seq` this device has processed (0 for a new device).
+    #[serde(default)]
+    pub inbox_after: i64,
+}
+
+/// HTTP bodies of the native API.
+pub mod http {
+    use serde::{Deserialize, Serialize};
+
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    pub struct FriendRequestBody {
+        pub user_id: i64,
+        #[serde(default)]
+        pub note: String,
+    }
+
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    pub struct UserIdBody {
+        pub user_id: i64,
+    }
+
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    pub struct UserIdsBody {
+        pub user_ids: Vec<i64>,
+    }
+
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    pub struct CreateGroupBody {
+        pub name: String,
+        #[serde(default)]
+        pub members: Vec<i64>,
+    }
+
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    pub struct NoteBody {
+        #[serde(default)]
+        pub note: String,
+    }
+
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    pub struct RoleBody {
+        pub user_id: i64,
+        pub role: super::Role,
+    }
+
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    pub struct SendBody {
+        pub client_msg_id: String,
+        #[serde(default = "super::text_kind")]
+        pub kind: super::MessageKind,
+        pub content: String,
+        #[serde(default)]
+        pub reply_to: Option<i64>,
+    }
+
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    pub struct EditBody {
+        pub content: String,
+    }
+
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    pub struct SeqBody {
+        pub seq: i64,
+    }
+}

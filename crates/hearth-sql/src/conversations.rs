@@ -1,0 +1,558 @@
+//! Direct and group conversations: membership, roles, read positions, join requests.
+//!
+//! Changes that depend on the member count first "touch" the conversation row
+//! (`UPDATE … SET last_ms = last_ms`): on MySQL that takes the row lock, serializing them with
+//! each other and with message writers; on SQLite the single writer already does.
+
+use crate::social::pair_key;
+use crate::{SqlStore, store_error};
+use async_trait::async_trait;
+use hearth_core::StoreError;
+use hearth_core::model::{Conversation, ConversationKind, Member, Role, UserRef};
+use hearth_core::store::{Applied, ConversationStore, NewEvent};
+use hearth_proto::native::{ConversationState, InboxEvent};
+use sqlx::{Any, Transaction};
+use std::collections::HashMap;
+
+type ConversationRow = (i64, String, Option<String>, String, Option<i64>, i64, i64);
+type MemberRow = (i64, String, String, i64, i64);
+
+const CONVERSATION_SELECT: &str =
+    "SELECT id, kind, slug, name, owner_id, dissolved, last_seq FROM conversations WHERE ";
+const MEMBER_SELECT: &str = "SELECT m.user_id, u.username, m.role, m.joined_seq, m.read_seq \
+     FROM members m JOIN users u ON u.id = m.user_id WHERE m.conversation_id = ?";
+
+fn conversation(row: ConversationRow) -> Conversation {
+    let (id, kind, slug, name, owner_id, dissolved, last_seq) = row;
+    Conversation {
+        id,
+        kind: ConversationKind::parse(&kind).unwrap_or(ConversationKind::Group),
+        slug,
+        name,
+        owner_id,
+        dissolved: dissolved != 0,
+        last_seq,
+    }
+}
+
+fn member((id, username, role, joined_seq, read_seq): MemberRow) -> Member {
+    Member {
+        user: UserRef { id, username },
+        role: Role::parse(&role).unwrap_or(Role::Member),
+        joined_seq,
+        read_seq,
+    }
+}
+
+impl SqlStore {
+    async fn conversation_where(
+        &self,
+        condition: &'static str,
+        key: &str,
+    ) -> Result<Option<Conversation>, StoreError> {
+        let sql = format!("{CONVERSATION_SELECT}{condition}");
+        let row = sqlx::query_as::<_, ConversationRow>(sqlx::AssertSqlSafe(sql))
+            .bind(key)
+            .fetch_optional(&self.write)
+            .await
+            .map_err(store_error)?;
+        Ok(row.map(conversation))
+    }
+
+    /// Locks the conversation row for the rest of the transaction.
+    async fn touch(tx: &mut Transaction<'_, Any>, conversation_id: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE conversations SET last_ms = last_ms WHERE id = ?")
+            .bind(conversation_id)
+            .execute(&mut **tx)
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+
+    async fn member_count(
+        tx: &mut Transaction<'_, Any>,
+        conversation_id: i64,
+    ) -> Result<usize, StoreError> {
+        let n =
+            sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM members WHERE conversation_id = ?")
+                .bind(conversation_id)
+                .fetch_one(&mut **tx)
+                .await
+                .map_err(store_error)?;
+        Ok(n as usize)
+    }
+
+    /// Adds a member who sees messages from now on; false if already a member.
+    async fn insert_member(
+        &self,
+        tx: &mut Transaction<'_, Any>,
+        conversation_id: i64,
+        user_id: i64,
+        role: Role,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let sql = format!(
+            "{} INTO members (conversation_id, user_id, role, joined_seq, read_seq, joined_ms) \
+             SELECT id, ?, ?, last_seq, last_seq, ? FROM conversations WHERE id = ?",
+            self.backend.insert_ignore()
+        );
+        let done = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(user_id)
+            .bind(role.as_str())
+            .bind(now_ms)
+            .bind(conversation_id)
+            .execute(&mut **tx)
+            .await
+            .map_err(store_error)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn insert_conversation(
+        &self,
+        tx: &mut Transaction<'_, Any>,
+        kind: ConversationKind,
+        name: &str,
+        direct_key: Option<&str>,
+        owner: Option<i64>,
+        now_ms: i64,
+    ) -> Result<i64, sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO conversations (kind, name, direct_key, owner_id, created_ms, last_ms) \
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(kind.as_str())
+        .bind(name)
+        .bind(direct_key)
+        .bind(owner)
+        .bind(now_ms)
+        .bind(now_ms)
+        .execute(&mut **tx)
+        .await?;
+        sqlx::query_scalar::<_, i64>(self.backend.last_insert_id())
+            .fetch_one(&mut **tx)
+            .await
+    }
+}
+
+#[async_trait]
+impl ConversationStore for SqlStore {
+    async fn conversation(&self, id: i64) -> Result<Option<Conversation>, StoreError> {
+        let sql = format!("{CONVERSATION_SELECT}id = ?");
+        let row = sqlx::query_as::<_, ConversationRow>(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_optional(&self.read)
+            .await
+            .map_err(store_error)?;
+        Ok(row.map(conversation))
+    }
+
+    async fn member(
+        &self,
+        conversation_id: i64,
+        user_id: i64,
+    ) -> Result<Option<Member>, StoreError> {
+        let sql = format!("{MEMBER_SELECT} AND m.user_id = ?");
+        let row = sqlx::query_as::<_, MemberRow>(sqlx::AssertSqlSafe(sql))
+            .bind(conversation_id)
+            .bind(user_id)
+            .fetch_optional(&self.read)
+            .await
+            .map_err(store_error)?;
+        Ok(row.map(member))
+    }
+
+    async fn members(&self, conversation_id: i64) -> Result<Vec<Member>, StoreError> {
+        let sql = format!("{MEMBER_SELECT} ORDER BY m.joined_ms, m.user_id");
+        let rows = sqlx::query_as::<_, MemberRow>(sqlx::AssertSqlSafe(sql))
+            .bind(conversation_id)
+            .fetch_all(&self.read)
+            .await
+            .map_err(store_error)?;
+        Ok(rows.into_iter().map(member).collect())
+    }
+
+    async fn share_conversation(&self, a: i64, b: i64) -> Result<bool, StoreError> {
+        let shared = sqlx::query_scalar::<_, i64>(
+            "SELECT ma.conversation_id FROM members ma \
+             JOIN members mb ON mb.conversation_id = ma.conversation_id \
+             WHERE ma.user_id = ? AND mb.user_id = ? LIMIT 1",
+        )
+        .bind(a)
+        .bind(b)
+        .fetch_optional(&self.read)
+        .await
+        .map_err(store_error)?;
+        Ok(shared.is_some())
+    }
+
+    async fn member_ids(&self, conversation_id: i64) -> Result<Vec<i64>, StoreError> {
+        sqlx::query_scalar::<_, i64>("SELECT user_id FROM members WHERE conversation_id = ?")
+            .bind(conversation_id)
+            .fetch_all(&self.read)
+            .await
+            .map_err(store_error)
+    }
+
+    async fn direct_conversation(
+        &self,
+        a: i64,
+        b: i64,
+        now_ms: i64,
+    ) -> Result<Conversation, StoreError> {
+        let key = pair_key(a, b);
+        if let Some(found) = self.conversation_where("direct_key = ?", &key).await? {
+            return Ok(found);
+        }
+        let mut tx = self.write.begin().await.map_err(store_error)?;
+        match self
+            .insert_conversation(
+                &mut tx,
+                ConversationKind::Direct,
+                "",
+                Some(&key),
+                None,
+                now_ms,
+            )
+            .await
+        {
+            Ok(id) => {
+                for user in [a, b] {
+                    self.insert_member(&mut tx, id, user, Role::Member, now_ms)
+                        .await?;
+                }
+                tx.commit().await.map_err(store_error)?;
+            }
+            // Created concurrently by the other side: use theirs.
+            Err(sqlx::Error::Database(db)) if db.is_unique_violation() => drop(tx),
+            Err(e) => return Err(store_error(e)),
+        }
+        self.conversation_where("direct_key = ?", &key)
+            .await?
+            .ok_or_else(|| StoreError::Backend("direct conversation vanished".into()))
+    }
+
+    async fn create_group(
+        &self,
+        name: &str,
+        owner: i64,
+        members: &[i64],
+        now_ms: i64,
+        events: Vec<NewEvent>,
+    ) -> Result<(Conversation, Vec<(i64, InboxEvent)>), StoreError> {
+        let mut tx = self.write.begin().await.map_err(store_error)?;
+        let id = self
+            .insert_conversation(
+                &mut tx,
+                ConversationKind::Group,
+                name,
+                None,
+                Some(owner),
+                now_ms,
+            )
+            .await
+            .map_err(store_error)?;
+        self.insert_member(&mut tx, id, owner, Role::Owner, now_ms)
+            .await?;
+        for &user in members {
+            self.insert_member(&mut tx, id, user, Role::Member, now_ms)
+                .await?;
+        }
+        let events = Self::finish(tx, events, now_ms).await?.unwrap_or_default();
+        let group = Conversation {
+            id,
+            kind: ConversationKind::Group,
+            slug: None,
+            name: name.to_owned(),
+            owner_id: Some(owner),
+            dissolved: false,
+            last_seq: 0,
+        };
+        Ok((group, events))
+    }
+
+    async fn add_members(
+        &self,
+        conversation_id: i64,
+        users: &[i64],
+        limit: usize,
+        now_ms: i64,
+        events: Vec<NewEvent>,
+    ) -> Result<Option<(Vec<i64>, Vec<(i64, InboxEvent)>)>, StoreError> {
+        let mut tx = self.write.begin().await.map_err(store_error)?;
+        Self::touch(&mut tx, conversation_id).await?;
+        let count = Self::member_count(&mut tx, conversation_id).await?;
+        let mut added = Vec::new();
+        for &user in users {
+            if self
+                .insert_member(&mut tx, conversation_id, user, Role::Member, now_ms)
+                .await?
+            {
+                added.push(user);
+            }
+        }
+        if count + added.len() > limit {
+            return Ok(None);
+        }
+        let events = events
+            .into_iter()
+            .filter(|e| added.contains(&e.user_id))
+            .collect();
+        let written = Self::finish(tx, events, now_ms).await?.unwrap_or_default();
+        Ok(Some((added, written)))
+    }
+
+    async fn remove_member(
+        &self,
+        conversation_id: i64,
+        user_id: i64,
+        events: Vec<NewEvent>,
+    ) -> Result<Applied, StoreError> {
+        let mut tx = self.write.begin().await.map_err(store_error)?;
+        let done = sqlx::query("DELETE FROM members WHERE conversation_id = ? AND user_id = ?")
+            .bind(conversation_id)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(store_error)?;
+        if done.rows_affected() == 0 {
+            return Ok(None);
+        }
+        Self::finish(tx, events, hearth_core::now_ms()).await
+    }
+
+    async fn set_role(
+        &self,
+        conversation_id: i64,
+        user_id: i64,
+        role: Role,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE members SET role = ? \
+             WHERE conversation_id = ? AND user_id = ? AND role <> 'owner'",
+        )
+        .bind(role.as_str())
+        .bind(conversation_id)
+        .bind(user_id)
+        .execute(&self.write)
+        .await
+        .map_err(store_error)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn transfer_ownership(
+        &self,
+        conversation_id: i64,
+        from: i64,
+        to: i64,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.write.begin().await.map_err(store_error)?;
+        let demoted = sqlx::query(
+            "UPDATE members SET role = 'admin' \
+             WHERE conversation_id = ? AND user_id = ? AND role = 'owner'",
+        )
+        .bind(conversation_id)
+        .bind(from)
+        .execute(&mut *tx)
+        .await
+        .map_err(store_error)?;
+        let promoted = sqlx::query(
+            "UPDATE members SET role = 'owner' WHERE conversation_id = ? AND user_id = ?",
+        )
+        .bind(conversation_id)
+        .bind(to)
+        .execute(&mut *tx)
+        .await
+        .map_err(store_error)?;
+        if demoted.rows_affected() == 0 || promoted.rows_affected() == 0 {
+            return Ok(false);
+        }
+        sqlx::query("UPDATE conversations SET owner_id = ? WHERE id = ?")
+            .bind(to)
+            .bind(conversation_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(store_error)?;
+        tx.commit().await.map_err(store_error)?;
+        Ok(true)
+    }
+
+    async fn dissolve(
+        &self,
+        conversation_id: i64,
+        events: Vec<NewEvent>,
+    ) -> Result<Applied, StoreError> {
+        let now_ms = hearth_core::now_ms();
+        let mut tx = self.write.begin().await.map_err(store_error)?;
+        let done =
+            sqlx::query("UPDATE conversations SET dissolved = 1 WHERE id = ? AND dissolved = 0")
+                .bind(conversation_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(store_error)?;
+        if done.rows_affected() == 0 {
+            return Ok(None);
+        }
+        for sql in [
+            "DELETE FROM members WHERE conversation_id = ?",
+            "UPDATE join_requests SET status = 'canceled', pending_key = NULL \
+             WHERE conversation_id = ? AND status = 'pending'",
+        ] {
+            sqlx::query(sql)
+                .bind(conversation_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(store_error)?;
+        }
+        Self::finish(tx, events, now_ms).await
+    }
+
+    async fn conversation_states(&self, user: i64) -> Result<Vec<ConversationState>, StoreError> {
+        type StateRow = (i64, String, String, i64, i64, String, i64, i64);
+        let rows = sqlx::query_as::<_, StateRow>(
+            "SELECT c.id, c.kind, c.name, c.last_seq, c.last_ms, m.role, m.joined_seq, m.read_seq \
+             FROM members m JOIN conversations c ON c.id = m.conversation_id \
+             WHERE m.user_id = ? AND c.dissolved = 0 ORDER BY c.last_ms DESC, c.id DESC",
+        )
+        .bind(user)
+        .fetch_all(&self.read)
+        .await
+        .map_err(store_error)?;
+        let peers: HashMap<i64, UserRef> = sqlx::query_as::<_, (i64, i64, String)>(
+            "SELECT mine.conversation_id, u.id, u.username FROM members mine \
+             JOIN conversations c ON c.id = mine.conversation_id AND c.kind = 'direct' \
+             JOIN members theirs ON theirs.conversation_id = mine.conversation_id \
+             AND theirs.user_id <> mine.user_id \
+             JOIN users u ON u.id = theirs.user_id WHERE mine.user_id = ?",
+        )
+        .bind(user)
+        .fetch_all(&self.read)
+        .await
+        .map_err(store_error)?
+        .into_iter()
+        .map(|(conversation, id, username)| (conversation, UserRef { id, username }))
+        .collect();
+        Ok(rows
+            .into_iter()
+            .map(
+                |(id, kind, name, last_seq, last_ms, role, joined_seq, read_seq)| {
+                    let kind = ConversationKind::parse(&kind).unwrap_or(ConversationKind::Group);
+                    let peer = peers.get(&id).cloned();
+                    let seen = read_seq.max(joined_seq);
+                    ConversationState {
+                        id,
+                        kind,
+                        name: peer.as_ref().map_or(name, |p| p.username.clone()),
+                        role: (kind == ConversationKind::Group)
+                            .then(|| Role::parse(&role))
+                            .flatten(),
+                        peer,
+                        last_seq,
+                        joined_seq,
+                        read_seq: seen,
+                        unread: (last_seq - seen).max(0),
+                        last_activity: last_ms,
+                    }
+                },
+            )
+            .collect())
+    }
+
+    async fn mark_read(
+        &self,
+        conversation_id: i64,
+        user_id: i64,
+        seq: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        let done = sqlx::query(
+            "UPDATE members SET read_seq = ? \
+             WHERE conversation_id = ? AND user_id = ? AND read_seq < ?",
+        )
+        .bind(seq)
+        .bind(conversation_id)
+        .bind(user_id)
+        .bind(seq)
+        .execute(&self.write)
+        .await
+        .map_err(store_error)?;
+        Ok((done.rows_affected() > 0).then_some(seq))
+    }
+
+    async fn create_join_request(
+        &self,
+        conversation_id: i64,
+        user_id: i64,
+        note: &str,
+        now_ms: i64,
+        events: Vec<NewEvent>,
+    ) -> Result<Applied, StoreError> {
+        let mut tx = self.write.begin().await.map_err(store_error)?;
+        let inserted = sqlx::query(
+            "INSERT INTO join_requests (conversation_id, user_id, note, status, pending_key, created_ms) \
+             VALUES (?, ?, ?, 'pending', ?, ?)",
+        )
+        .bind(conversation_id)
+        .bind(user_id)
+        .bind(note)
+        .bind(format!("{conversation_id}:{user_id}"))
+        .bind(now_ms)
+        .execute(&mut *tx)
+        .await;
+        match inserted {
+            Ok(_) => Self::finish(tx, events, now_ms).await,
+            Err(sqlx::Error::Database(db)) if db.is_unique_violation() => Ok(None),
+            Err(e) => Err(store_error(e)),
+        }
+    }
+
+    async fn join_requests(
+        &self,
+        conversation_id: i64,
+    ) -> Result<Vec<(UserRef, String)>, StoreError> {
+        let rows = sqlx::query_as::<_, (i64, String, String)>(
+            "SELECT u.id, u.username, r.note FROM join_requests r JOIN users u ON u.id = r.user_id \
+             WHERE r.conversation_id = ? AND r.status = 'pending' ORDER BY r.id",
+        )
+        .bind(conversation_id)
+        .fetch_all(&self.read)
+        .await
+        .map_err(store_error)?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, username, note)| (UserRef { id, username }, note))
+            .collect())
+    }
+
+    async fn decide_join_request(
+        &self,
+        conversation_id: i64,
+        user_id: i64,
+        approve: bool,
+        limit: usize,
+        now_ms: i64,
+        events: Vec<NewEvent>,
+    ) -> Result<Applied, StoreError> {
+        let mut tx = self.write.begin().await.map_err(store_error)?;
+        Self::touch(&mut tx, conversation_id).await?;
+        let settled = sqlx::query(
+            "UPDATE join_requests SET status = ?, pending_key = NULL, decided_ms = ? \
+             WHERE pending_key = ?",
+        )
+        .bind(if approve { "approved" } else { "rejected" })
+        .bind(now_ms)
+        .bind(format!("{conversation_id}:{user_id}"))
+        .execute(&mut *tx)
+        .await
+        .map_err(store_error)?;
+        if settled.rows_affected() == 0 {
+            return Ok(None);
+        }
+        if approve {
+            if Self::member_count(&mut tx, conversation_id).await? >= limit {
+                return Ok(None);
+            }
+            self.insert_member(&mut tx, conversation_id, user_id, Role::Member, now_ms)
+                .await?;
+        }
+        Self::finish(tx, events, now_ms).await
+    }
+}

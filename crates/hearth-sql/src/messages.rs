@@ -1,0 +1,354 @@
+//! Messages of every conversation, and the room list.
+//!
+//! `seq` is allocated by bumping `conversations.last_seq` inside the transaction that inserts
+//! the messages: the row lock (MySQL) or the single writer (SQLite) serializes allocators, and
+//! a rolled-back transaction gives its numbers back, so there are never gaps.
+
+use crate::inbox::append_events;
+use crate::{SqlStore, store_error};
+use async_trait::async_trait;
+use hearth_core::model::{
+    ChatMessage, ConversationKind, ConversationRef, MessageId, MessageKind, NewMessage, Room,
+    UserRef,
+};
+use hearth_core::store::{MessageStore, NewEvent};
+use hearth_core::{StoreError, now_ms};
+use hearth_proto::native::InboxEvent;
+use std::collections::HashMap;
+
+/// Rows per INSERT statement: keeps every statement well under SQLite's bind-variable limit.
+const ROWS_PER_INSERT: usize = 200;
+
+type RoomRow = (i64, String, String);
+
+/// The columns every message read selects, in [`MessageRow`] order. `h.seq` is the viewer's
+/// hidden marker; queries without a viewer select `NULL` for it.
+const MESSAGE_COLUMNS: &str = "m.conversation_id, m.seq, m.ms, m.sender_id, u.username, m.kind, \
+     m.content, m.reply_to, m.client_msg_id, m.edited_ms, m.recalled";
+
+type MessageRow = (
+    i64,
+    i64,
+    i64,
+    i64,
+    String,
+    String,
+    String,
+    Option<i64>,
+    Option<String>,
+    Option<i64>,
+    i64,
+    Option<i64>,
+);
+
+fn message(row: MessageRow) -> ChatMessage {
+    let (conversation_id, seq, ms, sender_id, username, kind, content, reply_to) =
+        (row.0, row.1, row.2, row.3, row.4, row.5, row.6, row.7);
+    let (client_msg_id, edited_ms, recalled, hidden) = (row.8, row.9, row.10, row.11);
+    ChatMessage {
+        conversation_id,
+        seq,
+        ms,
+        sender: UserRef {
+            id: sender_id,
+            username,
+        },
+        kind: MessageKind::parse(&kind).unwrap_or(MessageKind::Text),
+        content,
+        reply_to,
+        client_msg_id,
+        edited_ms,
+        recalled: recalled != 0,
+        hidden: hidden.is_some(),
+    }
+}
+
+fn room((conversation_id, slug, name): RoomRow) -> Room {
+    Room {
+        conversation_id,
+        slug,
+        name,
+    }
+}
+
+#[async_trait]
+impl MessageStore for SqlStore {
+    async fn upsert_room(&self, slug: &str, name: &str) -> Result<Room, StoreError> {
+        sqlx::query(self.backend.upsert_room())
+            .bind(slug)
+            .bind(name)
+            .bind(now_ms())
+            .execute(&self.write)
+            .await
+            .map_err(store_error)?;
+        let row = sqlx::query_as::<_, RoomRow>(
+            "SELECT id, slug, name FROM conversations WHERE kind = 'room' AND slug = ?",
+        )
+        .bind(slug)
+        .fetch_one(&self.write)
+        .await
+        .map_err(store_error)?;
+        Ok(room(row))
+    }
+
+    async fn rooms(&self) -> Result<Vec<Room>, StoreError> {
+        let rows = sqlx::query_as::<_, RoomRow>(
+            "SELECT id, slug, name FROM conversations WHERE kind = 'room' ORDER BY id",
+        )
+        .fetch_all(&self.read)
+        .await
+        .map_err(store_error)?;
+        Ok(rows.into_iter().map(room).collect())
+    }
+
+    async fn last_seq(&self, conversation_id: i64) -> Result<i64, StoreError> {
+        sqlx::query_scalar::<_, i64>("SELECT last_seq FROM conversations WHERE id = ?")
+            .bind(conversation_id)
+            .fetch_optional(&self.read)
+            .await
+            .map_err(store_error)
+            .map(|seq| seq.unwrap_or(0))
+    }
+
+    async fn append_messages(
+        &self,
+        conversation: &ConversationRef,
+        messages: Vec<NewMessage>,
+        now_ms: i64,
+    ) -> Result<Vec<ChatMessage>, StoreError> {
+        if messages.is_empty() {
+            return Ok(Vec::new());
+        }
+        let count = messages.len() as i64;
+        let mut tx = self.write.begin().await.map_err(store_error)?;
+        sqlx::query(
+            "UPDATE conversations SET last_seq = last_seq + ?, \
+             last_ms = CASE WHEN last_ms > ? THEN last_ms ELSE ? END WHERE id = ?",
+        )
+        .bind(count)
+        .bind(now_ms)
+        .bind(now_ms)
+        .bind(conversation.id)
+        .execute(&mut *tx)
+        .await
+        .map_err(store_error)?;
+        let (last_seq, ms) = sqlx::query_as::<_, (i64, i64)>(
+            "SELECT last_seq, last_ms FROM conversations WHERE id = ?",
+        )
+        .bind(conversation.id)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(store_error)?;
+        let first_seq = last_seq - count + 1;
+        let stored: Vec<ChatMessage> = messages
+            .into_iter()
+            .zip(first_seq..)
+            .map(|(m, seq)| ChatMessage {
+                conversation_id: conversation.id,
+                seq,
+                ms,
+                sender: m.sender,
+                kind: m.kind,
+                content: m.content,
+                reply_to: m.reply_to,
+                client_msg_id: m.client_msg_id,
+                edited_ms: None,
+                recalled: false,
+                hidden: false,
+            })
+            .collect();
+        for chunk in stored.chunks(ROWS_PER_INSERT) {
+            let mut sql = String::from(
+                "INSERT INTO messages (conversation_id, seq, ms, sender_id, content, kind, \
+                 reply_to, client_msg_id) VALUES ",
+            );
+            for i in 0..chunk.len() {
+                sql.push_str(if i == 0 { "" } else { ", " });
+                sql.push_str("(?, ?, ?, ?, ?, ?, ?, ?)");
+            }
+            // Built only from the constant fragments above: no data in the SQL text.
+            let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for m in chunk {
+                insert = insert
+                    .bind(conversation.id)
+                    .bind(m.seq)
+                    .bind(m.ms)
+                    .bind(m.sender.id)
+                    .bind(m.content.as_str())
+                    .bind(m.kind.as_str())
+                    .bind(m.reply_to)
+                    .bind(m.client_msg_id.as_deref());
+            }
+            insert.execute(&mut *tx).await.map_err(store_error)?;
+        }
+        if conversation.kind != ConversationKind::Room {
+            // A sender has read up to their own message.
+            let mut newest: HashMap<i64, i64> = HashMap::new();
+            for m in &stored {
+                newest.insert(m.sender.id, m.seq);
+            }
+            for (sender, seq) in newest {
+                sqlx::query(
+                    "UPDATE members SET read_seq = ? \
+                     WHERE conversation_id = ? AND user_id = ? AND read_seq < ?",
+                )
+                .bind(seq)
+                .bind(conversation.id)
+                .bind(sender)
+                .bind(seq)
+                .execute(&mut *tx)
+                .await
+                .map_err(store_error)?;
+            }
+        }
+        tx.commit().await.map_err(store_error)?;
+        Ok(stored)
+    }
+
+    async fn messages_before(
+        &self,
+        conversation: &ConversationRef,
+        before: Option<MessageId>,
+        limit: usize,
+    ) -> Result<Vec<ChatMessage>, StoreError> {
+        let sql = format!(
+            "SELECT {MESSAGE_COLUMNS}, NULL FROM messages m JOIN users u ON u.id = m.sender_id \
+             WHERE m.conversation_id = ? AND m.seq < ? ORDER BY m.seq DESC LIMIT ?"
+        );
+        let rows = sqlx::query_as::<_, MessageRow>(sqlx::AssertSqlSafe(sql))
+            .bind(conversation.id)
+            .bind(before.map_or(i64::MAX, |id| id.seq))
+            .bind(limit as i64)
+            .fetch_all(&self.read)
+            .await
+            .map_err(store_error)?;
+        Ok(rows.into_iter().map(message).collect())
+    }
+
+    async fn sent_messages(
+        &self,
+        sender: i64,
+        client_msg_ids: &[String],
+    ) -> Result<Vec<ChatMessage>, StoreError> {
+        let mut found = Vec::new();
+        // One indexed lookup per id: retries are rare and batches small.
+        let sql = format!(
+            "SELECT {MESSAGE_COLUMNS}, NULL FROM messages m JOIN users u ON u.id = m.sender_id \
+             WHERE m.sender_id = ? AND m.client_msg_id = ?"
+        );
+        for id in client_msg_ids {
+            let row = sqlx::query_as::<_, MessageRow>(sqlx::AssertSqlSafe(sql.clone()))
+                .bind(sender)
+                .bind(id)
+                .fetch_optional(&self.write)
+                .await
+                .map_err(store_error)?;
+            found.extend(row.map(message));
+        }
+        Ok(found)
+    }
+
+    async fn messages_after(
+        &self,
+        conversation_id: i64,
+        viewer: i64,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<ChatMessage>, StoreError> {
+        let sql = format!(
+            "SELECT {MESSAGE_COLUMNS}, h.seq FROM messages m JOIN users u ON u.id = m.sender_id \
+             LEFT JOIN hidden_messages h ON h.user_id = ? AND h.conversation_id = m.conversation_id \
+             AND h.seq = m.seq \
+             WHERE m.conversation_id = ? AND m.seq > ? ORDER BY m.seq LIMIT ?"
+        );
+        let rows = sqlx::query_as::<_, MessageRow>(sqlx::AssertSqlSafe(sql))
+            .bind(viewer)
+            .bind(conversation_id)
+            .bind(after)
+            .bind(limit as i64)
+            .fetch_all(&self.read)
+            .await
+            .map_err(store_error)?;
+        Ok(rows.into_iter().map(message).collect())
+    }
+
+    async fn message(
+        &self,
+        conversation_id: i64,
+        seq: i64,
+    ) -> Result<Option<ChatMessage>, StoreError> {
+        let sql = format!(
+            "SELECT {MESSAGE_COLUMNS}, NULL FROM messages m JOIN users u ON u.id = m.sender_id \
+             WHERE m.conversation_id = ? AND m.seq = ?"
+        );
+        let row = sqlx::query_as::<_, MessageRow>(sqlx::AssertSqlSafe(sql))
+            .bind(conversation_id)
+            .bind(seq)
+            .fetch_optional(&self.read)
+            .await
+            .map_err(store_error)?;
+        Ok(row.map(message))
+    }
+
+    async fn recall(&self, conversation_id: i64, seq: i64) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE messages SET recalled = 1, content = '' \
+             WHERE conversation_id = ? AND seq = ? AND recalled = 0",
+        )
+        .bind(conversation_id)
+        .bind(seq)
+        .execute(&self.write)
+        .await
+        .map_err(store_error)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn edit(
+        &self,
+        conversation_id: i64,
+        seq: i64,
+        content: &str,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE messages SET content = ?, edited_ms = ? \
+             WHERE conversation_id = ? AND seq = ? AND recalled = 0",
+        )
+        .bind(content)
+        .bind(now_ms)
+        .bind(conversation_id)
+        .bind(seq)
+        .execute(&self.write)
+        .await
+        .map_err(store_error)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn hide(
+        &self,
+        user_id: i64,
+        conversation_id: i64,
+        seq: i64,
+        events: Vec<NewEvent>,
+    ) -> Result<Vec<(i64, InboxEvent)>, StoreError> {
+        let mut tx = self.write.begin().await.map_err(store_error)?;
+        let sql = format!(
+            "{} INTO hidden_messages (user_id, conversation_id, seq) VALUES (?, ?, ?)",
+            self.backend.insert_ignore()
+        );
+        let done = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(user_id)
+            .bind(conversation_id)
+            .bind(seq)
+            .execute(&mut *tx)
+            .await
+            .map_err(store_error)?;
+        if done.rows_affected() == 0 {
+            // Already hidden: nothing new to tell.
+            return Ok(Vec::new());
+        }
+        let written = append_events(&mut tx, events, now_ms()).await?;
+        tx.commit().await.map_err(store_error)?;
+        Ok(written)
+    }
+}
