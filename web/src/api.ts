@@ -24,13 +24,21 @@ async function readError(res: Response): Promise<ApiError> {
 }
 
 async function post(path: string, body?: unknown): Promise<void> {
+  await request("POST", path, body);
+}
+
+/** A JSON request; resolves with the parsed body (undefined for 204), throws ApiError on 4xx/5xx. */
+export async function request<T = unknown>(method: string, path: string, body?: unknown): Promise<T> {
   const res = await fetch(path, {
-    method: "POST",
+    method,
     credentials: "same-origin",
     headers: body === undefined ? {} : { "Content-Type": "application/json" },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   if (!res.ok) throw await readError(res);
+  if (res.status === 204) return undefined as T;
+  const text = await res.text();
+  return (text ? JSON.parse(text) : undefined) as T;
 }
 
 export function createAccount(username: string, email: string, password: string): Promise<void> {
@@ -54,5 +62,5 @@ export async function me(): Promise<Me | null> {
 }
 
 export function wsUrl(loc: { protocol: string; host: string } = location): string {
-  return `${loc.protocol === "https:" ? "wss:" : "ws:"}//${loc.host}/api/ws`;
+  return `${loc.protocol === "https:" ? "wss:" : "ws:"}//${loc.host}/api/ws?platform=web`;
 }

@@ -1,4 +1,5 @@
 /** Wire types of the Hearth protocol. Every WebSocket frame is {type, payload}. */
+import { parseImFrame, type ImClientFrame, type ImServerFrame } from "./im";
 
 export interface UserRef {
   id: number;
@@ -45,15 +46,19 @@ export interface RoomHistoryPayload {
 export interface ErrorPayload {
   code: string;
   message: string;
+  /** Set when the error answers a native `send`. */
+  clientMsgId?: string;
 }
 
 export type ServerFrame =
   | { type: "hello"; payload: HelloPayload }
   | { type: "serverMessages"; payload: ServerMessagesPayload }
   | { type: "roomHistory"; payload: RoomHistoryPayload }
-  | { type: "error"; payload: ErrorPayload };
+  | { type: "error"; payload: ErrorPayload }
+  | ImServerFrame;
 
 export type ClientFrame =
+  | ImClientFrame
   | { type: "clientMessages"; payload: { roomId: string; messages: { content: string }[] } }
   | { type: "requestRoomHistory"; payload: { roomId: string; firstMessageId: string } };
 
@@ -128,10 +133,11 @@ export function parseServerFrame(data: string): ServerFrame | null {
         payload: {
           code: typeof p.code === "string" ? p.code : "UNKNOWN",
           message: typeof p.message === "string" ? p.message : "Unknown error",
+          ...(typeof p.clientMsgId === "string" ? { clientMsgId: p.clientMsgId } : {}),
         },
       };
     default:
-      return null;
+      return parseImFrame(raw.type, p);
   }
 }
 

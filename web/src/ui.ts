@@ -4,19 +4,7 @@ import { Connection, type ConnectionStatus } from "./connection";
 import { formatTime } from "./format";
 import { validateContent, type Message, type ServerFrame } from "./protocol";
 import { ChatStore } from "./store";
-
-type Attrs = Record<string, string | undefined>;
-type Child = Node | string | null | undefined | false;
-
-function el<K extends keyof HTMLElementTagNameMap>(tag: K, attrs: Attrs = {}, ...children: Child[]): HTMLElementTagNameMap[K] {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) if (v !== undefined) e.setAttribute(k, v);
-  for (const c of children) {
-    if (c === null || c === undefined || c === false) continue;
-    e.append(typeof c === "string" ? document.createTextNode(c) : c);
-  }
-  return e;
-}
+import { el } from "./dom";
 
 /** The flame logo, built with DOM APIs (no innerHTML). */
 function logo(): SVGSVGElement {

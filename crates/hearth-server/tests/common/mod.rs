@@ -165,6 +165,19 @@ impl Deployment {
         }
     }
 
+    /// Runs a `SELECT COUNT(*) …` with one integer parameter against the deployment's database.
+    pub async fn count(&self, sql: &'static str, param: i64) -> i64 {
+        sqlx::any::install_default_drivers();
+        let pool = sqlx::AnyPool::connect(&self.database_url).await.unwrap();
+        let n: i64 = sqlx::query_scalar(sql)
+            .bind(param)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+        n
+    }
+
     /// Drops what the deployment created (database, directory, Redis keys).
     pub async fn cleanup(self) {
         if let Some(dir) = &self.sqlite_dir {
@@ -236,6 +249,86 @@ impl Node {
             request = request.header("cookie", format!("sid={sid}"));
         }
         request.send().await.unwrap()
+    }
+
+    /// Calls the JSON API as `account` (or anonymously); returns the status and the body
+    /// (`null` when empty).
+    pub async fn call(
+        &self,
+        account: Option<&Account>,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut request = self.http.request(method, self.url(path));
+        if let Some(account) = account {
+            request = request.header("cookie", format!("sid={}", account.sid));
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or_else(|_| panic!("JSON body, got {text:?}"))
+        };
+        (status, body)
+    }
+
+    /// Like [`Node::call`], asserting a 2xx answer.
+    pub async fn ok(
+        &self,
+        account: &Account,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> Value {
+        let (status, body) = self.call(Some(account), method, path, body).await;
+        assert!(
+            (200..300).contains(&status),
+            "{method} {path} → {status} {body}"
+        );
+        body
+    }
+
+    /// Makes two accounts friends through the request/accept flow.
+    pub async fn befriend(&self, a: &Account, b: &Account) {
+        self.ok(
+            a,
+            "POST",
+            "/api/friends/requests",
+            Some(json!({"userId": b.id, "note": "hi"})),
+        )
+        .await;
+        self.ok(
+            b,
+            "POST",
+            &format!("/api/friends/requests/{}/accept", a.id),
+            None,
+        )
+        .await;
+    }
+
+    /// Opens a native socket for another device of `account` and reads `hello`.
+    pub async fn device(&self, account: &Account, platform: &str) -> Client {
+        let mut request = format!("{}?platform={platform}", self.ws_url)
+            .into_client_request()
+            .unwrap();
+        request.headers_mut().insert(
+            "cookie",
+            HeaderValue::from_str(&format!("sid={}", account.sid)).unwrap(),
+        );
+        let (stream, _) = tokio::time::timeout(TIMEOUT, tokio_tungstenite::connect_async(request))
+            .await
+            .expect("connect in time")
+            .expect("websocket upgrade");
+        let mut client = Client { stream };
+        client.expect("hello").await;
+        client
     }
 
     pub async fn post_json(&self, path: &str, body: Value) -> reqwest::Response {
@@ -405,6 +498,55 @@ impl Client {
     pub async fn expect_silence(&mut self, wait: Duration) {
         if let Ok(Some(Ok(message))) = tokio::time::timeout(wait, self.stream.next()).await {
             panic!("expected silence, got {message:?}");
+        }
+    }
+
+    /// The next frame of type `kind`, skipping others (returned too, in order).
+    pub async fn until(&mut self, kind: &str) -> (Value, Vec<Value>) {
+        let mut skipped = Vec::new();
+        loop {
+            let frame = self.recv().await;
+            if frame["type"] == kind {
+                return (frame["payload"].clone(), skipped);
+            }
+            skipped.push(frame);
+        }
+    }
+
+    /// The payload of the next frame of type `kind` for which `wanted` holds, skipping others.
+    pub async fn until_with(&mut self, kind: &str, wanted: impl Fn(&Value) -> bool) -> Value {
+        loop {
+            let (payload, _) = self.until(kind).await;
+            if wanted(&payload) {
+                return payload;
+            }
+        }
+    }
+
+    /// The next inbox event of this kind.
+    pub async fn event(&mut self, kind: &str) -> Value {
+        self.until_with("event", |e| e["kind"] == kind).await
+    }
+
+    /// Sends a native message and waits for its ack (skipping other frames).
+    pub async fn send_im(
+        &mut self,
+        conversation: i64,
+        client_msg_id: &str,
+        content: &str,
+    ) -> Value {
+        self.send(json!({"type": "send", "payload": {
+            "conversationId": conversation, "clientMsgId": client_msg_id, "content": content}}))
+            .await;
+        loop {
+            let frame = self.recv().await;
+            match frame["type"].as_str() {
+                Some("ack") if frame["payload"]["clientMsgId"] == client_msg_id => {
+                    return frame["payload"].clone();
+                }
+                Some("error") => panic!("send refused: {frame}"),
+                _ => {}
+            }
         }
     }
 

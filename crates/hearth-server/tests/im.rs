@@ -1,0 +1,1317 @@
+//! Instant messaging end to end, on both backends: friends, direct and group conversations,
+//! acknowledged sends with retry dedupe, offline sync, multi-device, receipts, typing,
+//! presence, recall/edit/delete-for-me, and a table of forbidden actions.
+
+mod common;
+
+use common::{Account, Backend, Client, Deployment, Node};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// Inbox event kinds in `body` (a sync state or a list of events).
+fn kinds(events: &Value) -> Vec<String> {
+    events
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+async fn inbox(node: &Node, account: &Account) -> Vec<String> {
+    let sync = node.ok(account, "GET", "/api/sync", None).await;
+    kinds(&sync["inbox"])
+}
+
+async fn group(node: &Node, owner: &Account, name: &str, members: &[&Account]) -> i64 {
+    let ids: Vec<i64> = members.iter().map(|m| m.id).collect();
+    let body = node
+        .ok(
+            owner,
+            "POST",
+            "/api/groups",
+            Some(json!({"name": name, "members": ids})),
+        )
+        .await;
+    body["conversationId"].as_i64().unwrap()
+}
+
+async fn direct(node: &Node, a: &Account, b: &Account) -> i64 {
+    let body = node
+        .ok(a, "POST", "/api/direct", Some(json!({"userId": b.id})))
+        .await;
+    body["conversationId"].as_i64().unwrap()
+}
+
+/// Every message of a conversation as `account` pulls it, in pages of 200.
+async fn pull_all(node: &Node, account: &Account, conversation: i64) -> Vec<Value> {
+    let mut all: Vec<Value> = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = node
+            .ok(
+                account,
+                "GET",
+                &format!("/api/conversations/{conversation}/messages?after={after}&limit=200"),
+                None,
+            )
+            .await;
+        let messages = page["messages"].as_array().unwrap().clone();
+        if messages.is_empty() {
+            assert_eq!(
+                after,
+                page["lastSeq"].as_i64().unwrap(),
+                "pulled up to lastSeq"
+            );
+            return all;
+        }
+        after = messages.last().unwrap()["seq"].as_i64().unwrap();
+        all.extend(messages);
+    }
+}
+
+fn texts(messages: &[Value]) -> Vec<String> {
+    messages
+        .iter()
+        .filter(|m| m["kind"] == "text")
+        .map(|m| m["content"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+on_both_backends!(friend_lifecycle, |backend: Backend| async move {
+    let deployment = Deployment::new(backend);
+    let node = deployment.start().await;
+    let ann = node.register("ann").await;
+    let bob = node.register("bob").await;
+    let (mut bob_socket, _) = node.connect(&bob).await;
+
+    // Request with a note: Bob is told live, and it is pending on both sides.
+    node.ok(
+        &ann,
+        "POST",
+        "/api/friends/requests",
+        Some(json!({"userId": bob.id, "note": "we met at the meetup"})),
+    )
+    .await;
+    let (event, _) = bob_socket.until("event").await;
+    assert_eq!(event["kind"], "friend_request");
+    assert_eq!(event["payload"]["from"]["id"], ann.id);
+    assert_eq!(event["payload"]["note"], "we met at the meetup");
+    let pending = node.ok(&bob, "GET", "/api/friends/requests", None).await;
+    assert_eq!(pending["incoming"][0]["from"]["id"], ann.id);
+    let pending = node.ok(&ann, "GET", "/api/friends/requests", None).await;
+    assert_eq!(pending["outgoing"][0]["to"]["id"], bob.id);
+    // A second request either way is refused while one is pending.
+    let (status, body) = node
+        .call(
+            Some(&ann),
+            "POST",
+            "/api/friends/requests",
+            Some(json!({"userId": bob.id})),
+        )
+        .await;
+    assert_eq!(
+        (status, body["id"].as_str().unwrap()),
+        (409, "request_pending")
+    );
+    let (status, _) = node
+        .call(
+            Some(&bob),
+            "POST",
+            "/api/friends/requests",
+            Some(json!({"userId": ann.id})),
+        )
+        .await;
+    assert_eq!(status, 409);
+
+    // Reject: Ann learns it (she is offline: at next sync).
+    node.ok(
+        &bob,
+        "POST",
+        &format!("/api/friends/requests/{}/reject", ann.id),
+        None,
+    )
+    .await;
+    assert!(
+        inbox(&node, &ann)
+            .await
+            .contains(&"friend_rejected".to_owned())
+    );
+    assert_eq!(
+        node.ok(&bob, "GET", "/api/friends/requests", None).await["incoming"],
+        json!([])
+    );
+
+    // Cancel: a new request, withdrawn by Ann; Bob is told live.
+    node.ok(
+        &ann,
+        "POST",
+        "/api/friends/requests",
+        Some(json!({"userId": bob.id})),
+    )
+    .await;
+    node.ok(
+        &ann,
+        "POST",
+        &format!("/api/friends/requests/{}/cancel", bob.id),
+        None,
+    )
+    .await;
+    let event = bob_socket.event("friend_request_canceled").await;
+    assert_eq!(event["payload"]["from"]["id"], ann.id);
+    let (status, _) = node
+        .call(
+            Some(&bob),
+            "POST",
+            &format!("/api/friends/requests/{}/accept", ann.id),
+            None,
+        )
+        .await;
+    assert_eq!(status, 404, "a canceled request cannot be accepted");
+
+    // Accept: both list each other.
+    node.befriend(&ann, &bob).await;
+    let friends = node.ok(&ann, "GET", "/api/friends", None).await;
+    assert_eq!(friends, json!([{"id": bob.id, "username": bob.username}]));
+    let (status, body) = node
+        .call(
+            Some(&ann),
+            "POST",
+            "/api/friends/requests",
+            Some(json!({"userId": bob.id})),
+        )
+        .await;
+    assert_eq!(
+        (status, body["id"].as_str().unwrap()),
+        (409, "already_friends")
+    );
+    assert!(
+        inbox(&node, &ann)
+            .await
+            .contains(&"friend_accepted".to_owned())
+    );
+
+    // Remove: gone for both; Bob is told.
+    node.ok(&ann, "DELETE", &format!("/api/friends/{}", bob.id), None)
+        .await;
+    assert_eq!(node.ok(&bob, "GET", "/api/friends", None).await, json!([]));
+    let event = bob_socket.event("friend_removed").await;
+    assert_eq!(event["payload"]["by"]["id"], ann.id);
+
+    // Block: no more requests or direct messages either way; unblock restores requests only.
+    node.befriend(&ann, &bob).await;
+    node.ok(&bob, "POST", "/api/blocks", Some(json!({"userId": ann.id})))
+        .await;
+    assert_eq!(
+        node.ok(&bob, "GET", "/api/friends", None).await,
+        json!([]),
+        "blocking ends the friendship"
+    );
+    let (status, body) = node
+        .call(
+            Some(&ann),
+            "POST",
+            "/api/friends/requests",
+            Some(json!({"userId": bob.id})),
+        )
+        .await;
+    assert_eq!((status, body["id"].as_str().unwrap()), (403, "blocked"));
+    let (status, _) = node
+        .call(
+            Some(&ann),
+            "POST",
+            "/api/direct",
+            Some(json!({"userId": bob.id})),
+        )
+        .await;
+    assert_eq!(status, 403);
+    assert_eq!(
+        node.ok(&bob, "GET", "/api/blocks", None).await[0]["id"],
+        ann.id
+    );
+    node.ok(&bob, "DELETE", &format!("/api/blocks/{}", ann.id), None)
+        .await;
+    node.ok(
+        &ann,
+        "POST",
+        "/api/friends/requests",
+        Some(json!({"userId": bob.id})),
+    )
+    .await;
+
+    // Concurrent duplicate requests: exactly one is created.
+    let cid = node.register("cid").await;
+    let dee = node.register("dee").await;
+    let attempts = (0..10).map(|i| {
+        let (from, to) = if i % 2 == 0 {
+            (&cid, &dee)
+        } else {
+            (&dee, &cid)
+        };
+        node.call(
+            Some(from),
+            "POST",
+            "/api/friends/requests",
+            Some(json!({"userId": to.id})),
+        )
+    });
+    let statuses: Vec<u16> = futures_util::future::join_all(attempts)
+        .await
+        .into_iter()
+        .map(|(s, _)| s)
+        .collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 204).count(),
+        1,
+        "{statuses:?}"
+    );
+    let pending = deployment
+        .count(
+            "SELECT COUNT(*) FROM friend_requests WHERE status = 'pending' AND from_id = ?",
+            cid.id,
+        )
+        .await
+        + deployment
+            .count(
+                "SELECT COUNT(*) FROM friend_requests WHERE status = 'pending' AND to_id = ?",
+                cid.id,
+            )
+            .await;
+    assert_eq!(pending, 1, "one pending request row in the database");
+    node.stop().await;
+    deployment.cleanup().await;
+});
+
+on_both_backends!(
+    offline_sync_delivers_everything_once_in_order,
+    |backend: Backend| async move {
+        let deployment = Deployment::new(backend);
+        let node = deployment.start().await;
+        let ann = node.register("ann").await;
+        let bob = node.register("bob").await;
+        let cat = node.register("cat").await;
+        node.befriend(&ann, &bob).await;
+        node.befriend(&ann, &cat).await;
+        let dm = direct(&node, &ann, &bob).await;
+        let g1 = group(&node, &ann, "first", &[&bob, &cat]).await;
+        let g2 = group(&node, &ann, "second", &[&bob]).await;
+
+        // Bob is offline; Ann sends 500 messages over the three conversations, pipelined.
+        let mut a = node.device(&ann, "desktop").await;
+        let targets = [dm, g1, g2];
+        let mut sent: HashMap<i64, Vec<String>> = HashMap::new();
+        for i in 0..500 {
+            let conversation = targets[i % 3];
+            let text = format!("m{i}");
+            a.send(json!({"type": "send", "payload": {"conversationId": conversation, "clientMsgId": format!("c{i}"), "content": text}})).await;
+            sent.entry(conversation).or_default().push(text);
+        }
+        let mut acks = 0;
+        while acks < 500 {
+            let frame = a.recv().await;
+            match frame["type"].as_str().unwrap() {
+                "ack" => acks += 1,
+                "message" => {}
+                other => panic!("unexpected {other}: {frame}"),
+            }
+        }
+
+        // Bob connects and syncs: positions and unread counts, then pulls every range.
+        let mut b = node.device(&bob, "android").await;
+        b.send(json!({"type": "sync", "payload": {"inboxAfter": 0}}))
+            .await;
+        let (state, _) = b.until("syncState").await;
+        let conversations = state["conversations"].as_array().unwrap();
+        assert_eq!(conversations.len(), 3);
+        assert!(
+            kinds(&state["inbox"])
+                .iter()
+                .filter(|k| *k == "group_added")
+                .count()
+                == 2
+        );
+        for c in conversations {
+            let id = c["id"].as_i64().unwrap();
+            let all = pull_all(&node, &bob, id).await;
+            let seqs: Vec<i64> = all.iter().map(|m| m["seq"].as_i64().unwrap()).collect();
+            let last = c["lastSeq"].as_i64().unwrap();
+            assert_eq!(
+                seqs,
+                (1..=last).collect::<Vec<_>>(),
+                "every seq once, in order"
+            );
+            assert_eq!(texts(&all), sent[&id], "the texts in send order");
+            assert_eq!(
+                c["unread"].as_i64().unwrap(),
+                last,
+                "nothing read yet: all unread"
+            );
+            assert_eq!(c["readSeq"], 0);
+            if id == dm {
+                assert_eq!(c["kind"], "direct");
+                assert_eq!(c["peer"]["id"], ann.id);
+            }
+        }
+        // Ann's own messages are read for her.
+        let ann_state = node.ok(&ann, "GET", "/api/sync", None).await;
+        for c in ann_state["conversations"].as_array().unwrap() {
+            assert_eq!(c["unread"], 0, "a sender has read their own messages: {c}");
+        }
+        // Reading clears the count.
+        node.ok(
+            &bob,
+            "POST",
+            &format!("/api/conversations/{dm}/read"),
+            Some(json!({"seq": 10_000})),
+        )
+        .await;
+        let after = node.ok(&bob, "GET", "/api/sync", None).await;
+        let dm_state = after["conversations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["id"] == dm)
+            .unwrap()
+            .clone();
+        assert_eq!(dm_state["unread"], 0);
+        assert_eq!(
+            dm_state["readSeq"], dm_state["lastSeq"],
+            "a read position past the end is clamped"
+        );
+        node.stop().await;
+        deployment.cleanup().await;
+    }
+);
+
+on_both_backends!(retry_storm_stores_once, |backend: Backend| async move {
+    let deployment = Deployment::new(backend);
+    let node = deployment.start().await;
+    let ann = node.register("ann").await;
+    let bob = node.register("bob").await;
+    node.befriend(&ann, &bob).await;
+    let dm = direct(&node, &ann, &bob).await;
+    let body = json!({"clientMsgId": "retry-me", "content": "only once"});
+    let path = format!("/api/conversations/{dm}/messages");
+    let attempts = (0..20).map(|_| node.call(Some(&ann), "POST", &path, Some(body.clone())));
+    let answers = futures_util::future::join_all(attempts).await;
+    for (status, ack) in &answers {
+        assert_eq!(*status, 200, "{ack}");
+        assert_eq!(ack, &answers[0].1, "every retry gets the same ack");
+    }
+    assert_eq!(answers[0].1["seq"], 1);
+    assert_eq!(
+        deployment
+            .count(
+                "SELECT COUNT(*) FROM messages WHERE conversation_id = ?",
+                dm
+            )
+            .await,
+        1,
+        "one row stored"
+    );
+    // The same over WebSocket, pipelined on one socket and across two sockets.
+    let mut s1 = node.device(&ann, "web").await;
+    let mut s2 = node.device(&ann, "ios").await;
+    for s in [&mut s1, &mut s2] {
+        for _ in 0..10 {
+            s.send(json!({"type": "send", "payload": {"conversationId": dm, "clientMsgId": "ws-retry", "content": "x"}})).await;
+        }
+    }
+    let mut acks = Vec::new();
+    for s in [&mut s1, &mut s2] {
+        let mut mine = 0;
+        while mine < 10 {
+            let frame = s.recv().await;
+            if frame["type"] == "ack" {
+                acks.push(frame["payload"].clone());
+                mine += 1;
+            }
+        }
+    }
+    assert_eq!(acks.len(), 20);
+    assert!(acks.iter().all(|a| a == &acks[0]), "{acks:?}");
+    assert_eq!(
+        deployment
+            .count(
+                "SELECT COUNT(*) FROM messages WHERE conversation_id = ?",
+                dm
+            )
+            .await,
+        2
+    );
+    node.stop().await;
+    deployment.cleanup().await;
+});
+
+on_both_backends!(two_devices_of_one_user, |backend: Backend| async move {
+    let deployment = Deployment::new(backend);
+    let node = deployment.start().await;
+    let ann = node.register("ann").await;
+    let bob = node.register("bob").await;
+    node.befriend(&ann, &bob).await;
+    let dm = direct(&node, &ann, &bob).await;
+    let mut phone = node.device(&bob, "android").await;
+    let mut laptop = node.device(&bob, "desktop").await;
+    let mut a = node.device(&ann, "web").await;
+
+    // Both of Bob's devices receive Ann's message.
+    a.send_im(dm, "hello-1", "hello bob").await;
+    for device in [&mut phone, &mut laptop] {
+        let (message, _) = device.until("message").await;
+        assert_eq!(message["content"], "hello bob");
+        assert_eq!(message["seq"], 1);
+    }
+    // What Bob sends from the phone shows on the laptop (and on Ann's side).
+    let ack = phone.send_im(dm, "from-phone", "sent from my phone").await;
+    let (echo, _) = laptop.until("message").await;
+    assert_eq!(echo["content"], "sent from my phone");
+    assert_eq!(echo["clientMsgId"], "from-phone");
+    assert_eq!(echo["seq"], ack["seq"]);
+    let seen = a.until_with("message", |m| m["seq"] == 2).await;
+    assert_eq!(seen["sender"]["id"], bob.id);
+
+    // Ann writes twice more; Bob reads on the phone; the laptop is told and its count clears.
+    a.send_im(dm, "hello-2", "two").await;
+    a.send_im(dm, "hello-3", "three").await;
+    let state = node.ok(&bob, "GET", "/api/sync", None).await;
+    assert_eq!(state["conversations"][0]["unread"], 2, "{state}");
+    phone
+        .send(json!({"type": "read", "payload": {"conversationId": dm, "seq": 4}}))
+        .await;
+    let (receipt, _) = laptop.until("receipt").await;
+    assert_eq!(
+        receipt,
+        json!({"conversationId": dm, "userId": bob.id, "seq": 4})
+    );
+    let (receipt, _) = a.until("receipt").await;
+    assert_eq!(
+        receipt["userId"], bob.id,
+        "the sender gets the read receipt"
+    );
+    let state = node.ok(&bob, "GET", "/api/sync", None).await;
+    assert_eq!(state["conversations"][0]["unread"], 0);
+    let members = node
+        .ok(
+            &ann,
+            "GET",
+            &format!("/api/conversations/{dm}/members"),
+            None,
+        )
+        .await;
+    let bob_member = members
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["user"]["id"] == bob.id)
+        .unwrap()
+        .clone();
+    assert_eq!(bob_member["readSeq"], 4);
+
+    // Typing reaches the others, not the typist's own devices.
+    a.send(json!({"type": "typing", "payload": {"conversationId": dm}}))
+        .await;
+    let (typing, _) = phone.until("typing").await;
+    assert_eq!(typing, json!({"conversationId": dm, "userId": ann.id}));
+
+    // Presence: Bob is online on two platforms; friends may ask, and see last-seen after.
+    let presence = node
+        .ok(&ann, "GET", &format!("/api/presence?ids={}", bob.id), None)
+        .await;
+    assert_eq!(presence[0]["online"], true);
+    assert_eq!(presence[0]["platforms"], json!(["android", "desktop"]));
+    phone.close().await;
+    laptop.close().await;
+    let offline = a.until_with("presence", |p| p["userId"] == bob.id).await;
+    assert_eq!(offline["online"], false);
+    assert!(offline["lastSeen"].as_i64().unwrap() > 0);
+    node.stop().await;
+    deployment.cleanup().await;
+});
+
+on_both_backends!(
+    recall_edit_and_delete_for_me,
+    |backend: Backend| async move {
+        let mut deployment = Deployment::new(backend);
+        deployment.config.policy.recall_window_secs = 2;
+        let node = deployment.start().await;
+        let ann = node.register("ann").await;
+        let bob = node.register("bob").await;
+        node.befriend(&ann, &bob).await;
+        let dm = direct(&node, &ann, &bob).await;
+        let mut a = node.device(&ann, "web").await;
+        let mut b = node.device(&bob, "web").await;
+        a.send_im(dm, "m1", "oops, wrong chat").await;
+        a.send_im(dm, "m2", "helo").await;
+        a.send_im(dm, "m3", "keep me").await;
+
+        node.ok(
+            &ann,
+            "POST",
+            &format!("/api/conversations/{dm}/messages/1/recall"),
+            None,
+        )
+        .await;
+        node.ok(
+            &ann,
+            "PATCH",
+            &format!("/api/conversations/{dm}/messages/2"),
+            Some(json!({"content": "hello"})),
+        )
+        .await;
+        // Members see both changes as system messages, in order.
+        let mut system = Vec::new();
+        while system.len() < 2 {
+            let (m, _) = b.until("message").await;
+            if m["kind"] == "system" {
+                system.push(serde_json::from_str::<Value>(m["content"].as_str().unwrap()).unwrap());
+            }
+        }
+        assert_eq!(system[0], json!({"event": "recalled", "seq": 1}));
+        assert_eq!(
+            system[1],
+            json!({"event": "edited", "seq": 2, "content": "hello"})
+        );
+        let all = pull_all(&node, &bob, dm).await;
+        assert_eq!(all[0]["recalled"], true);
+        assert_eq!(all[0]["content"], "");
+        assert_eq!(all[1]["content"], "hello");
+        assert!(all[1]["editedAt"].as_i64().is_some());
+
+        // Only the sender; not twice; not after the window.
+        let (status, body) = node
+            .call(
+                Some(&bob),
+                "POST",
+                &format!("/api/conversations/{dm}/messages/3/recall"),
+                None,
+            )
+            .await;
+        assert_eq!((status, body["id"].as_str().unwrap()), (403, "not_sender"));
+        let (status, _) = node
+            .call(
+                Some(&ann),
+                "POST",
+                &format!("/api/conversations/{dm}/messages/1/recall"),
+                None,
+            )
+            .await;
+        assert_eq!(status, 409);
+        tokio::time::sleep(Duration::from_millis(2_200)).await;
+        let (status, body) = node
+            .call(
+                Some(&ann),
+                "POST",
+                &format!("/api/conversations/{dm}/messages/3/recall"),
+                None,
+            )
+            .await;
+        assert_eq!(
+            (status, body["id"].as_str().unwrap()),
+            (409, "recall_window_passed")
+        );
+
+        // Delete-for-me: hidden for Bob on all his devices, still there for Ann, seq kept.
+        let mut b2 = node.device(&bob, "ios").await;
+        node.ok(
+            &bob,
+            "POST",
+            &format!("/api/conversations/{dm}/messages/3/hide"),
+            None,
+        )
+        .await;
+        let event = b2.event("message_hidden").await;
+        assert_eq!(event["payload"], json!({"conversationId": dm, "seq": 3}));
+        let bobs = pull_all(&node, &bob, dm).await;
+        let third = bobs.iter().find(|m| m["seq"] == 3).unwrap();
+        assert_eq!(
+            (third["hidden"].clone(), third["content"].clone()),
+            (json!(true), json!(""))
+        );
+        let anns = pull_all(&node, &ann, dm).await;
+        assert_eq!(
+            anns.iter().find(|m| m["seq"] == 3).unwrap()["content"],
+            "keep me"
+        );
+        node.stop().await;
+        deployment.cleanup().await;
+    }
+);
+
+on_both_backends!(group_membership_and_roles, |backend: Backend| async move {
+    let mut deployment = Deployment::new(backend);
+    deployment.config.policy.group_member_limit = 5;
+    let node = deployment.start().await;
+    let owner = node.register("owner").await;
+    let admin = node.register("admin").await;
+    let member = node.register("member").await;
+    let eve = node.register("eve").await;
+    let fay = node.register("fay").await;
+    node.befriend(&owner, &admin).await;
+    node.befriend(&owner, &member).await;
+    let g = group(&node, &owner, "team", &[&admin, &member]).await;
+    node.ok(
+        &owner,
+        "POST",
+        &format!("/api/groups/{g}/role"),
+        Some(json!({"userId": admin.id, "role": "admin"})),
+    )
+    .await;
+    let mut owner_socket = node.device(&owner, "web").await;
+
+    // Join request approved by the admin; the owner's socket hears of it; system message.
+    node.ok(
+        &eve,
+        "POST",
+        &format!("/api/groups/{g}/join-requests"),
+        Some(json!({"note": "let me in"})),
+    )
+    .await;
+    let event = owner_socket.event("join_request").await;
+    assert_eq!(event["payload"]["note"], "let me in");
+    assert_eq!(event["payload"]["user"]["id"], eve.id);
+    let requests = node
+        .ok(
+            &admin,
+            "GET",
+            &format!("/api/groups/{g}/join-requests"),
+            None,
+        )
+        .await;
+    assert_eq!(requests[0]["user"]["id"], eve.id);
+    node.ok(
+        &admin,
+        "POST",
+        &format!("/api/groups/{g}/join-requests/{}/approve", eve.id),
+        None,
+    )
+    .await;
+    assert!(
+        inbox(&node, &eve)
+            .await
+            .contains(&"join_approved".to_owned())
+    );
+    // Eve sees messages from her joining on, not before.
+    let eve_view = pull_all(&node, &eve, g).await;
+    let first = serde_json::from_str::<Value>(eve_view[0]["content"].as_str().unwrap()).unwrap();
+    assert_eq!(first["event"], "joined");
+    assert_eq!(first["userIds"], json!([eve.id]));
+
+    // Another request rejected by the admin.
+    node.ok(
+        &fay,
+        "POST",
+        &format!("/api/groups/{g}/join-requests"),
+        Some(json!({})),
+    )
+    .await;
+    node.ok(
+        &admin,
+        "POST",
+        &format!("/api/groups/{g}/join-requests/{}/reject", fay.id),
+        None,
+    )
+    .await;
+    assert!(
+        inbox(&node, &fay)
+            .await
+            .contains(&"join_rejected".to_owned())
+    );
+    let (status, _) = node
+        .call(
+            Some(&fay),
+            "GET",
+            &format!("/api/conversations/{g}/messages"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 403);
+
+    // A group message is one row, however many members.
+    let mut m = node.device(&member, "web").await;
+    let ack = m.send_im(g, "g1", "hello team").await;
+    let seq = ack["seq"].as_i64().unwrap();
+    assert_eq!(
+        deployment
+            .count(
+                "SELECT COUNT(*) FROM messages WHERE conversation_id = ? AND kind = 'text'",
+                g
+            )
+            .await,
+        1
+    );
+    let delivered = owner_socket
+        .until_with("message", |m| m["kind"] == "text")
+        .await;
+    assert_eq!(delivered["seq"], seq);
+    assert_eq!(delivered["content"], "hello team");
+
+    // The kicked member can no longer read or post, and is told.
+    node.ok(
+        &admin,
+        "POST",
+        &format!("/api/groups/{g}/kick"),
+        Some(json!({"userId": member.id})),
+    )
+    .await;
+    let (status, body) = node
+        .call(
+            Some(&member),
+            "GET",
+            &format!("/api/conversations/{g}/messages"),
+            None,
+        )
+        .await;
+    assert_eq!((status, body["id"].as_str().unwrap()), (403, "not_member"));
+    m.send(json!({"type": "send", "payload": {"conversationId": g, "clientMsgId": "g2", "content": "still here?"}})).await;
+    let (error, _) = m.until("error").await;
+    assert_eq!(error["code"], "not_member");
+    assert_eq!(error["clientMsgId"], "g2");
+    assert!(
+        inbox(&node, &member)
+            .await
+            .contains(&"group_removed".to_owned())
+    );
+    let state = node.ok(&member, "GET", "/api/sync", None).await;
+    assert!(
+        state["conversations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["id"] != g)
+    );
+
+    // Leave, transfer, limits, dissolve.
+    let (status, body) = node
+        .call(
+            Some(&owner),
+            "POST",
+            &format!("/api/groups/{g}/leave"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, body["id"].as_str().unwrap()),
+        (409, "owner_must_transfer")
+    );
+    node.ok(
+        &owner,
+        "POST",
+        &format!("/api/groups/{g}/transfer"),
+        Some(json!({"userId": admin.id})),
+    )
+    .await;
+    let members = node
+        .ok(
+            &owner,
+            "GET",
+            &format!("/api/conversations/{g}/members"),
+            None,
+        )
+        .await;
+    let role_of = |id: i64| {
+        members
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["user"]["id"] == id)
+            .unwrap()["role"]
+            .clone()
+    };
+    assert_eq!(
+        (role_of(admin.id), role_of(owner.id)),
+        (json!("owner"), json!("admin"))
+    );
+    node.ok(&eve, "POST", &format!("/api/groups/{g}/leave"), None)
+        .await;
+    let (status, _) = node
+        .call(
+            Some(&eve),
+            "GET",
+            &format!("/api/conversations/{g}/members"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 403);
+    node.ok(&admin, "POST", &format!("/api/groups/{g}/dissolve"), None)
+        .await;
+    owner_socket.event("group_dissolved").await;
+    let (status, _) = node
+        .call(
+            Some(&owner),
+            "GET",
+            &format!("/api/conversations/{g}/messages"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 403);
+
+    // The member limit (5 here) holds for invites and approvals.
+    let friends: Vec<Account> =
+        futures_util::future::join_all((0..5).map(|_| node.register("f"))).await;
+    for f in &friends {
+        node.befriend(&owner, f).await;
+    }
+    let small = group(
+        &node,
+        &owner,
+        "small",
+        &[&friends[0], &friends[1], &friends[2]],
+    )
+    .await;
+    node.ok(
+        &owner,
+        "POST",
+        &format!("/api/groups/{small}/invite"),
+        Some(json!({"userIds": [friends[3].id]})),
+    )
+    .await;
+    let (status, body) = node
+        .call(
+            Some(&owner),
+            "POST",
+            &format!("/api/groups/{small}/invite"),
+            Some(json!({"userIds": [friends[4].id]})),
+        )
+        .await;
+    assert_eq!(
+        (status, body["id"].as_str().unwrap()),
+        (409, "member_limit")
+    );
+    node.stop().await;
+    deployment.cleanup().await;
+});
+
+/// One forbidden action: who does what, and the status and code they must get.
+struct Forbidden {
+    what: &'static str,
+    status: u16,
+    code: &'static str,
+}
+
+/// The expectation, who acts (`None`: anonymous), the method, path and body.
+type Case<'a> = (
+    Forbidden,
+    Option<&'a Account>,
+    &'static str,
+    String,
+    Option<Value>,
+);
+
+on_both_backends!(authorization_table, |backend: Backend| async move {
+    let deployment = Deployment::new(backend);
+    let node = deployment.start().await;
+    let owner = node.register("owner").await;
+    let admin = node.register("admin").await;
+    let member = node.register("member").await;
+    let stranger = node.register("stranger").await;
+    let blocker = node.register("blocker").await;
+    node.befriend(&owner, &admin).await;
+    node.befriend(&owner, &member).await;
+    node.befriend(&member, &blocker).await;
+    let g = group(&node, &owner, "private", &[&admin, &member]).await;
+    node.ok(
+        &owner,
+        "POST",
+        &format!("/api/groups/{g}/role"),
+        Some(json!({"userId": admin.id, "role": "admin"})),
+    )
+    .await;
+    let dm = direct(&node, &owner, &member).await;
+    let member_blocker_dm = direct(&node, &member, &blocker).await;
+    node.ok(
+        &blocker,
+        "POST",
+        "/api/blocks",
+        Some(json!({"userId": member.id})),
+    )
+    .await;
+    let mut o = node.device(&owner, "web").await;
+    o.send_im(g, "o1", "owner's words").await;
+    node.ok(
+        &stranger,
+        "POST",
+        &format!("/api/groups/{g}/join-requests"),
+        Some(json!({})),
+    )
+    .await;
+    let stranger_group = group(&node, &stranger, "mine", &[]).await;
+
+    let send = |id: &str| json!({"clientMsgId": id, "content": "x"});
+    let cases: Vec<Case> = vec![
+        (
+            Forbidden {
+                what: "stranger reads a group",
+                status: 403,
+                code: "not_member",
+            },
+            Some(&stranger),
+            "GET",
+            format!("/api/conversations/{g}/messages"),
+            None,
+        ),
+        (
+            Forbidden {
+                what: "stranger posts into a group",
+                status: 403,
+                code: "not_member",
+            },
+            Some(&stranger),
+            "POST",
+            format!("/api/conversations/{g}/messages"),
+            Some(send("s1")),
+        ),
+        (
+            Forbidden {
+                what: "stranger lists members",
+                status: 403,
+                code: "not_member",
+            },
+            Some(&stranger),
+            "GET",
+            format!("/api/conversations/{g}/members"),
+            None,
+        ),
+        (
+            Forbidden {
+                what: "stranger moves a read position",
+                status: 403,
+                code: "not_member",
+            },
+            Some(&stranger),
+            "POST",
+            format!("/api/conversations/{g}/read"),
+            Some(json!({"seq": 1})),
+        ),
+        (
+            Forbidden {
+                what: "stranger invites into a group",
+                status: 403,
+                code: "not_member",
+            },
+            Some(&stranger),
+            "POST",
+            format!("/api/groups/{g}/invite"),
+            Some(json!({"userIds": [stranger.id]})),
+        ),
+        (
+            Forbidden {
+                what: "stranger kicks a member",
+                status: 403,
+                code: "not_member",
+            },
+            Some(&stranger),
+            "POST",
+            format!("/api/groups/{g}/kick"),
+            Some(json!({"userId": member.id})),
+        ),
+        (
+            Forbidden {
+                what: "stranger dissolves a group",
+                status: 403,
+                code: "not_member",
+            },
+            Some(&stranger),
+            "POST",
+            format!("/api/groups/{g}/dissolve"),
+            None,
+        ),
+        (
+            Forbidden {
+                what: "stranger lists join requests",
+                status: 403,
+                code: "not_member",
+            },
+            Some(&stranger),
+            "GET",
+            format!("/api/groups/{g}/join-requests"),
+            None,
+        ),
+        (
+            Forbidden {
+                what: "stranger approves their own request",
+                status: 403,
+                code: "not_member",
+            },
+            Some(&stranger),
+            "POST",
+            format!("/api/groups/{g}/join-requests/{}/approve", stranger.id),
+            None,
+        ),
+        (
+            Forbidden {
+                what: "stranger reads someone's direct chat",
+                status: 403,
+                code: "not_member",
+            },
+            Some(&stranger),
+            "GET",
+            format!("/api/conversations/{dm}/messages"),
+            None,
+        ),
+        (
+            Forbidden {
+                what: "stranger recalls someone's message",
+                status: 403,
+                code: "not_member",
+            },
+            Some(&stranger),
+            "POST",
+            format!("/api/conversations/{g}/messages/2/recall"),
+            None,
+        ),
+        (
+            Forbidden {
+                what: "stranger hides in a group",
+                status: 403,
+                code: "not_member",
+            },
+            Some(&stranger),
+            "POST",
+            format!("/api/conversations/{g}/messages/2/hide"),
+            None,
+        ),
+        (
+            Forbidden {
+                what: "a conversation id that does not exist",
+                status: 403,
+                code: "not_member",
+            },
+            Some(&stranger),
+            "GET",
+            "/api/conversations/999999/messages".into(),
+            None,
+        ),
+        (
+            Forbidden {
+                what: "member kicks the admin",
+                status: 403,
+                code: "insufficient_role",
+            },
+            Some(&member),
+            "POST",
+            format!("/api/groups/{g}/kick"),
+            Some(json!({"userId": admin.id})),
+        ),
+        (
+            Forbidden {
+                what: "member approves a join request",
+                status: 403,
+                code: "insufficient_role",
+            },
+            Some(&member),
+            "POST",
+            format!("/api/groups/{g}/join-requests/{}/approve", stranger.id),
+            None,
+        ),
+        (
+            Forbidden {
+                what: "member lists join requests",
+                status: 403,
+                code: "insufficient_role",
+            },
+            Some(&member),
+            "GET",
+            format!("/api/groups/{g}/join-requests"),
+            None,
+        ),
+        (
+            Forbidden {
+                what: "admin kicks the owner",
+                status: 403,
+                code: "insufficient_role",
+            },
+            Some(&admin),
+            "POST",
+            format!("/api/groups/{g}/kick"),
+            Some(json!({"userId": owner.id})),
+        ),
+        (
+            Forbidden {
+                what: "admin dissolves the group",
+                status: 403,
+                code: "insufficient_role",
+            },
+            Some(&admin),
+            "POST",
+            format!("/api/groups/{g}/dissolve"),
+            None,
+        ),
+        (
+            Forbidden {
+                what: "admin transfers ownership",
+                status: 403,
+                code: "insufficient_role",
+            },
+            Some(&admin),
+            "POST",
+            format!("/api/groups/{g}/transfer"),
+            Some(json!({"userId": admin.id})),
+        ),
+        (
+            Forbidden {
+                what: "admin changes roles",
+                status: 403,
+                code: "insufficient_role",
+            },
+            Some(&admin),
+            "POST",
+            format!("/api/groups/{g}/role"),
+            Some(json!({"userId": member.id, "role": "admin"})),
+        ),
+        (
+            Forbidden {
+                what: "member edits the owner's message",
+                status: 403,
+                code: "not_sender",
+            },
+            Some(&member),
+            "PATCH",
+            format!("/api/conversations/{g}/messages/2"),
+            Some(json!({"content": "mine now"})),
+        ),
+        (
+            Forbidden {
+                what: "member recalls the owner's message",
+                status: 403,
+                code: "not_sender",
+            },
+            Some(&member),
+            "POST",
+            format!("/api/conversations/{g}/messages/2/recall"),
+            None,
+        ),
+        (
+            Forbidden {
+                what: "direct chat with a non-friend",
+                status: 403,
+                code: "not_friends",
+            },
+            Some(&stranger),
+            "POST",
+            "/api/direct".into(),
+            Some(json!({"userId": owner.id})),
+        ),
+        (
+            Forbidden {
+                what: "adding a non-friend to a group",
+                status: 403,
+                code: "not_friends",
+            },
+            Some(&stranger),
+            "POST",
+            format!("/api/groups/{stranger_group}/invite"),
+            Some(json!({"userIds": [owner.id]})),
+        ),
+        (
+            Forbidden {
+                what: "friend request to someone who blocked you",
+                status: 403,
+                code: "blocked",
+            },
+            Some(&member),
+            "POST",
+            "/api/friends/requests".into(),
+            Some(json!({"userId": blocker.id})),
+        ),
+        (
+            Forbidden {
+                what: "message to someone who blocked you",
+                status: 403,
+                code: "blocked",
+            },
+            Some(&member),
+            "POST",
+            format!("/api/conversations/{member_blocker_dm}/messages"),
+            Some(send("b1")),
+        ),
+        (
+            Forbidden {
+                what: "presence of a stranger",
+                status: 403,
+                code: "presence_hidden",
+            },
+            Some(&stranger),
+            "GET",
+            format!("/api/presence?ids={}", owner.id),
+            None,
+        ),
+        (
+            Forbidden {
+                what: "sending a system message",
+                status: 400,
+                code: "bad_kind",
+            },
+            Some(&member),
+            "POST",
+            format!("/api/conversations/{g}/messages"),
+            Some(json!({"clientMsgId": "sys", "kind": "system", "content": "{}"})),
+        ),
+        (
+            Forbidden {
+                what: "anonymous friend list",
+                status: 401,
+                code: "UNAUTHORIZED",
+            },
+            None,
+            "GET",
+            "/api/friends".into(),
+            None,
+        ),
+        (
+            Forbidden {
+                what: "anonymous send",
+                status: 401,
+                code: "UNAUTHORIZED",
+            },
+            None,
+            "POST",
+            format!("/api/conversations/{g}/messages"),
+            Some(send("anon")),
+        ),
+    ];
+    assert!(cases.len() >= 20);
+    for (forbidden, who, method, path, body) in cases {
+        let (status, answer) = node.call(who, method, &path, body).await;
+        assert_eq!(
+            (status, answer["id"].as_str().unwrap_or_default()),
+            (forbidden.status, forbidden.code),
+            "{}: {answer}",
+            forbidden.what
+        );
+        assert!(
+            answer["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "{} explains itself",
+            forbidden.what
+        );
+    }
+    // Over the socket too: a stranger cannot post, type or read-mark in the group.
+    let mut s: Client = node.device(&stranger, "web").await;
+    for frame in [
+        json!({"type": "send", "payload": {"conversationId": g, "clientMsgId": "w1", "content": "x"}}),
+        json!({"type": "typing", "payload": {"conversationId": g}}),
+        json!({"type": "read", "payload": {"conversationId": g, "seq": 1}}),
+    ] {
+        s.send(frame.clone()).await;
+        let (error, _) = s.until("error").await;
+        assert_eq!(error["code"], "not_member", "{frame}");
+    }
+    // And nothing leaked: the stranger's sync lists only their own group; nothing was stored.
+    let sync = node.ok(&stranger, "GET", "/api/sync", None).await;
+    let ids: Vec<i64> = sync["conversations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids, [stranger_group]);
+    let texts_in_group = deployment
+        .count(
+            "SELECT COUNT(*) FROM messages WHERE conversation_id = ? AND kind = 'text'",
+            g,
+        )
+        .await;
+    assert_eq!(texts_in_group, 1);
+    node.stop().await;
+    deployment.cleanup().await;
+});

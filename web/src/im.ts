@@ -1,0 +1,517 @@
+/**
+ * Native instant-messaging: wire types and pure client-side logic (no DOM, no I/O).
+ *
+ *  - ConversationLog: one conversation's messages by seq; tracks the highest contiguous seq,
+ *    detects gaps, drops duplicates, applies recalled/edited system messages.
+ *  - PendingSends: outgoing messages keyed by clientMsgId until acknowledged.
+ *  - systemText: human text of a system message.
+ */
+import type { UserRef } from "./protocol";
+
+export type MessageKind = "text" | "image" | "file" | "voice" | "system";
+export type ConversationKind = "room" | "direct" | "group";
+export type Role = "member" | "admin" | "owner";
+
+export interface ImMessage {
+  id: string;
+  conversationId: number;
+  seq: number;
+  sender: UserRef;
+  kind: MessageKind;
+  content: string;
+  replyTo?: number;
+  clientMsgId?: string;
+  timestamp: number;
+  editedAt?: number;
+  recalled?: boolean;
+  hidden?: boolean;
+}
+
+export interface Ack {
+  clientMsgId: string;
+  conversationId: number;
+  id: string;
+  seq: number;
+  timestamp: number;
+}
+
+export interface ConversationState {
+  id: number;
+  kind: ConversationKind;
+  name: string;
+  peer?: UserRef;
+  role?: Role;
+  lastSeq: number;
+  joinedSeq: number;
+  readSeq: number;
+  unread: number;
+  lastActivity: number;
+}
+
+export interface InboxEvent {
+  seq: number;
+  kind: string;
+  payload: Record<string, unknown>;
+  timestamp: number;
+}
+
+export interface SyncState {
+  conversations: ConversationState[];
+  inbox: InboxEvent[];
+  inboxSeq: number;
+}
+
+export interface Receipt {
+  conversationId: number;
+  userId: number;
+  seq: number;
+}
+
+export interface Typing {
+  conversationId: number;
+  userId: number;
+}
+
+export interface Presence {
+  userId: number;
+  online: boolean;
+  lastSeen?: number;
+  platforms: string[];
+}
+
+export interface Member {
+  user: UserRef;
+  role: Role;
+  readSeq: number;
+}
+
+export type ImServerFrame =
+  | { type: "message"; payload: ImMessage }
+  | { type: "ack"; payload: Ack }
+  | { type: "syncState"; payload: SyncState }
+  | { type: "event"; payload: InboxEvent }
+  | { type: "receipt"; payload: Receipt }
+  | { type: "typing"; payload: Typing }
+  | { type: "presence"; payload: Presence };
+
+export type ImClientFrame =
+  | { type: "send"; payload: { conversationId: number; clientMsgId: string; content: string; kind?: "text"; replyTo?: number } }
+  | { type: "read"; payload: { conversationId: number; seq: number } }
+  | { type: "typing"; payload: { conversationId: number } }
+  | { type: "sync"; payload: { inboxAfter: number } };
+
+// ------------------------------------------------------------------ validation
+
+function isObj(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+const isNum = (v: unknown): v is number => typeof v === "number" && Number.isFinite(v);
+const isStr = (v: unknown): v is string => typeof v === "string";
+function isUserRef(v: unknown): v is UserRef {
+  return isObj(v) && isNum(v.id) && isStr(v.username);
+}
+
+export function isImMessage(v: unknown): v is ImMessage {
+  return (
+    isObj(v) &&
+    isStr(v.id) &&
+    isNum(v.conversationId) &&
+    isNum(v.seq) &&
+    isUserRef(v.sender) &&
+    isStr(v.kind) &&
+    isStr(v.content) &&
+    isNum(v.timestamp)
+  );
+}
+
+function isConversationState(v: unknown): v is ConversationState {
+  return isObj(v) && isNum(v.id) && isStr(v.kind) && isStr(v.name) && isNum(v.lastSeq) && isNum(v.readSeq) && isNum(v.unread);
+}
+
+function isInboxEvent(v: unknown): v is InboxEvent {
+  return isObj(v) && isNum(v.seq) && isStr(v.kind) && isNum(v.timestamp);
+}
+
+/** Validate the payload of a native server frame; null if malformed or not a native type. */
+export function parseImFrame(type: string, p: Record<string, unknown>): ImServerFrame | null {
+  switch (type) {
+    case "message":
+      return isImMessage(p) ? { type, payload: p } : null;
+    case "ack":
+      return isStr(p.clientMsgId) && isNum(p.conversationId) && isStr(p.id) && isNum(p.seq) && isNum(p.timestamp)
+        ? { type, payload: p as unknown as Ack }
+        : null;
+    case "syncState": {
+      if (!Array.isArray(p.conversations) || !Array.isArray(p.inbox) || !isNum(p.inboxSeq)) return null;
+      if (!p.conversations.every(isConversationState) || !p.inbox.every(isInboxEvent)) return null;
+      const conversations = (p.conversations as ConversationState[]).map((c) => ({
+        ...c,
+        joinedSeq: isNum(c.joinedSeq) ? c.joinedSeq : 0,
+        lastActivity: isNum(c.lastActivity) ? c.lastActivity : 0,
+      }));
+      const inbox = (p.inbox as InboxEvent[]).map((e) => ({ ...e, payload: isObj(e.payload) ? e.payload : {} }));
+      return { type, payload: { conversations, inbox, inboxSeq: p.inboxSeq } };
+    }
+    case "event":
+      return isInboxEvent(p) ? { type, payload: { ...p, payload: isObj(p.payload) ? p.payload : {} } as InboxEvent } : null;
+    case "receipt":
+      return isNum(p.conversationId) && isNum(p.userId) && isNum(p.seq) ? { type, payload: p as unknown as Receipt } : null;
+    case "typing":
+      return isNum(p.conversationId) && isNum(p.userId) ? { type, payload: p as unknown as Typing } : null;
+    case "presence":
+      return isNum(p.userId) && typeof p.online === "boolean"
+        ? {
+            type,
+            payload: {
+              userId: p.userId,
+              online: p.online,
+              lastSeen: isNum(p.lastSeen) ? p.lastSeen : undefined,
+              platforms: Array.isArray(p.platforms) ? p.platforms.filter(isStr) : [],
+            },
+          }
+        : null;
+    default:
+      return null;
+  }
+}
+
+// ------------------------------------------------------------------ system messages
+
+export interface SystemBody {
+  event: string;
+  [k: string]: unknown;
+}
+
+export function parseSystem(content: string): SystemBody | null {
+  try {
+    const v: unknown = JSON.parse(content);
+    return isObj(v) && isStr(v.event) ? (v as SystemBody) : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Names of users by id, for system messages; unknown ids show as "user #id". */
+export type NameLookup = (id: number) => string | undefined;
+
+function nameOf(id: unknown, names: NameLookup, me?: number): string {
+  if (isUserRef(id)) return id.id === me ? "you" : id.username;
+  if (!isNum(id)) return "someone";
+  if (id === me) return "you";
+  return names(id) ?? `user #${id}`;
+}
+
+function list(ids: unknown, names: NameLookup, me?: number): string {
+  if (!Array.isArray(ids) || ids.length === 0) return "nobody";
+  return ids.map((i) => nameOf(i, names, me)).join(", ");
+}
+
+/**
+ * The grey line shown for a system message. `sender` is the message's sender (the actor);
+ * `me` is the current user's id (shown as "you").
+ */
+export function systemText(content: string, sender: UserRef, names: NameLookup, me?: number): string {
+  const b = parseSystem(content);
+  if (!b) return "System message";
+  const actor = isNum(b.by) || isUserRef(b.by) ? nameOf(b.by, names, me) : nameOf(sender, names, me);
+  const cap = (s: string) => (s.length > 0 ? s[0].toUpperCase() + s.slice(1) : s);
+  switch (b.event) {
+    case "created": {
+      const name = isStr(b.name) ? ` "${b.name}"` : "";
+      const members = Array.isArray(b.members) && b.members.length > 0 ? ` with ${list(b.members, names, me)}` : "";
+      return cap(`${actor} created the group${name}${members}`);
+    }
+    case "joined": {
+      const who = list(b.userIds, names, me);
+      const byOther = isNum(b.by) && Array.isArray(b.userIds) && !(b.userIds.length === 1 && b.userIds[0] === b.by);
+      return cap(byOther ? `${actor} added ${who}` : `${who} joined`);
+    }
+    case "left":
+      return cap(`${nameOf(b.userId ?? sender, names, me)} left the group`);
+    case "kicked":
+      return cap(`${actor} removed ${nameOf(b.userId, names, me)}`);
+    case "role_changed": {
+      const role = isStr(b.role) ? b.role : "member";
+      return cap(`${actor} made ${nameOf(b.userId, names, me)} ${role === "admin" ? "an admin" : `a ${role}`}`);
+    }
+    case "owner_changed":
+      return cap(`${actor} transferred ownership to ${nameOf(b.userId, names, me)}`);
+    case "dissolved":
+      return cap(`${actor} dissolved the group`);
+    case "recalled":
+      return cap(`${actor} recalled a message`);
+    case "edited":
+      return cap(`${actor} edited a message`);
+    default:
+      return cap(`${actor}: ${b.event}`);
+  }
+}
+
+// ------------------------------------------------------------------ conversation log
+
+export interface MessageChange {
+  /** A message was stored that was not there before. */
+  added: boolean;
+  /** The seq was beyond known+1: the caller should pull from `known`. */
+  gap: boolean;
+}
+
+/**
+ * The messages of one conversation, keyed by seq. `base` is the seq the log starts after (the
+ * user's joinedSeq, or where the first pull started); `known` is the highest seq such that every
+ * message in (base, known] is present.
+ */
+export class ConversationLog {
+  private bySeq = new Map<number, ImMessage>();
+  private sorted: ImMessage[] | null = [];
+  known: number;
+
+  constructor(readonly base: number = 0) {
+    this.known = base;
+  }
+
+  get size(): number {
+    return this.bySeq.size;
+  }
+
+  get(seq: number): ImMessage | undefined {
+    return this.bySeq.get(seq);
+  }
+
+  /** Oldest first. */
+  messages(): ImMessage[] {
+    if (!this.sorted) this.sorted = [...this.bySeq.values()].sort((a, b) => a.seq - b.seq);
+    return this.sorted;
+  }
+
+  /** Highest seq present (not necessarily contiguous). */
+  get highest(): number {
+    const ms = this.messages();
+    return ms.length > 0 ? Math.max(ms[ms.length - 1].seq, this.known) : this.known;
+  }
+
+  last(): ImMessage | undefined {
+    const ms = this.messages();
+    return ms[ms.length - 1];
+  }
+
+  /**
+   * Add one message. Duplicates (same seq) are dropped, except that a newer version of the same
+   * message (recalled/edited/hidden flags from a pull) replaces the old one.
+   */
+  add(m: ImMessage): MessageChange {
+    if (m.seq <= this.base) return { added: false, gap: false };
+    const had = this.bySeq.get(m.seq);
+    if (had) {
+      if (had.content !== m.content || !!had.recalled !== !!m.recalled || !!had.hidden !== !!m.hidden || had.editedAt !== m.editedAt) {
+        this.bySeq.set(m.seq, { ...m, recalled: had.recalled || m.recalled });
+        this.sorted = null;
+      }
+      return { added: false, gap: false };
+    }
+    const gap = m.seq > this.known + 1;
+    this.bySeq.set(m.seq, m);
+    this.sorted = null;
+    this.advance();
+    if (m.kind === "system") this.applySystem(m);
+    return { added: true, gap };
+  }
+
+  /** Add many (e.g. a pull page); returns how many were new. */
+  addAll(ms: readonly ImMessage[]): number {
+    let n = 0;
+    for (const m of [...ms].sort((a, b) => a.seq - b.seq)) if (this.add(m).added) n++;
+    return n;
+  }
+
+  /** Whether the server has messages we lack, given its lastSeq. */
+  missing(lastSeq: number): boolean {
+    return lastSeq > this.known;
+  }
+
+  private advance(): void {
+    while (this.bySeq.has(this.known + 1)) this.known++;
+  }
+
+  /** Apply a recalled/edited system message to the message it refers to. */
+  private applySystem(m: ImMessage): void {
+    const b = parseSystem(m.content);
+    if (!b || !isNum(b.seq)) return;
+    const target = this.bySeq.get(b.seq);
+    if (!target) return;
+    if (b.event === "recalled") {
+      this.bySeq.set(b.seq, { ...target, recalled: true, content: "" });
+      this.sorted = null;
+    } else if (b.event === "edited" && isStr(b.content) && !target.recalled) {
+      this.bySeq.set(b.seq, { ...target, content: b.content, editedAt: m.timestamp });
+      this.sorted = null;
+    }
+  }
+
+  /** After a late-arriving target: re-apply every recall/edit (cheap for our sizes). */
+  reapplySystem(): void {
+    for (const m of this.messages()) if (m.kind === "system") this.applySystem(m);
+  }
+
+  hide(seq: number): void {
+    const t = this.bySeq.get(seq);
+    if (t && !t.hidden) {
+      this.bySeq.set(seq, { ...t, hidden: true, content: "" });
+      this.sorted = null;
+    }
+  }
+}
+
+// ------------------------------------------------------------------ pending sends
+
+export type PendingState = "sending" | "failed";
+
+export interface PendingSend {
+  clientMsgId: string;
+  conversationId: number;
+  content: string;
+  createdAt: number;
+  /** Last time it was written to the socket (0 = never). */
+  sentAt: number;
+  state: PendingState;
+  error?: string;
+  /** Set once acked: the seq the server gave it. */
+  seq?: number;
+}
+
+let counter = 0;
+/** A clientMsgId: 1–64 printable ASCII characters, unique per device. */
+export function newClientMsgId(now: number = Date.now(), rand: () => number = Math.random): string {
+  counter = (counter + 1) % 1_000_000;
+  return `web-${now.toString(36)}-${counter.toString(36)}-${Math.floor(rand() * 2 ** 32).toString(36)}`;
+}
+
+/** Outgoing messages until the server acks them, keyed by clientMsgId. */
+export class PendingSends {
+  private items = new Map<string, PendingSend>();
+
+  add(conversationId: number, content: string, clientMsgId: string = newClientMsgId(), now = Date.now()): PendingSend {
+    const p: PendingSend = { clientMsgId, conversationId, content, createdAt: now, sentAt: 0, state: "sending" };
+    this.items.set(clientMsgId, p);
+    return p;
+  }
+
+  get(clientMsgId: string): PendingSend | undefined {
+    return this.items.get(clientMsgId);
+  }
+
+  /** Pending (not yet acked) sends of a conversation, oldest first. */
+  forConversation(conversationId: number): PendingSend[] {
+    return [...this.items.values()].filter((p) => p.conversationId === conversationId).sort((a, b) => a.createdAt - b.createdAt);
+  }
+
+  all(): PendingSend[] {
+    return [...this.items.values()].sort((a, b) => a.createdAt - b.createdAt);
+  }
+
+  /** The sends to (re)write to the socket: every "sending" one not written within `timeoutMs`. */
+  due(now: number, timeoutMs: number): PendingSend[] {
+    return this.all().filter((p) => p.state === "sending" && (p.sentAt === 0 || now - p.sentAt >= timeoutMs));
+  }
+
+  markSent(clientMsgId: string, now: number): void {
+    const p = this.items.get(clientMsgId);
+    if (p) p.sentAt = now;
+  }
+
+  /** On reconnect every unacked send is due again (with the same clientMsgId). */
+  resetSent(): void {
+    for (const p of this.items.values()) if (p.state === "sending") p.sentAt = 0;
+  }
+
+  /** The server acked it: it is stored. Returns the pending entry, removed. */
+  ack(clientMsgId: string): PendingSend | undefined {
+    const p = this.items.get(clientMsgId);
+    this.items.delete(clientMsgId);
+    return p;
+  }
+
+  fail(clientMsgId: string, error: string): PendingSend | undefined {
+    const p = this.items.get(clientMsgId);
+    if (p) {
+      p.state = "failed";
+      p.error = error;
+    }
+    return p;
+  }
+
+  /** User pressed retry: send again with the same clientMsgId. */
+  retry(clientMsgId: string): PendingSend | undefined {
+    const p = this.items.get(clientMsgId);
+    if (p) {
+      p.state = "sending";
+      p.error = undefined;
+      p.sentAt = 0;
+    }
+    return p;
+  }
+
+  remove(clientMsgId: string): void {
+    this.items.delete(clientMsgId);
+  }
+
+  /** For persistence (localStorage). */
+  toJSON(): PendingSend[] {
+    return this.all();
+  }
+
+  static fromJSON(v: unknown): PendingSends {
+    const s = new PendingSends();
+    if (Array.isArray(v)) {
+      for (const p of v) {
+        if (isObj(p) && isStr(p.clientMsgId) && isNum(p.conversationId) && isStr(p.content)) {
+          s.items.set(p.clientMsgId, {
+            clientMsgId: p.clientMsgId,
+            conversationId: p.conversationId,
+            content: p.content,
+            createdAt: isNum(p.createdAt) ? p.createdAt : Date.now(),
+            sentAt: 0,
+            state: p.state === "failed" ? "failed" : "sending",
+            error: isStr(p.error) ? p.error : undefined,
+          });
+        }
+      }
+    }
+    return s;
+  }
+}
+
+// ------------------------------------------------------------------ misc helpers
+
+export const RECALL_WINDOW_MS = 2 * 60_000;
+export const TYPING_SEND_INTERVAL_MS = 3_000;
+export const TYPING_SHOW_MS = 5_000;
+
+/** Inbox event kinds after which friend lists / conversation lists should be re-fetched. */
+export function eventAffects(kind: string): { friends: boolean; conversations: boolean } {
+  const friends = kind.startsWith("friend_") || kind === "user_blocked";
+  const conversations =
+    kind.startsWith("group_") || kind.startsWith("join_") || kind === "friend_removed" || kind === "user_blocked" || kind === "friend_accepted" || kind === "friend_added";
+  return { friends, conversations };
+}
+
+/** How many members other than the sender have read `seq`. */
+export function readByCount(readSeqs: ReadonlyMap<number, number>, seq: number, sender: number): number {
+  let n = 0;
+  for (const [user, read] of readSeqs) if (user !== sender && read >= seq) n++;
+  return n;
+}
+
+/** "online", "last seen 5 min ago", "offline". */
+export function presenceText(p: Presence | undefined, now: number = Date.now()): string {
+  if (!p) return "offline";
+  if (p.online) return "online";
+  if (!p.lastSeen) return "offline";
+  const s = Math.max(0, Math.round((now - p.lastSeen) / 1000));
+  if (s < 60) return "last seen just now";
+  const m = Math.round(s / 60);
+  if (m < 60) return `last seen ${m} min ago`;
+  const h = Math.round(m / 60);
+  if (h < 24) return `last seen ${h} h ago`;
+  return `last seen ${new Date(p.lastSeen).toLocaleDateString()}`;
+}
