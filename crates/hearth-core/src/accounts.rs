@@ -107,7 +107,7 @@ impl Accounts {
             .await?;
         let (user, hash) = match found {
             Some((user, hash)) => (Some(user), hash),
-            None => (None, dummy_hash().to_owned()),
+            None => (None, self.dummy_hash().await?),
         };
         let matches = self.verify_password(password.to_owned(), hash).await?;
         match user {
@@ -179,6 +179,15 @@ impl Accounts {
         .map_err(AccountError::Store)
     }
 
+    async fn dummy_hash(&self) -> Result<String, AccountError> {
+        if let Some(hash) = DUMMY_HASH.get() {
+            return Ok(hash.clone());
+        }
+        self.off_runtime(|| Ok(DUMMY_HASH.get_or_init(compute_dummy_hash).clone()))
+            .await
+            .map_err(AccountError::Store)
+    }
+
     /// Runs CPU-heavy work on the blocking pool, one job per core at most.
     async fn off_runtime<T: Send + 'static>(
         &self,
@@ -195,16 +204,16 @@ impl Accounts {
     }
 }
 
-/// A valid argon2id hash of a password nobody has, verified against when the email is unknown.
-fn dummy_hash() -> &'static str {
-    static HASH: OnceLock<String> = OnceLock::new();
-    HASH.get_or_init(|| {
-        let salt = SaltString::encode_b64(&[7u8; 16]).expect("16 bytes is a valid salt");
-        Argon2::default()
-            .hash_password(b"no account has this password", &salt)
-            .map(|h| h.to_string())
-            .unwrap_or_default()
-    })
+/// A valid argon2id hash of a password nobody has, verified against when the email is
+/// unknown. Computed once, off the runtime like every hash.
+static DUMMY_HASH: OnceLock<String> = OnceLock::new();
+
+fn compute_dummy_hash() -> String {
+    let salt = SaltString::encode_b64(&[7u8; 16]).expect("16 bytes is a valid salt");
+    Argon2::default()
+        .hash_password(b"no account has this password", &salt)
+        .map(|h| h.to_string())
+        .unwrap_or_default()
 }
 
 fn random_bytes<const N: usize>() -> [u8; N] {
@@ -249,6 +258,6 @@ mod tests {
 
     #[test]
     fn dummy_hash_parses() {
-        assert!(PasswordHash::new(dummy_hash()).is_ok());
+        assert!(PasswordHash::new(&compute_dummy_hash()).is_ok());
     }
 }

@@ -154,7 +154,19 @@ async fn write_batch(
     committed: &dyn Committed,
     posts: &mut Vec<Post>,
 ) {
-    match store_batch(conversation, store, posts).await {
+    let result = store_batch(conversation, store, posts).await;
+    // One bad post (a row the database refuses) must not sink the others that shared its
+    // transaction: retry them one by one. An outage fails them all, as it should.
+    if let Err(StoreError::Backend(_)) = &result
+        && posts.len() > 1
+    {
+        for post in std::mem::take(posts) {
+            let mut single = vec![post];
+            Box::pin(write_batch(conversation, store, committed, &mut single)).await;
+        }
+        return;
+    }
+    match result {
         Ok((stored, outcomes)) => {
             if !stored.is_empty() {
                 committed.committed(conversation, &stored).await;
@@ -183,7 +195,7 @@ async fn write_batch(
 async fn store_batch(
     conversation: &ConversationRef,
     store: &dyn MessageStore,
-    posts: &mut [Post],
+    posts: &[Post],
 ) -> Result<(Vec<ChatMessage>, Vec<Vec<Outcome>>), StoreError> {
     // Retries: earlier sends with the same (sender, clientMsgId), anywhere.
     let mut wanted: HashMap<i64, Vec<String>> = HashMap::new();
@@ -203,9 +215,10 @@ async fn store_batch(
     let mut fresh = Vec::new();
     let mut in_batch: HashMap<(i64, String), usize> = HashMap::new();
     let mut outcomes = Vec::with_capacity(posts.len());
-    for post in posts.iter_mut() {
+    for post in posts {
         let mut mine = Vec::with_capacity(post.messages.len());
-        for m in std::mem::take(&mut post.messages) {
+        // Cloned, not taken: a failed batch is retried post by post.
+        for m in post.messages.iter().cloned() {
             let key = m.client_msg_id.clone().map(|id| (m.sender.id, id));
             if let Some(key) = &key {
                 if let Some(existing) = earlier.get(key) {

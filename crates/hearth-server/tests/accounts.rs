@@ -512,3 +512,32 @@ on_both_backends!(
         deployment.cleanup().await;
     }
 );
+
+on_both_backends!(
+    logout_closes_the_sessions_open_sockets,
+    |backend: Backend| async move {
+        let deployment = Deployment::new(backend);
+        let node = deployment.start().await;
+        let user = node.register("leaver").await;
+        let other = node.register("stayer").await;
+        let (mut socket, _) = node.connect(&user).await;
+        let (mut bystander, _) = node.connect(&other).await;
+        let response = node
+            .http
+            .post(node.url("/api/logout"))
+            .header("cookie", format!("sid={}", user.sid))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 204);
+        assert_eq!(
+            socket.expect_close().await,
+            Some(1008),
+            "the open socket ends with the session"
+        );
+        bystander.post("general", &["still here"]).await;
+        bystander.expect("serverMessages").await;
+        node.stop().await;
+        deployment.cleanup().await;
+    }
+);

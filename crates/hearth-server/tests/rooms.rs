@@ -283,6 +283,12 @@ on_both_backends!(
                 );
             }
             let start = seqs[0];
+            if snapshot.is_empty() {
+                assert_eq!(
+                    start, 1,
+                    "a reader who connected before any message gets the first"
+                );
+            }
             let expected: Vec<i64> = (start..=TOTAL as i64).collect();
             assert_eq!(
                 seqs, expected,
