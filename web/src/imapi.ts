@@ -1,6 +1,6 @@
 /** HTTP calls of the native instant-messaging API (bodies are camelCase JSON). */
 import { request } from "./api";
-import type { ImMessage, Member, Presence, Role } from "./im";
+import type { ImMessage, Member, Presence, Role, SyncState } from "./im";
 import type { UserRef } from "./protocol";
 
 export interface FriendRequest {
@@ -49,3 +49,4 @@ export const recall = (id: number, seq: number) => request<void>("POST", `/api/c
 export const edit = (id: number, seq: number, content: string) =>
   request<void>("PATCH", `/api/conversations/${id}/messages/${seq}`, { content });
 export const hide = (id: number, seq: number) => request<void>("POST", `/api/conversations/${id}/messages/${seq}/hide`);
+export const sync = (inboxAfter: number) => request<SyncState>("GET", `/api/sync?inboxAfter=${inboxAfter}`);

@@ -5,6 +5,7 @@ import { formatTime } from "./format";
 import { validateContent, type Message, type ServerFrame } from "./protocol";
 import { ChatStore } from "./store";
 import { el } from "./dom";
+import { ImController } from "./imui";
 
 /** The flame logo, built with DOM APIs (no innerHTML). */
 function logo(): SVGSVGElement {
@@ -32,6 +33,8 @@ export class App {
   private store = new ChatStore();
   private conn: Connection | null = null;
   private toastTimer: ReturnType<typeof setTimeout> | null = null;
+  private im: ImController | null = null;
+  private mainView: "room" | "im" = "room";
 
   // Chat view elements (set by showChat).
   private chat: {
@@ -46,6 +49,7 @@ export class App {
     input: HTMLTextAreaElement;
     send: HTMLButtonElement;
     toast: HTMLElement;
+    roomSection: HTMLElement;
   } | null = null;
 
   constructor(private readonly root: HTMLElement) {}
@@ -199,6 +203,18 @@ export class App {
     const send = el("button", { type: "submit", class: "primary", "data-testid": "composer-send" }, "Send");
     const composer = el("form", { class: "composer", "data-testid": "composer" }, input, send);
     const toast = el("div", { class: "toast", role: "alert", "data-testid": "error-toast", hidden: "" });
+    this.im?.stop();
+    const im = new ImController({
+      send: (f) => this.conn?.send(f) ?? false,
+      isOnline: () => this.conn?.isOpen ?? false,
+      toast: (t) => this.showToast(t),
+      showIm: () => this.setMainView("im"),
+      onUnreadChange: () => this.updateTitle(),
+    });
+    this.im = im;
+    this.mainView = "room";
+    im.main.hidden = true;
+    const roomSection = el("section", { class: "room", "data-testid": "room-view" }, title, list, composer);
 
     const root = el(
       "div",
@@ -215,13 +231,14 @@ export class App {
       el(
         "div",
         { class: "body" },
-        el("aside", { class: "sidebar" }, el("h3", {}, "Rooms"), rooms),
-        el("section", { class: "room" }, title, list, composer),
+        el("aside", { class: "sidebar" }, el("h3", {}, "Rooms"), rooms, im.sidebar),
+        roomSection,
+        im.main,
       ),
       toast,
     );
     this.root.replaceChildren(root);
-    this.chat = { root, user, status, rooms, title, list, top, messages, input, send, toast };
+    this.chat = { root, user, status, rooms, title, list, top, messages, input, send, toast, roomSection };
 
     list.addEventListener("scroll", () => {
       if (list.scrollTop < TOP_THRESHOLD) this.requestHistory();
@@ -254,7 +271,25 @@ export class App {
     this.conn.start();
   }
 
+  private setMainView(v: "room" | "im"): void {
+    const c = this.chat;
+    if (!c || !this.im) return;
+    this.mainView = v;
+    c.roomSection.hidden = v !== "room";
+    this.im.main.hidden = v !== "im";
+    if (v === "im") {
+      this.renderRooms();
+    }
+  }
+
+  private updateTitle(): void {
+    let total = this.im?.totalUnread ?? 0;
+    for (const r of this.store.roomList()) total += r.unread;
+    document.title = total > 0 ? `(${total}) Hearth` : "Hearth";
+  }
+
   private async logout(): Promise<void> {
+    this.im?.stop();
     this.conn?.stop();
     this.conn = null;
     try {
@@ -267,6 +302,7 @@ export class App {
   }
 
   private onUnauthorized(): void {
+    this.im?.stop();
     this.conn?.stop();
     this.conn = null;
     this.store.clear();
@@ -298,6 +334,7 @@ export class App {
         const wasFirst = this.store.roomList().length === 0;
         this.store.applyHello(f.payload);
         c.user.textContent = f.payload.me.username;
+        this.im?.onHello(f.payload.me);
         if (!this.store.selectedRoomId) {
           const first = this.store.roomList()[0];
           if (first) this.store.select(first.id);
@@ -327,13 +364,17 @@ export class App {
         break;
       }
       case "error":
-        this.showToast(f.payload.message || f.payload.code);
+        if (!this.im?.onError(f.payload)) this.showToast(f.payload.message || f.payload.code);
         break;
+      default:
+        this.im?.onFrame(f);
     }
   }
 
   private selectRoom(id: string): void {
     if (!this.store.select(id)) return;
+    this.setMainView("room");
+    this.im?.deactivate();
     this.renderRooms();
     this.renderMessages("reset");
     this.chat?.input.focus();
@@ -400,7 +441,7 @@ export class App {
     let totalUnread = 0;
     const items = this.store.roomList().map((r) => {
       totalUnread += r.unread;
-      const selected = r.id === this.store.selectedRoomId;
+      const selected = r.id === this.store.selectedRoomId && this.mainView === "room";
       const btn = el(
         "button",
         {
@@ -419,6 +460,7 @@ export class App {
     });
     c.rooms.replaceChildren(...items);
     if (items.length === 0) c.rooms.append(el("p", { class: "muted" }, "No rooms yet."));
+    totalUnread += this.im?.totalUnread ?? 0;
     document.title = totalUnread > 0 ? `(${totalUnread}) Hearth` : "Hearth";
   }
 

@@ -27,6 +27,10 @@ pub enum AccountError {
     EmailTaken,
     #[error("wrong email or password")]
     LoginFailed,
+    /// The account exists but its first session could not be opened: the client should log
+    /// in rather than sign up again (which would say the username is taken).
+    #[error("account created, but no session could be opened ({0}); log in")]
+    CreatedWithoutSession(StoreError),
     #[error(transparent)]
     Store(StoreError),
 }
@@ -93,7 +97,9 @@ impl Accounts {
                 password_hash,
             })
             .await?;
-        Ok(self.open_session(user).await?)
+        self.open_session(user)
+            .await
+            .map_err(AccountError::CreatedWithoutSession)
     }
 
     /// Checks the credentials and opens a session. An unknown email costs the same hashing

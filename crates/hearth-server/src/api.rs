@@ -106,6 +106,11 @@ impl From<AccountError> for ApiError {
             AccountError::UsernameTaken => bad(error_id::USERNAME_EXISTS, &error),
             AccountError::EmailTaken => bad(error_id::EMAIL_EXISTS, &error),
             AccountError::LoginFailed => bad(error_id::LOGIN_FAILED, &error),
+            AccountError::CreatedWithoutSession(_) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                error_id::SERVICE_UNAVAILABLE,
+                error.to_string(),
+            ),
             AccountError::Store(e) => e.clone().into(),
         }
     }

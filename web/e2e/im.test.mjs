@@ -1,0 +1,205 @@
+// End-to-end test of the instant-messaging part of the web client (friends, direct and group
+// conversations, receipts, recall) against a running server.
+//
+//   HEARTH_URL=http://127.0.0.1:8080 npm run e2e
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { existsSync } from "node:fs";
+import { chromium } from "playwright-core";
+
+const BASE = process.env.HEARTH_URL;
+if (!BASE) {
+  throw new Error("HEARTH_URL is not set: start a Hearth server and run e.g. HEARTH_URL=http://127.0.0.1:8080 npm run e2e");
+}
+const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
+if (!existsSync(CHROMIUM)) throw new Error(`chromium not found at ${CHROMIUM} (set CHROMIUM_PATH)`);
+const SCREENSHOT = "/tmp/hearth-im.png";
+const PASSWORD = "correct horse battery";
+
+const tid = (id) => `[data-testid="${id}"]`;
+const runId = randomBytes(4).toString("hex");
+
+let browser;
+/** @type {{ username: string, email: string, context: import('playwright-core').BrowserContext, page: import('playwright-core').Page }} */
+let A;
+/** @type {typeof A} */
+let B;
+let directId;
+
+async function newUser(tag) {
+  const context = await browser.newContext({ baseURL: BASE, viewport: { width: 1280, height: 800 } });
+  context.setDefaultTimeout(15_000);
+  const page = await context.newPage();
+  page.on("pageerror", (e) => console.error(`[${tag}] page error:`, e));
+  const username = `${tag}${runId}${randomBytes(2).toString("hex")}`;
+  return { username, email: `${username}@example.com`, context, page };
+}
+
+async function register(u) {
+  const { page } = u;
+  await page.goto("/");
+  await page.locator(tid("login-form")).waitFor();
+  await page.locator(tid("show-register")).click();
+  await page.locator(tid("register-username")).fill(u.username);
+  await page.locator(tid("register-email")).fill(u.email);
+  await page.locator(tid("register-password")).fill(PASSWORD);
+  await page.locator(tid("register-submit")).click();
+  await page.locator(`${tid("current-user")}:text-is("${u.username}")`).waitFor();
+  await page.locator(`${tid("connection-status")}[data-status="online"]`).waitFor({ state: "attached" });
+}
+
+function imMessage(page, text) {
+  return page.locator(tid("im-message")).filter({ has: page.getByText(text, { exact: true }) });
+}
+
+async function imSend(page, text) {
+  const input = page.locator(tid("im-composer-input"));
+  await input.fill(text);
+  await input.press("Enter");
+  await page.waitForFunction((sel) => document.querySelector(sel)?.value === "", tid("im-composer-input"));
+}
+
+function conversation(page, id) {
+  return page.locator(`${tid("conversation-item")}[data-conversation-id="${id}"]`);
+}
+
+describe("Hearth instant messaging", { timeout: 180_000 }, () => {
+  before(async () => {
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      headless: true,
+      args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"],
+    });
+    A = await newUser("ima");
+    B = await newUser("imb");
+    await Promise.all([register(A), register(B)]);
+  });
+
+  after(async () => {
+    await browser?.close();
+  });
+
+  it("A finds B and sends a friend request with a note; B accepts", async () => {
+    await A.page.locator(tid("open-friends")).click();
+    await A.page.locator(tid("friends-panel")).waitFor();
+    await A.page.locator(tid("user-search-input")).fill(B.username);
+    await A.page.locator(tid("friend-request-note")).fill("hi from A");
+    await A.page.locator(tid("user-search-submit")).click();
+    const result = A.page.locator(`${tid("user-search-result")}[data-username="${B.username}"]`);
+    await result.locator(tid("friend-request-send")).click();
+    await A.page.locator(`${tid("friend-request-outgoing")}[data-username="${B.username}"]`).waitFor();
+
+    // B is told live: a badge on the Friends button, then the request with its note.
+    await B.page.locator(tid("friend-requests-badge")).filter({ hasText: "1" }).waitFor();
+    await B.page.locator(tid("open-friends")).click();
+    const req = B.page.locator(`${tid("friend-request-incoming")}[data-username="${A.username}"]`);
+    await req.waitFor();
+    assert.match(await req.locator(tid("friend-request-note-text")).textContent(), /hi from A/);
+    await req.locator(tid("friend-accept")).click();
+    await B.page.locator(`${tid("friend-item")}[data-username="${A.username}"]`).waitFor();
+
+    // A's list updates from the inbox event; B is online.
+    const friendB = A.page.locator(`${tid("friend-item")}[data-username="${B.username}"]`);
+    await friendB.waitFor();
+    await A.page.locator(`${tid("friend-item")}[data-username="${B.username}"][data-online="true"]`).waitFor();
+    assert.equal(await A.page.locator(tid("friend-request-outgoing")).count(), 0);
+  });
+
+  it("A opens a direct conversation; B gets it live with an unread badge and a read receipt goes back", async () => {
+    // B looks at the friends panel (not the conversation) while A writes.
+    await A.page.locator(`${tid("friend-item")}[data-username="${B.username}"] ${tid("friend-message")}`).click();
+    await A.page.locator(tid("conversation-view")).waitFor();
+    directId = await A.page.locator(tid("conversation-title")).getAttribute("data-conversation-id");
+    assert.ok(directId, "the conversation title carries its id");
+    const hello = `hello B from A ${runId} <b>not bold</b>`;
+    await imSend(A.page, hello);
+    await A.page.locator(`${tid("im-message")}[data-state="sent"]`).filter({ has: A.page.getByText(hello, { exact: true }) }).waitFor();
+
+    const item = conversation(B.page, directId);
+    await item.locator(tid("conversation-unread")).filter({ hasText: "1" }).waitFor();
+    assert.equal(await imMessage(A.page, hello).locator(tid("im-message-status")).textContent(), "Sent");
+
+    await item.click();
+    await imMessage(B.page, hello).waitFor();
+    await item.locator(tid("conversation-unread")).waitFor({ state: "detached" });
+    assert.equal(await B.page.locator(`${tid("im-message-list")} b`).count(), 0, "content is text, not HTML");
+
+    // A sees the receipt.
+    await imMessage(A.page, hello).locator(tid("im-message-status")).filter({ hasText: "Read" }).waitFor();
+
+    // Typing indicator, then B replies.
+    await B.page.locator(tid("im-composer-input")).pressSequentially("typing…");
+    await A.page.locator(tid("typing-indicator")).filter({ hasText: `${B.username} is typing` }).waitFor();
+    const reply = `reply from B ${runId}`;
+    await imSend(B.page, reply);
+    await imMessage(A.page, reply).waitFor();
+    assert.equal(await imMessage(A.page, hello).count(), 1, "own message is shown exactly once");
+    assert.equal(await imMessage(B.page, reply).count(), 1, "own message is shown exactly once");
+  });
+
+  it("A creates a group with B; both exchange a message; A recalls one and B sees it recalled", async () => {
+    const groupName = `Group ${runId}`;
+    await A.page.locator(tid("open-new-group")).click();
+    await A.page.locator(tid("new-group-name")).fill(groupName);
+    await A.page.locator(`${tid("new-group-member")}[data-user-id]`).first().check();
+    await A.page.locator(tid("new-group-submit")).click();
+    await A.page.locator(tid("conversation-title")).filter({ hasText: groupName }).waitFor();
+    const groupId = await A.page.locator(tid("conversation-title")).getAttribute("data-conversation-id");
+    await A.page.locator(tid("im-system")).filter({ hasText: "created the group" }).waitFor();
+
+    // B gets the group (group_added event) and opens it.
+    const item = conversation(B.page, groupId);
+    await item.waitFor();
+    await item.click();
+    await B.page.locator(tid("im-system")).filter({ hasText: `${A.username} created the group` }).waitFor();
+
+    const fromA = `group hello from A ${runId}`;
+    await imSend(A.page, fromA);
+    await imMessage(B.page, fromA).waitFor();
+    const fromB = `group hello from B ${runId}`;
+    await imSend(B.page, fromB);
+    await imMessage(A.page, fromB).waitFor();
+    await imMessage(A.page, fromA).locator(tid("im-message-status")).filter({ hasText: "Read by 1" }).waitFor();
+
+    // Members are listed in the group panel.
+    await A.page.locator(tid("group-info-button")).click();
+    await A.page.locator(tid("group-member")).nth(1).waitFor();
+    assert.equal(await A.page.locator(tid("group-member")).count(), 2);
+
+    // Recall.
+    const oops = `oops ${runId}`;
+    await imSend(A.page, oops);
+    await imMessage(B.page, oops).waitFor();
+    const mine = A.page.locator(`${tid("im-message")}[data-state="sent"]`).filter({ has: A.page.getByText(oops, { exact: true }) });
+    await mine.hover();
+    await mine.locator(tid("im-message-recall")).click();
+    await A.page.locator(tid("im-system")).filter({ hasText: "You recalled a message" }).waitFor();
+    await B.page.locator(tid("im-system")).filter({ hasText: `${A.username} recalled a message` }).waitFor();
+    await B.page.locator(`${tid("im-message")}[data-recalled="true"]`).waitFor();
+    assert.equal(await imMessage(B.page, oops).count(), 0, "the recalled content is gone for B");
+
+    // Edit.
+    const fixed = `group hello from A, edited ${runId}`;
+    const first = imMessage(A.page, fromA);
+    await first.hover();
+    await first.locator(tid("im-message-edit")).click();
+    await A.page.locator(tid("im-editing")).waitFor();
+    await imSend(A.page, fixed);
+    await imMessage(B.page, fixed).locator(tid("im-message-edited")).waitFor();
+
+    try {
+      await A.page.screenshot({ path: SCREENSHOT });
+      console.log(`screenshot: ${SCREENSHOT}`);
+    } catch (e) {
+      console.error("screenshot failed:", e);
+    }
+  });
+
+  it("syncs on reconnect: B reloads and still sees the direct conversation and messages", async () => {
+    await B.page.reload();
+    await conversation(B.page, directId).click();
+    await imMessage(B.page, `reply from B ${runId}`).waitFor();
+    assert.equal(await B.page.locator(`${tid("im-message")}[data-state="pending"]`).count(), 0);
+  });
+});

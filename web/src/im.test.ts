@@ -1,0 +1,186 @@
+import { describe, expect, it } from "vitest";
+import {
+  ConversationLog,
+  PendingSends,
+  eventAffects,
+  newClientMsgId,
+  parseImFrame,
+  presenceText,
+  readByCount,
+  systemText,
+  type ImMessage,
+} from "./im";
+import { parseServerFrame } from "./protocol";
+
+const alice = { id: 1, username: "alice" };
+const bob = { id: 2, username: "bob" };
+const names = (id: number) => ({ 1: "alice", 2: "bob", 3: "carol" })[id as 1 | 2 | 3];
+
+function msg(seq: number, extra: Partial<ImMessage> = {}): ImMessage {
+  return { id: String(7 * 2 ** 32 + seq), conversationId: 7, seq, sender: alice, kind: "text", content: `m${seq}`, timestamp: 1000 + seq, ...extra };
+}
+
+function sys(seq: number, body: object, sender = alice): ImMessage {
+  return msg(seq, { kind: "system", content: JSON.stringify(body), sender });
+}
+
+describe("ConversationLog", () => {
+  it("tracks the highest contiguous seq and detects gaps", () => {
+    const log = new ConversationLog(0);
+    expect(log.add(msg(1))).toEqual({ added: true, gap: false });
+    expect(log.add(msg(2))).toEqual({ added: true, gap: false });
+    expect(log.known).toBe(2);
+    expect(log.add(msg(5))).toEqual({ added: true, gap: true });
+    expect(log.known).toBe(2);
+    expect(log.highest).toBe(5);
+    expect(log.missing(5)).toBe(true);
+    log.addAll([msg(4), msg(3)]);
+    expect(log.known).toBe(5);
+    expect(log.missing(5)).toBe(false);
+    expect(log.messages().map((m) => m.seq)).toEqual([1, 2, 3, 4, 5]);
+  });
+
+  it("drops duplicates by seq", () => {
+    const log = new ConversationLog(0);
+    log.add(msg(1));
+    expect(log.add(msg(1))).toEqual({ added: false, gap: false });
+    expect(log.addAll([msg(1), msg(2), msg(2)])).toBe(1);
+    expect(log.size).toBe(2);
+  });
+
+  it("ignores messages at or before its base (joinedSeq / first pull)", () => {
+    const log = new ConversationLog(10);
+    expect(log.add(msg(10)).added).toBe(false);
+    expect(log.add(msg(11))).toEqual({ added: true, gap: false });
+    expect(log.known).toBe(11);
+  });
+
+  it("applies recalled and edited system messages to the referenced message", () => {
+    const log = new ConversationLog(0);
+    log.add(msg(1));
+    log.add(msg(2));
+    log.add(sys(3, { event: "edited", seq: 2, content: "fixed" }));
+    expect(log.get(2)?.content).toBe("fixed");
+    expect(log.get(2)?.editedAt).toBe(1003);
+    log.add(sys(4, { event: "recalled", seq: 1 }));
+    expect(log.get(1)?.recalled).toBe(true);
+    expect(log.get(1)?.content).toBe("");
+  });
+
+  it("takes a newer version of a message from a pull, and hides", () => {
+    const log = new ConversationLog(0);
+    log.add(msg(1));
+    log.addAll([msg(1, { recalled: true, content: "" })]);
+    expect(log.get(1)?.recalled).toBe(true);
+    log.add(msg(2));
+    log.hide(2);
+    expect(log.get(2)?.hidden).toBe(true);
+  });
+});
+
+describe("PendingSends", () => {
+  it("keeps sends until acked, keyed by clientMsgId", () => {
+    const p = new PendingSends();
+    const a = p.add(7, "hello", "c1", 100);
+    p.add(7, "world", "c2", 200);
+    p.add(8, "other", "c3", 300);
+    expect(p.forConversation(7).map((x) => x.clientMsgId)).toEqual(["c1", "c2"]);
+    expect(p.due(100, 5000).map((x) => x.clientMsgId)).toEqual(["c1", "c2", "c3"]);
+    p.markSent("c1", 1000);
+    expect(p.due(2000, 5000).map((x) => x.clientMsgId)).toEqual(["c2", "c3"]);
+    expect(p.due(7000, 5000).map((x) => x.clientMsgId)).toContain("c1");
+    expect(p.ack("c1")).toBe(a);
+    expect(p.get("c1")).toBeUndefined();
+    expect(p.ack("c1")).toBeUndefined();
+  });
+
+  it("retries with the same clientMsgId after reconnect and after failure", () => {
+    const p = new PendingSends();
+    p.add(7, "x", "c1", 0);
+    p.markSent("c1", 10);
+    expect(p.due(20, 5000)).toEqual([]);
+    p.resetSent();
+    expect(p.due(20, 5000).map((x) => x.clientMsgId)).toEqual(["c1"]);
+    p.fail("c1", "direct messages are between friends");
+    expect(p.due(20, 5000)).toEqual([]);
+    expect(p.get("c1")?.state).toBe("failed");
+    p.retry("c1");
+    expect(p.due(20, 5000).map((x) => x.clientMsgId)).toEqual(["c1"]);
+  });
+
+  it("round-trips through JSON", () => {
+    const p = new PendingSends();
+    p.add(7, "x", "c1", 5);
+    p.fail("c1", "nope");
+    const q = PendingSends.fromJSON(JSON.parse(JSON.stringify(p.toJSON())));
+    expect(q.get("c1")).toMatchObject({ conversationId: 7, content: "x", state: "failed", error: "nope", sentAt: 0 });
+    expect(PendingSends.fromJSON("junk").all()).toEqual([]);
+  });
+
+  it("makes valid, unique clientMsgIds", () => {
+    const ids = new Set(Array.from({ length: 100 }, () => newClientMsgId()));
+    expect(ids.size).toBe(100);
+    for (const id of ids) expect(id).toMatch(/^[!-~]{1,64}$/);
+  });
+});
+
+describe("systemText", () => {
+  const t = (body: object, sender = alice, me?: number) => systemText(JSON.stringify(body), sender, names, me);
+  it("renders every event", () => {
+    expect(t({ event: "created", name: "Team", members: [2, 3] })).toBe('Alice created the group "Team" with bob, carol');
+    expect(t({ event: "joined", userIds: [3], by: 1 })).toBe("Alice added carol");
+    expect(t({ event: "joined", userIds: [3], by: 3 }, { id: 3, username: "carol" })).toBe("Carol joined");
+    expect(t({ event: "left", userId: 2 }, bob)).toBe("Bob left the group");
+    expect(t({ event: "kicked", userId: 2, by: 1 })).toBe("Alice removed bob");
+    expect(t({ event: "role_changed", userId: 2, role: "admin", by: 1 })).toBe("Alice made bob an admin");
+    expect(t({ event: "role_changed", userId: 2, role: "member", by: 1 })).toBe("Alice made bob a member");
+    expect(t({ event: "owner_changed", userId: 2, by: 1 })).toBe("Alice transferred ownership to bob");
+    expect(t({ event: "dissolved", by: 1 })).toBe("Alice dissolved the group");
+    expect(t({ event: "recalled", seq: 4 }, bob)).toBe("Bob recalled a message");
+    expect(t({ event: "edited", seq: 4, content: "x" }, bob)).toBe("Bob edited a message");
+  });
+  it("says you, and copes with unknown ids and junk", () => {
+    expect(t({ event: "kicked", userId: 2, by: 1 }, alice, 2)).toBe("Alice removed you");
+    expect(t({ event: "kicked", userId: 99, by: 1 }, alice, 1)).toBe("You removed user #99");
+    expect(systemText("not json", alice, names)).toBe("System message");
+  });
+});
+
+describe("native frames", () => {
+  it("parses native server frames through parseServerFrame", () => {
+    const m = msg(1);
+    expect(parseServerFrame(JSON.stringify({ type: "message", payload: m }))).toEqual({ type: "message", payload: m });
+    const ack = { clientMsgId: "c", conversationId: 7, id: "1", seq: 1, timestamp: 5 };
+    expect(parseServerFrame(JSON.stringify({ type: "ack", payload: ack }))).toEqual({ type: "ack", payload: ack });
+    const err = parseServerFrame(JSON.stringify({ type: "error", payload: { code: "not_friends", message: "no", clientMsgId: "c" } }));
+    expect(err).toEqual({ type: "error", payload: { code: "not_friends", message: "no", clientMsgId: "c" } });
+    expect(parseServerFrame(JSON.stringify({ type: "message", payload: { seq: 1 } }))).toBeNull();
+    const s = parseImFrame("syncState", { conversations: [{ id: 1, kind: "direct", name: "b", lastSeq: 3, readSeq: 1, unread: 2 }], inbox: [], inboxSeq: 0 });
+    expect(s?.type).toBe("syncState");
+    expect(parseImFrame("presence", { userId: 2, online: false, lastSeen: 10 })).toEqual({
+      type: "presence",
+      payload: { userId: 2, online: false, lastSeen: 10, platforms: [] },
+    });
+  });
+});
+
+describe("helpers", () => {
+  it("counts readers other than the sender", () => {
+    const r = new Map([
+      [1, 10],
+      [2, 5],
+      [3, 12],
+    ]);
+    expect(readByCount(r, 10, 1)).toBe(1);
+    expect(readByCount(r, 5, 9)).toBe(3);
+  });
+  it("formats presence", () => {
+    expect(presenceText({ userId: 1, online: true, platforms: ["web"] })).toBe("online");
+    expect(presenceText({ userId: 1, online: false, lastSeen: 0, platforms: [] })).toBe("offline");
+    expect(presenceText({ userId: 1, online: false, lastSeen: 1000, platforms: [] }, 1000 + 5 * 60_000)).toBe("last seen 5 min ago");
+  });
+  it("knows which lists an inbox event affects", () => {
+    expect(eventAffects("friend_request")).toEqual({ friends: true, conversations: false });
+    expect(eventAffects("group_added")).toEqual({ friends: false, conversations: true });
+  });
+});

@@ -1,0 +1,1225 @@
+/**
+ * The instant-messaging part of the UI: conversation list, conversation view, friends panel,
+ * new-group panel and group panel. It shares the socket with the chat rooms; the App forwards
+ * native frames here and asks for the sidebar section and the main section to mount.
+ */
+import { ApiError } from "./api";
+import { button, el } from "./dom";
+import { formatTime } from "./format";
+import {
+  ConversationLog,
+  PendingSends,
+  RECALL_WINDOW_MS,
+  TYPING_SEND_INTERVAL_MS,
+  TYPING_SHOW_MS,
+  eventAffects,
+  parseSystem,
+  presenceText,
+  readByCount,
+  systemText,
+  type ConversationState,
+  type ImMessage,
+  type ImServerFrame,
+  type InboxEvent,
+  type Member,
+  type PendingSend,
+  type Presence,
+  type SyncState,
+} from "./im";
+import * as imapi from "./imapi";
+import type { FriendRequest, JoinRequest } from "./imapi";
+import { validateContent, type ClientFrame, type ErrorPayload, type UserRef } from "./protocol";
+
+export interface ImHost {
+  send(frame: ClientFrame): boolean;
+  isOnline(): boolean;
+  toast(text: string): void;
+  /** Show the IM main section (hides the room view). */
+  showIm(): void;
+  onUnreadChange(): void;
+}
+
+interface Conv {
+  state: ConversationState;
+  log: ConversationLog | null;
+  /** Read positions of the other members (userId -> seq). */
+  readers: Map<number, number>;
+  members: Member[] | null;
+  joinRequests: JoinRequest[];
+  pulling: boolean;
+  pullAgain: boolean;
+  typing: Map<number, ReturnType<typeof setTimeout>>;
+  /** The newest seq we told the server we read. */
+  sentRead: number;
+}
+
+type Panel = "conversation" | "friends" | "newGroup" | "none";
+
+/** Messages to load when first opening a conversation with a long history. */
+const INITIAL_WINDOW = 200;
+/** Resend an unacknowledged message after this long (same clientMsgId). */
+const ACK_TIMEOUT_MS = 8_000;
+
+function errText(e: unknown): string {
+  if (e instanceof ApiError) return e.message;
+  return "Could not reach the server. Please try again.";
+}
+
+export class ImController {
+  me: UserRef | null = null;
+  private convs = new Map<number, Conv>();
+  private names = new Map<number, string>();
+  private friends: UserRef[] = [];
+  private presence = new Map<number, Presence>();
+  private incoming: FriendRequest[] = [];
+  private outgoing: FriendRequest[] = [];
+  private blockedUsers: UserRef[] = [];
+  private searchResults: UserRef[] = [];
+  private inboxSeq = 0;
+  private pending = new PendingSends();
+  openId: number | null = null;
+  private panel: Panel = "none";
+  private groupPanelOpen = false;
+  private editingSeq: number | null = null;
+  private lastTypingSent = 0;
+  private retryTimer: ReturnType<typeof setInterval> | null = null;
+  private refreshFriendsTimer: ReturnType<typeof setTimeout> | null = null;
+  private resyncTimer: ReturnType<typeof setTimeout> | null = null;
+  private clockTimer: ReturnType<typeof setInterval> | null = null;
+
+  // DOM
+  readonly sidebar: HTMLElement;
+  readonly main: HTMLElement;
+  private convList: HTMLElement;
+  private requestsBadge: HTMLElement;
+  private convView: HTMLElement;
+  private convTitle: HTMLElement;
+  private convSub: HTMLElement;
+  private groupButton: HTMLButtonElement;
+  private list: HTMLElement;
+  private messagesEl: HTMLElement;
+  private typingEl: HTMLElement;
+  private editBanner: HTMLElement;
+  private input: HTMLTextAreaElement;
+  private sendBtn: HTMLButtonElement;
+  private groupPanel: HTMLElement;
+  private friendsPanel: HTMLElement;
+  private newGroupPanel: HTMLElement;
+  private emptyPanel: HTMLElement;
+
+  constructor(private readonly host: ImHost) {
+    this.requestsBadge = el("span", { class: "badge", "data-testid": "friend-requests-badge", hidden: "" });
+    const friendsBtn = el("button", { type: "button", class: "side-action", "data-testid": "open-friends" }, "Friends", this.requestsBadge);
+    friendsBtn.addEventListener("click", () => this.showPanel("friends"));
+    const groupBtn = button("New group", { class: "side-action", "data-testid": "open-new-group" }, () => this.showPanel("newGroup"));
+    this.convList = el("nav", { class: "rooms conversations", "data-testid": "conversation-list", "aria-label": "Conversations" });
+    this.sidebar = el("div", { class: "im-sidebar" }, el("h3", {}, "Chats"), el("div", { class: "side-actions" }, friendsBtn, groupBtn), this.convList);
+
+    // Conversation view.
+    this.convTitle = el("h2", { class: "room-title-text", "data-testid": "conversation-title" });
+    this.convSub = el("span", { class: "muted small", "data-testid": "conversation-subtitle" });
+    this.groupButton = button("Group info", { class: "ghost small", "data-testid": "group-info-button" }, () => {
+      this.groupPanelOpen = !this.groupPanelOpen;
+      if (this.groupPanelOpen) void this.loadGroupDetails();
+      this.renderGroupPanel();
+    });
+    this.messagesEl = el("ol", { class: "messages", "data-testid": "im-messages" });
+    this.list = el("div", { class: "message-list", "data-testid": "im-message-list", tabindex: "0" }, this.messagesEl);
+    this.typingEl = el("div", { class: "typing muted", "data-testid": "typing-indicator", "aria-live": "polite" });
+    this.editBanner = el("div", { class: "edit-banner", "data-testid": "im-editing", hidden: "" });
+    this.input = el("textarea", {
+      rows: "1",
+      placeholder: "Write a message…",
+      "aria-label": "Message",
+      "data-testid": "im-composer-input",
+    });
+    this.sendBtn = el("button", { type: "submit", class: "primary", "data-testid": "im-composer-send" }, "Send");
+    const composer = el("form", { class: "composer", "data-testid": "im-composer" }, this.input, this.sendBtn);
+    composer.addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      this.submitComposer();
+    });
+    this.input.addEventListener("keydown", (ev) => {
+      if (ev.key === "Enter" && !ev.shiftKey && !ev.isComposing) {
+        ev.preventDefault();
+        this.submitComposer();
+      } else if (ev.key === "Escape" && this.editingSeq !== null) {
+        this.cancelEdit();
+      }
+    });
+    this.input.addEventListener("input", () => this.onInput());
+    this.groupPanel = el("aside", { class: "group-panel", "data-testid": "group-panel", hidden: "" });
+    this.convView = el(
+      "div",
+      { class: "conv-view", "data-testid": "conversation-view", hidden: "" },
+      el(
+        "div",
+        { class: "conv-main" },
+        el("header", { class: "room-title conv-header" }, el("div", { class: "conv-heading" }, this.convTitle, this.convSub), this.groupButton),
+        this.list,
+        this.typingEl,
+        this.editBanner,
+        composer,
+      ),
+      this.groupPanel,
+    );
+    this.friendsPanel = el("div", { class: "panel", "data-testid": "friends-panel", hidden: "" });
+    this.newGroupPanel = el("div", { class: "panel", "data-testid": "new-group-panel", hidden: "" });
+    this.emptyPanel = el("div", { class: "panel muted" }, "Select a conversation.");
+    this.main = el("section", { class: "room im", "data-testid": "im-view" }, this.convView, this.friendsPanel, this.newGroupPanel, this.emptyPanel);
+
+    document.addEventListener("visibilitychange", () => this.maybeRead());
+    window.addEventListener("focus", () => this.maybeRead());
+  }
+
+  // ---------------------------------------------------------------- lifecycle
+
+  /** The socket said hello (first connect or reconnect). */
+  onHello(me: UserRef): void {
+    if (this.me?.id !== me.id) {
+      this.reset();
+      this.me = me;
+      this.inboxSeq = Number(localStorage.getItem(this.key("inbox")) ?? 0) || 0;
+      try {
+        this.pending = PendingSends.fromJSON(JSON.parse(localStorage.getItem(this.key("pending")) ?? "[]"));
+      } catch {
+        this.pending = new PendingSends();
+      }
+    }
+    this.names.set(me.id, me.username);
+    this.pending.resetSent();
+    this.host.send({ type: "sync", payload: { inboxAfter: this.inboxSeq } });
+    void this.refreshFriends();
+    if (!this.retryTimer) this.retryTimer = setInterval(() => this.flushPending(), 2_000);
+    if (!this.clockTimer) this.clockTimer = setInterval(() => this.renderMessages(false), 30_000);
+  }
+
+  /** Logged out / stopped. */
+  stop(): void {
+    if (this.retryTimer) clearInterval(this.retryTimer);
+    if (this.clockTimer) clearInterval(this.clockTimer);
+    this.retryTimer = this.clockTimer = null;
+  }
+
+  private reset(): void {
+    this.convs.clear();
+    this.friends = [];
+    this.incoming = [];
+    this.outgoing = [];
+    this.blockedUsers = [];
+    this.presence.clear();
+    this.openId = null;
+    this.panel = "none";
+    this.pending = new PendingSends();
+  }
+
+  private key(what: string): string {
+    return `hearth.im.${what}.${this.me?.id ?? 0}`;
+  }
+
+  private savePending(): void {
+    try {
+      localStorage.setItem(this.key("pending"), JSON.stringify(this.pending.toJSON()));
+    } catch {
+      /* storage full or unavailable */
+    }
+  }
+
+  private setInboxSeq(seq: number): void {
+    if (seq <= this.inboxSeq) return;
+    this.inboxSeq = seq;
+    try {
+      localStorage.setItem(this.key("inbox"), String(seq));
+    } catch {
+      /* ignore */
+    }
+  }
+
+  get totalUnread(): number {
+    let n = 0;
+    for (const c of this.convs.values()) n += c.state.unread;
+    return n;
+  }
+
+  // ---------------------------------------------------------------- frames
+
+  /** Returns true if the frame was a native one. */
+  onFrame(f: ImServerFrame): void {
+    switch (f.type) {
+      case "syncState":
+        this.applySync(f.payload, true);
+        break;
+      case "message":
+        this.onMessage(f.payload);
+        break;
+      case "ack":
+        this.onAck(f.payload.clientMsgId, f.payload.conversationId, f.payload.seq, f.payload.id, f.payload.timestamp);
+        break;
+      case "event":
+        this.onEvent(f.payload);
+        break;
+      case "receipt": {
+        const r = f.payload;
+        const c = this.convs.get(r.conversationId);
+        if (!c) break;
+        if (r.userId === this.me?.id) {
+          if (r.seq > c.state.readSeq) {
+            c.state.readSeq = r.seq;
+            c.sentRead = Math.max(c.sentRead, r.seq);
+            c.state.unread = Math.max(0, c.state.lastSeq - r.seq);
+            this.renderConversations();
+          }
+        } else {
+          c.readers.set(r.userId, Math.max(c.readers.get(r.userId) ?? 0, r.seq));
+          if (r.conversationId === this.openId) this.renderMessages(false);
+        }
+        break;
+      }
+      case "typing": {
+        const t = f.payload;
+        const c = this.convs.get(t.conversationId);
+        if (!c || t.userId === this.me?.id) break;
+        const old = c.typing.get(t.userId);
+        if (old) clearTimeout(old);
+        c.typing.set(
+          t.userId,
+          setTimeout(() => {
+            c.typing.delete(t.userId);
+            this.renderTyping();
+          }, TYPING_SHOW_MS),
+        );
+        this.renderTyping();
+        break;
+      }
+      case "presence":
+        this.presence.set(f.payload.userId, f.payload);
+        this.renderFriends();
+        this.renderHeader();
+        break;
+    }
+  }
+
+  /** An error frame; returns true if it belonged to a pending send. */
+  onError(e: ErrorPayload): boolean {
+    if (!e.clientMsgId) return false;
+    const p = this.pending.fail(e.clientMsgId, e.message || e.code);
+    if (!p) return false;
+    this.savePending();
+    this.host.toast(e.message || e.code);
+    if (p.conversationId === this.openId) this.renderMessages(false);
+    return true;
+  }
+
+  private applySync(s: SyncState, fromSocket: boolean): void {
+    const seen = new Set<number>();
+    for (const st of s.conversations) {
+      seen.add(st.id);
+      const c = this.convs.get(st.id);
+      if (st.peer) this.names.set(st.peer.id, st.peer.username);
+      if (!c) {
+        this.convs.set(st.id, {
+          state: st,
+          log: null,
+          readers: new Map(),
+          members: null,
+          joinRequests: [],
+          pulling: false,
+          pullAgain: false,
+          typing: new Map(),
+          sentRead: st.readSeq,
+        });
+      } else {
+        const prevLast = c.state.lastSeq;
+        c.state = { ...st, lastSeq: Math.max(prevLast, st.lastSeq), readSeq: Math.max(c.state.readSeq, st.readSeq) };
+        c.sentRead = Math.max(c.sentRead, st.readSeq);
+      }
+    }
+    for (const id of [...this.convs.keys()]) {
+      if (!seen.has(id)) {
+        this.convs.delete(id);
+        if (this.openId === id) {
+          this.openId = null;
+          this.showPanel("none");
+          this.host.toast("You are no longer in that conversation.");
+        }
+      }
+    }
+    let friendsChanged = false;
+    for (const ev of s.inbox) {
+      if (ev.seq <= this.inboxSeq) continue;
+      const effect = this.handleEvent(ev);
+      friendsChanged ||= effect.friends;
+    }
+    const lastEvent = s.inbox.length > 0 ? s.inbox[s.inbox.length - 1].seq : this.inboxSeq;
+    if (s.inbox.length > 0) this.setInboxSeq(lastEvent);
+    if (s.inboxSeq > this.inboxSeq && s.inbox.length > 0) {
+      // More than one page of inbox: ask for the next.
+      if (fromSocket) this.host.send({ type: "sync", payload: { inboxAfter: this.inboxSeq } });
+      else void this.httpSync();
+    } else if (s.inboxSeq > this.inboxSeq && s.inbox.length === 0) {
+      // Events we cannot see any more (or a server reset): skip ahead.
+      this.setInboxSeq(s.inboxSeq);
+    }
+    if (friendsChanged) this.scheduleFriendsRefresh();
+    for (const c of this.convs.values()) {
+      if (!c.log || c.log.missing(c.state.lastSeq)) void this.pull(c.state.id);
+    }
+    this.flushPending();
+    this.renderConversations();
+    if (this.openId !== null) {
+      this.renderHeader();
+      this.renderMessages(false);
+      this.maybeRead();
+    }
+  }
+
+  private async httpSync(): Promise<void> {
+    try {
+      const s = await imapi.sync(this.inboxSeq);
+      this.applySync(s, false);
+    } catch (e) {
+      this.host.toast(errText(e));
+    }
+  }
+
+  private scheduleResync(): void {
+    if (this.resyncTimer) return;
+    this.resyncTimer = setTimeout(() => {
+      this.resyncTimer = null;
+      if (!this.host.send({ type: "sync", payload: { inboxAfter: this.inboxSeq } })) void this.httpSync();
+    }, 100);
+  }
+
+  private scheduleFriendsRefresh(): void {
+    if (this.refreshFriendsTimer) return;
+    this.refreshFriendsTimer = setTimeout(() => {
+      this.refreshFriendsTimer = null;
+      void this.refreshFriends();
+    }, 100);
+  }
+
+  private onEvent(ev: InboxEvent): void {
+    if (ev.seq <= this.inboxSeq) return;
+    if (ev.seq > this.inboxSeq + 1) {
+      // We missed some: sync returns them all in order.
+      this.scheduleResync();
+      return;
+    }
+    this.setInboxSeq(ev.seq);
+    const effect = this.handleEvent(ev);
+    if (effect.friends) this.scheduleFriendsRefresh();
+    if (effect.conversations) this.scheduleResync();
+  }
+
+  /** Apply one inbox event; says what needs refreshing. */
+  private handleEvent(ev: InboxEvent): { friends: boolean; conversations: boolean } {
+    const p = ev.payload;
+    if (ev.kind === "message_hidden" && typeof p.conversationId === "number" && typeof p.seq === "number") {
+      this.convs.get(p.conversationId)?.log?.hide(p.seq);
+      if (p.conversationId === this.openId) this.renderMessages(false);
+      this.renderConversations();
+    }
+    if (ev.kind === "join_request" && typeof p.conversationId === "number") {
+      const c = this.convs.get(p.conversationId);
+      if (c && p.conversationId === this.openId && this.groupPanelOpen) void this.loadGroupDetails();
+      const u = p.user as UserRef | undefined;
+      if (u?.username) this.host.toast(`${u.username} asks to join ${String(p.name ?? "your group")}`);
+    }
+    if (ev.kind === "join_rejected") this.host.toast(`Your request to join ${String(p.name ?? "a group")} was rejected`);
+    return eventAffects(ev.kind);
+  }
+
+  private onMessage(m: ImMessage): void {
+    this.names.set(m.sender.id, m.sender.username);
+    const c = this.convs.get(m.conversationId);
+    if (!c) {
+      // A conversation we do not know yet (new direct chat, just added to a group).
+      this.scheduleResync();
+      return;
+    }
+    if (m.clientMsgId && this.pending.get(m.clientMsgId) && m.sender.id === this.me?.id) {
+      this.pending.ack(m.clientMsgId);
+      this.savePending();
+    }
+    c.state.lastSeq = Math.max(c.state.lastSeq, m.seq);
+    c.state.lastActivity = Math.max(c.state.lastActivity, m.timestamp);
+    const typingTimer = c.typing.get(m.sender.id);
+    if (typingTimer) {
+      clearTimeout(typingTimer);
+      c.typing.delete(m.sender.id);
+    }
+    if (!c.log) {
+      void this.pull(c.state.id);
+      this.renderConversations();
+      return;
+    }
+    const change = c.log.add(m);
+    if (change.gap) void this.pull(c.state.id);
+    if (change.added) {
+      if (m.sender.id === this.me?.id) {
+        c.state.readSeq = Math.max(c.state.readSeq, m.seq);
+        c.sentRead = Math.max(c.sentRead, m.seq);
+      } else if (m.kind !== "system" || m.seq > c.state.readSeq) {
+        if (!this.isVisible(c.state.id)) c.state.unread = Math.max(0, c.state.lastSeq - Math.max(c.state.readSeq, c.state.joinedSeq));
+      }
+      if (m.kind === "system") this.onSystem(c, m);
+    }
+    this.renderConversations();
+    if (m.conversationId === this.openId) {
+      this.renderMessages(m.sender.id === this.me?.id || this.isAtBottom());
+      this.renderTyping();
+      this.maybeRead();
+    }
+  }
+
+  private onSystem(c: Conv, m: ImMessage): void {
+    const b = parseSystem(m.content);
+    if (!b) return;
+    if (["joined", "left", "kicked", "role_changed", "owner_changed", "created"].includes(b.event)) {
+      if (c.state.id === this.openId) void this.loadGroupDetails();
+      else c.members = null;
+      // Our own role may have changed.
+      if (b.userId === this.me?.id || b.event === "owner_changed") this.scheduleResync();
+    }
+    if (b.event === "dissolved" || ((b.event === "kicked" || b.event === "left") && b.userId === this.me?.id)) this.scheduleResync();
+  }
+
+  private onAck(clientMsgId: string, conversationId: number, seq: number, id: string, timestamp: number): void {
+    const p = this.pending.ack(clientMsgId);
+    this.savePending();
+    const c = this.convs.get(conversationId);
+    if (c && p && this.me) {
+      // The ack carries everything the message frame would: show it as sent right away.
+      c.state.lastSeq = Math.max(c.state.lastSeq, seq);
+      c.state.readSeq = Math.max(c.state.readSeq, seq);
+      c.sentRead = Math.max(c.sentRead, seq);
+      if (c.log) {
+        const change = c.log.add({ id, conversationId, seq, sender: this.me, kind: "text", content: p.content, clientMsgId, timestamp });
+        if (change.gap) void this.pull(conversationId);
+      }
+    }
+    if (conversationId === this.openId) this.renderMessages(true);
+    this.renderConversations();
+  }
+
+  // ---------------------------------------------------------------- pulling
+
+  private async pull(id: number): Promise<void> {
+    const c = this.convs.get(id);
+    if (!c) return;
+    if (c.pulling) {
+      c.pullAgain = true;
+      return;
+    }
+    c.pulling = true;
+    try {
+      do {
+        c.pullAgain = false;
+        if (!c.log) c.log = new ConversationLog(Math.max(c.state.joinedSeq, c.state.lastSeq - INITIAL_WINDOW));
+        for (let i = 0; i < 100; i++) {
+          const page = await imapi.pull(id, c.log.known, 200);
+          if (this.convs.get(id) !== c) return;
+          for (const m of page.messages) {
+            this.names.set(m.sender.id, m.sender.username);
+            if (m.clientMsgId && m.sender.id === this.me?.id && this.pending.get(m.clientMsgId)) {
+              this.pending.ack(m.clientMsgId);
+              this.savePending();
+            }
+          }
+          c.log.addAll(page.messages);
+          c.state.lastSeq = Math.max(c.state.lastSeq, page.lastSeq);
+          if (page.messages.length === 0 || c.log.known >= page.lastSeq) break;
+        }
+        c.log.reapplySystem();
+      } while (c.pullAgain);
+    } catch (e) {
+      if (!(e instanceof ApiError && e.status === 403)) this.host.toast(errText(e));
+    } finally {
+      c.pulling = false;
+    }
+    this.renderConversations();
+    if (id === this.openId) {
+      this.renderMessages(true);
+      this.maybeRead();
+    }
+  }
+
+  // ---------------------------------------------------------------- sending
+
+  private flushPending(): void {
+    if (!this.host.isOnline()) return;
+    const now = Date.now();
+    for (const p of this.pending.due(now, ACK_TIMEOUT_MS)) {
+      if (!this.convs.has(p.conversationId)) continue;
+      const ok = this.host.send({ type: "send", payload: { conversationId: p.conversationId, clientMsgId: p.clientMsgId, content: p.content } });
+      if (!ok) return;
+      this.pending.markSent(p.clientMsgId, now);
+    }
+  }
+
+  private submitComposer(): void {
+    const id = this.openId;
+    if (id === null) return;
+    const v = validateContent(this.input.value);
+    if (!v.ok) {
+      if (this.input.value.length > 0) this.host.toast(v.error);
+      return;
+    }
+    if (this.editingSeq !== null) {
+      const seq = this.editingSeq;
+      this.cancelEdit();
+      this.input.value = "";
+      imapi.edit(id, seq, v.content).catch((e) => this.host.toast(errText(e)));
+      return;
+    }
+    this.pending.add(id, v.content);
+    this.savePending();
+    this.input.value = "";
+    this.lastTypingSent = 0;
+    this.flushPending();
+    this.renderMessages(true);
+  }
+
+  private onInput(): void {
+    const id = this.openId;
+    if (id === null || this.input.value.trim() === "" || this.editingSeq !== null) return;
+    const now = Date.now();
+    if (now - this.lastTypingSent < TYPING_SEND_INTERVAL_MS) return;
+    if (this.host.send({ type: "typing", payload: { conversationId: id } })) this.lastTypingSent = now;
+  }
+
+  private startEdit(m: ImMessage): void {
+    this.editingSeq = m.seq;
+    this.input.value = m.content;
+    this.editBanner.replaceChildren(
+      el("span", {}, "Editing message"),
+      button("Cancel", { class: "link", "data-testid": "im-edit-cancel" }, () => this.cancelEdit()),
+    );
+    this.editBanner.hidden = false;
+    this.input.focus();
+  }
+
+  private cancelEdit(): void {
+    if (this.editingSeq === null) return;
+    this.editingSeq = null;
+    this.input.value = "";
+    this.editBanner.hidden = true;
+  }
+
+  // ---------------------------------------------------------------- reading
+
+  private isVisible(id: number): boolean {
+    return this.openId === id && this.panel === "conversation" && document.visibilityState === "visible" && !this.convView.hidden && this.convView.isConnected;
+  }
+
+  private maybeRead(): void {
+    const id = this.openId;
+    if (id === null) return;
+    const c = this.convs.get(id);
+    if (!c || !c.log || !this.isVisible(id)) return;
+    const newest = c.log.known;
+    if (newest > c.sentRead) {
+      if (this.host.send({ type: "read", payload: { conversationId: id, seq: newest } })) {
+        c.sentRead = newest;
+        c.state.readSeq = Math.max(c.state.readSeq, newest);
+      }
+    }
+    const unread = Math.max(0, c.state.lastSeq - Math.max(c.state.readSeq, c.state.joinedSeq));
+    if (unread !== c.state.unread) {
+      c.state.unread = unread;
+      this.renderConversations();
+    }
+  }
+
+  /** The IM view became visible/invisible (the App switched between rooms and chats). */
+  visibilityChanged(): void {
+    this.maybeRead();
+  }
+
+  // ---------------------------------------------------------------- navigation
+
+  private showPanel(p: Panel): void {
+    this.panel = p;
+    this.host.showIm();
+    this.convView.hidden = p !== "conversation";
+    this.friendsPanel.hidden = p !== "friends";
+    this.newGroupPanel.hidden = p !== "newGroup";
+    this.emptyPanel.hidden = p !== "none";
+    if (p !== "conversation") {
+      this.openId = null;
+      this.renderConversations();
+    }
+    if (p === "friends") {
+      this.renderFriends();
+      void this.refreshFriends();
+    }
+    if (p === "newGroup") this.renderNewGroup();
+  }
+
+  openConversation(id: number): void {
+    this.cancelEdit();
+    this.openId = id;
+    this.groupPanelOpen = false;
+    this.showPanel("conversation");
+    this.openId = id;
+    const c = this.convs.get(id);
+    if (c) {
+      void this.loadGroupDetails();
+      if (!c.log || c.log.missing(c.state.lastSeq)) void this.pull(id);
+    }
+    this.renderConversations();
+    this.renderHeader();
+    this.renderMessages(true);
+    this.renderTyping();
+    this.renderGroupPanel();
+    this.maybeRead();
+    this.input.focus();
+  }
+
+  /** The room view was selected: the IM view is hidden. */
+  deactivate(): void {
+    this.openId = null;
+    this.panel = "none";
+    this.renderConversations();
+  }
+
+  private async openDirect(user: UserRef): Promise<void> {
+    try {
+      const { conversationId } = await imapi.openDirect(user.id);
+      if (!this.convs.has(conversationId)) await this.httpSync();
+      this.openConversation(conversationId);
+    } catch (e) {
+      this.host.toast(errText(e));
+    }
+  }
+
+  private async loadGroupDetails(): Promise<void> {
+    const id = this.openId;
+    if (id === null) return;
+    const c = this.convs.get(id);
+    if (!c) return;
+    try {
+      const members = await imapi.members(id);
+      c.members = members;
+      for (const m of members) {
+        this.names.set(m.user.id, m.user.username);
+        if (m.user.id !== this.me?.id) c.readers.set(m.user.id, Math.max(c.readers.get(m.user.id) ?? 0, m.readSeq));
+      }
+      if (c.state.kind === "group" && (c.state.role === "admin" || c.state.role === "owner") && this.groupPanelOpen) {
+        c.joinRequests = await imapi.joinRequests(id);
+      }
+    } catch (e) {
+      if (!(e instanceof ApiError && e.status === 403)) this.host.toast(errText(e));
+    }
+    if (id === this.openId) {
+      this.renderHeader();
+      this.renderMessages(false);
+      this.renderGroupPanel();
+    }
+  }
+
+  // ---------------------------------------------------------------- friends
+
+  private async refreshFriends(): Promise<void> {
+    try {
+      const [friends, requests, blocked] = await Promise.all([imapi.friends(), imapi.friendRequests(), imapi.blocked()]);
+      this.friends = friends;
+      this.incoming = requests.incoming;
+      this.outgoing = requests.outgoing;
+      this.blockedUsers = blocked;
+      for (const u of [...friends, ...blocked]) this.names.set(u.id, u.username);
+      for (const r of [...requests.incoming, ...requests.outgoing]) {
+        this.names.set(r.from.id, r.from.username);
+        this.names.set(r.to.id, r.to.username);
+      }
+      if (friends.length > 0) {
+        const ps = await imapi.presence(friends.map((f) => f.id).slice(0, 200));
+        for (const p of ps) this.presence.set(p.userId, p);
+      }
+    } catch (e) {
+      this.host.toast(errText(e));
+    }
+    this.renderBadge();
+    this.renderFriends();
+    this.renderHeader();
+    if (this.panel === "newGroup") this.renderNewGroup();
+    if (this.groupPanelOpen) this.renderGroupPanel();
+  }
+
+  private async act(call: () => Promise<unknown>, after: "friends" | "group" | "sync" | "none" = "friends"): Promise<boolean> {
+    try {
+      await call();
+    } catch (e) {
+      this.host.toast(errText(e));
+      return false;
+    }
+    if (after === "friends") await this.refreshFriends();
+    if (after === "group") await this.loadGroupDetails();
+    if (after === "sync") await this.httpSync();
+    return true;
+  }
+
+  // ---------------------------------------------------------------- rendering
+
+  private convName(c: Conv): string {
+    return c.state.kind === "direct" ? (c.state.peer?.username ?? c.state.name) : c.state.name;
+  }
+
+  private preview(c: Conv): string {
+    const ms = c.log?.messages() ?? [];
+    for (let i = ms.length - 1; i >= 0; i--) {
+      const m = ms[i];
+      if (m.hidden) continue;
+      if (m.kind === "system") return systemText(m.content, m.sender, (id) => this.names.get(id), this.me?.id);
+      if (m.recalled) return "Message recalled";
+      return (m.sender.id === this.me?.id ? "You: " : c.state.kind === "group" ? `${m.sender.username}: ` : "") + m.content;
+    }
+    return "";
+  }
+
+  renderConversations(): void {
+    const convs = [...this.convs.values()].sort((a, b) => b.state.lastActivity - a.state.lastActivity || b.state.id - a.state.id);
+    const items = convs.map((c) => {
+      const selected = c.state.id === this.openId;
+      const unread = c.state.unread;
+      const btn = el(
+        "button",
+        {
+          type: "button",
+          class: "room-item conv-item" + (selected ? " selected" : "") + (unread > 0 ? " has-unread" : ""),
+          "data-testid": "conversation-item",
+          "data-conversation-id": String(c.state.id),
+          "data-kind": c.state.kind,
+          "data-name": this.convName(c),
+          "aria-current": selected ? "true" : undefined,
+        },
+        el(
+          "span",
+          { class: "conv-text" },
+          el("span", { class: "room-name", "data-testid": "conversation-name" }, c.state.kind === "group" ? "👥 " : "@ ", this.convName(c)),
+          el("span", { class: "conv-preview", "data-testid": "conversation-preview" }, this.preview(c)),
+        ),
+        unread > 0 ? el("span", { class: "badge", "data-testid": "conversation-unread" }, unread > 99 ? "99+" : String(unread)) : null,
+      );
+      btn.addEventListener("click", () => this.openConversation(c.state.id));
+      return btn;
+    });
+    this.convList.replaceChildren(...items);
+    if (items.length === 0) this.convList.append(el("p", { class: "muted small" }, "No conversations yet."));
+    this.renderBadge();
+    this.host.onUnreadChange();
+  }
+
+  private renderBadge(): void {
+    this.requestsBadge.textContent = String(this.incoming.length);
+    this.requestsBadge.hidden = this.incoming.length === 0;
+  }
+
+  private renderHeader(): void {
+    const c = this.openId !== null ? this.convs.get(this.openId) : undefined;
+    if (!c) {
+      this.convTitle.textContent = this.openId !== null ? "Loading…" : "";
+      this.convSub.textContent = "";
+      this.groupButton.hidden = true;
+      return;
+    }
+    this.convTitle.textContent = (c.state.kind === "group" ? "👥 " : "@ ") + this.convName(c);
+    this.convTitle.dataset.conversationId = String(c.state.id);
+    if (c.state.kind === "direct") {
+      this.convSub.textContent = c.state.peer ? presenceText(this.presence.get(c.state.peer.id)) : "";
+      this.groupButton.hidden = true;
+    } else {
+      const n = c.members?.length;
+      this.convSub.textContent = `Group #${c.state.id}` + (n !== undefined ? ` · ${n} member${n === 1 ? "" : "s"}` : "");
+      this.groupButton.hidden = false;
+    }
+    this.input.placeholder = `Message ${this.convName(c)}`;
+  }
+
+  private isAtBottom(): boolean {
+    const l = this.list;
+    return l.scrollHeight - l.scrollTop - l.clientHeight < 40;
+  }
+
+  private renderTyping(): void {
+    const c = this.openId !== null ? this.convs.get(this.openId) : undefined;
+    const who = c ? [...c.typing.keys()].map((id) => this.names.get(id) ?? `user #${id}`) : [];
+    this.typingEl.textContent = who.length === 0 ? "" : `${who.join(", ")} ${who.length === 1 ? "is" : "are"} typing…`;
+  }
+
+  private readStatus(c: Conv, m: ImMessage): string {
+    if (c.state.kind === "direct") {
+      const peer = c.state.peer?.id;
+      const read = peer !== undefined ? (c.readers.get(peer) ?? 0) : 0;
+      return read >= m.seq ? "Read" : "Sent";
+    }
+    const n = readByCount(c.readers, m.seq, m.sender.id);
+    return n > 0 ? `Read by ${n}` : "Sent";
+  }
+
+  private messageItem(c: Conv, m: ImMessage, prev: ImMessage | undefined): HTMLElement {
+    const me = this.me?.id;
+    if (m.kind === "system") {
+      return el(
+        "li",
+        { class: "system-line", "data-testid": "im-system", "data-seq": String(m.seq), "data-event": parseSystem(m.content)?.event ?? "" },
+        systemText(m.content, m.sender, (id) => this.names.get(id), me),
+      );
+    }
+    const mine = m.sender.id === me;
+    const continued = !!prev && prev.kind !== "system" && prev.sender.id === m.sender.id && m.timestamp - prev.timestamp < 5 * 60_000;
+    const time = el("time", { class: "time", datetime: new Date(m.timestamp).toISOString(), title: new Date(m.timestamp).toLocaleString() }, formatTime(m.timestamp));
+    const actions = el("span", { class: "msg-actions" });
+    if (!m.recalled) {
+      if (mine && Date.now() - m.timestamp < RECALL_WINDOW_MS) {
+        actions.append(
+          button("Recall", { class: "link small", "data-testid": "im-message-recall" }, () =>
+            imapi.recall(c.state.id, m.seq).catch((e) => this.host.toast(errText(e))),
+          ),
+        );
+      }
+      if (mine) actions.append(button("Edit", { class: "link small", "data-testid": "im-message-edit" }, () => this.startEdit(m)));
+      actions.append(
+        button("Delete for me", { class: "link small", "data-testid": "im-message-hide" }, () => {
+          imapi
+            .hide(c.state.id, m.seq)
+            .then(() => {
+              c.log?.hide(m.seq);
+              this.renderMessages(false);
+              this.renderConversations();
+            })
+            .catch((e) => this.host.toast(errText(e)));
+        }),
+      );
+    }
+    return el(
+      "li",
+      {
+        class: "message" + (mine ? " mine" : "") + (continued ? " continued" : "") + (m.recalled ? " recalled" : ""),
+        "data-testid": "im-message",
+        "data-seq": String(m.seq),
+        "data-message-id": m.id,
+        "data-state": "sent",
+        "data-recalled": m.recalled ? "true" : undefined,
+      },
+      el("div", { class: "meta" }, el("span", { class: "user", "data-testid": "im-message-user" }, m.sender.username), time, actions),
+      m.recalled
+        ? el("div", { class: "content muted recalled-text", "data-testid": "im-message-recalled" }, mine ? "You recalled a message" : `${m.sender.username} recalled a message`)
+        : el("div", { class: "content", "data-testid": "im-message-content" }, m.content),
+      m.editedAt && !m.recalled ? el("span", { class: "muted small", "data-testid": "im-message-edited" }, "(edited)") : null,
+      mine && !m.recalled ? el("div", { class: "msg-status muted small", "data-testid": "im-message-status" }, this.readStatus(c, m)) : null,
+    );
+  }
+
+  private pendingItem(p: PendingSend): HTMLElement {
+    const failed = p.state === "failed";
+    return el(
+      "li",
+      {
+        class: "message mine pending" + (failed ? " failed" : ""),
+        "data-testid": "im-message",
+        "data-state": failed ? "failed" : "pending",
+        "data-client-msg-id": p.clientMsgId,
+      },
+      el("div", { class: "meta" }, el("span", { class: "user", "data-testid": "im-message-user" }, this.me?.username ?? "")),
+      el("div", { class: "content", "data-testid": "im-message-content" }, p.content),
+      el(
+        "div",
+        { class: "msg-status muted small", "data-testid": "im-message-status" },
+        failed ? `Not sent: ${p.error ?? "error"} ` : "Sending…",
+        failed
+          ? button("Retry", { class: "link small", "data-testid": "im-message-retry" }, () => {
+              this.pending.retry(p.clientMsgId);
+              this.savePending();
+              this.flushPending();
+              this.renderMessages(false);
+            })
+          : null,
+        failed
+          ? button("Discard", { class: "link small", "data-testid": "im-message-discard" }, () => {
+              this.pending.remove(p.clientMsgId);
+              this.savePending();
+              this.renderMessages(false);
+            })
+          : null,
+      ),
+    );
+  }
+
+  renderMessages(toBottom: boolean): void {
+    const id = this.openId;
+    const c = id !== null ? this.convs.get(id) : undefined;
+    this.input.disabled = !c;
+    this.sendBtn.disabled = !c;
+    const atBottom = this.isAtBottom();
+    const frag = document.createDocumentFragment();
+    if (c) {
+      const ms = c.log?.messages() ?? [];
+      let prev: ImMessage | undefined;
+      if (c.log && c.log.base > c.state.joinedSeq) frag.append(el("li", { class: "system-line" }, "Older messages are not shown."));
+      for (const m of ms) {
+        if (m.hidden) continue;
+        frag.append(this.messageItem(c, m, prev));
+        prev = m;
+      }
+      for (const p of this.pending.forConversation(c.state.id)) frag.append(this.pendingItem(p));
+      if (ms.length === 0 && this.pending.forConversation(c.state.id).length === 0) {
+        frag.append(el("li", { class: "empty muted" }, c.log ? "No messages yet. Say hello!" : "Loading…"));
+      }
+    }
+    const top = this.list.scrollTop;
+    this.messagesEl.replaceChildren(frag);
+    if (toBottom || atBottom) this.list.scrollTop = this.list.scrollHeight;
+    else this.list.scrollTop = top;
+  }
+
+  private renderGroupPanel(): void {
+    const c = this.openId !== null ? this.convs.get(this.openId) : undefined;
+    const p = this.groupPanel;
+    if (!c || c.state.kind !== "group" || !this.groupPanelOpen) {
+      p.hidden = true;
+      return;
+    }
+    p.hidden = false;
+    const id = c.state.id;
+    const myRole = c.state.role ?? "member";
+    const isOwner = myRole === "owner";
+    const isAdmin = myRole === "admin" || isOwner;
+    const members = c.members ?? [];
+    const memberIds = new Set(members.map((m) => m.user.id));
+    const children: Node[] = [
+      el("h3", {}, c.state.name),
+      el("p", { class: "muted small", "data-testid": "group-id" }, `Group id: ${id} · you are ${myRole}`),
+      el("h4", {}, `Members (${members.length})`),
+    ];
+    const ul = el("ul", { class: "plain" });
+    for (const m of members) {
+      const li = el(
+        "li",
+        { "data-testid": "group-member", "data-user-id": String(m.user.id) },
+        el("span", { class: "member-name" }, m.user.username, m.user.id === this.me?.id ? " (you)" : ""),
+        " ",
+        el("span", { class: "muted small", "data-testid": "group-member-role" }, m.role),
+      );
+      const isMe = m.user.id === this.me?.id;
+      if (!isMe && m.role !== "owner" && (isOwner || (isAdmin && m.role === "member"))) {
+        li.append(button("Kick", { class: "link small", "data-testid": "member-kick" }, () => void this.act(() => imapi.kick(id, m.user.id), "group")));
+      }
+      if (!isMe && isOwner) {
+        if (m.role === "member")
+          li.append(button("Make admin", { class: "link small", "data-testid": "member-make-admin" }, () => void this.act(() => imapi.setRole(id, m.user.id, "admin"), "group")));
+        if (m.role === "admin")
+          li.append(button("Make member", { class: "link small", "data-testid": "member-make-member" }, () => void this.act(() => imapi.setRole(id, m.user.id, "member"), "group")));
+        li.append(
+          button("Transfer ownership", { class: "link small", "data-testid": "member-transfer" }, () => {
+            if (confirm(`Make ${m.user.username} the owner of ${c.state.name}?`)) void this.act(() => imapi.transfer(id, m.user.id), "sync");
+          }),
+        );
+      }
+      ul.append(li);
+    }
+    children.push(ul);
+
+    // Invite friends who are not members yet.
+    const candidates = this.friends.filter((f) => !memberIds.has(f.id));
+    if (candidates.length > 0) {
+      const boxes = candidates.map((f) =>
+        el("label", { class: "check" }, el("input", { type: "checkbox", value: String(f.id), "data-testid": "group-invite-option", "data-user-id": String(f.id) }), f.username),
+      );
+      const inviteBtn = button("Invite", { class: "ghost small", "data-testid": "group-invite-submit" }, () => {
+        const ids = boxes.map((b) => b.querySelector("input")!).filter((i) => i.checked).map((i) => Number(i.value));
+        if (ids.length > 0) void this.act(() => imapi.invite(id, ids), "group");
+      });
+      children.push(el("h4", {}, "Invite friends"), el("div", { class: "checks" }, ...boxes), inviteBtn);
+    }
+
+    if (isAdmin) {
+      children.push(el("h4", {}, "Join requests"));
+      if (c.joinRequests.length === 0) children.push(el("p", { class: "muted small" }, "None."));
+      for (const r of c.joinRequests) {
+        children.push(
+          el(
+            "div",
+            { class: "req", "data-testid": "join-request", "data-user-id": String(r.user.id) },
+            el("span", {}, r.user.username),
+            r.note ? el("span", { class: "muted small" }, ` “${r.note}”`) : null,
+            button("Approve", { class: "link small", "data-testid": "join-approve" }, () => void this.act(() => imapi.decideJoin(id, r.user.id, "approve"), "group")),
+            button("Reject", { class: "link small", "data-testid": "join-reject" }, () => void this.act(() => imapi.decideJoin(id, r.user.id, "reject"), "group")),
+          ),
+        );
+      }
+    }
+    const actions = el("div", { class: "group-actions" });
+    if (!isOwner)
+      actions.append(
+        button("Leave group", { class: "ghost small danger", "data-testid": "group-leave" }, () => {
+          if (confirm(`Leave ${c.state.name}?`)) void this.act(() => imapi.leave(id), "sync");
+        }),
+      );
+    if (isOwner)
+      actions.append(
+        button("Dissolve group", { class: "ghost small danger", "data-testid": "group-dissolve" }, () => {
+          if (confirm(`Dissolve ${c.state.name} for everyone?`)) void this.act(() => imapi.dissolve(id), "sync");
+        }),
+      );
+    children.push(actions);
+    p.replaceChildren(...children);
+  }
+
+  private renderFriends(): void {
+    const p = this.friendsPanel;
+    if (p.hidden && this.panel !== "friends") return;
+    const note = el("input", { type: "text", placeholder: "Note (optional)", maxlength: "200", "data-testid": "friend-request-note" });
+    const q = el("input", { type: "search", placeholder: "Search users by name", "data-testid": "user-search-input" });
+    const results = el("ul", { class: "plain", "data-testid": "user-search-results" });
+    const renderResults = () => {
+      const friendIds = new Set(this.friends.map((f) => f.id));
+      const outIds = new Set(this.outgoing.map((r) => r.to.id));
+      results.replaceChildren(
+        ...this.searchResults
+          .filter((u) => u.id !== this.me?.id)
+          .map((u) =>
+            el(
+              "li",
+              { "data-testid": "user-search-result", "data-user-id": String(u.id), "data-username": u.username },
+              el("span", {}, u.username),
+              friendIds.has(u.id)
+                ? el("span", { class: "muted small" }, " friend")
+                : outIds.has(u.id)
+                  ? el("span", { class: "muted small" }, " request sent")
+                  : button("Add friend", { class: "link small", "data-testid": "friend-request-send" }, () => {
+                      void this.act(() => imapi.requestFriend(u.id, note.value.trim())).then((ok) => {
+                        if (ok) {
+                          this.host.toast(`Friend request sent to ${u.username}`);
+                        }
+                      });
+                    }),
+            ),
+          ),
+      );
+    };
+    const search = el("form", { class: "row", "data-testid": "user-search" }, q, note, el("button", { type: "submit", class: "ghost small", "data-testid": "user-search-submit" }, "Search"));
+    search.addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      const text = q.value.trim();
+      if (!text) return;
+      imapi
+        .searchUsers(text)
+        .then((us) => {
+          this.searchResults = us;
+          renderResults();
+        })
+        .catch((e) => this.host.toast(errText(e)));
+    });
+    renderResults();
+
+    const incoming = this.incoming.map((r) =>
+      el(
+        "li",
+        { "data-testid": "friend-request-incoming", "data-user-id": String(r.from.id), "data-username": r.from.username },
+        el("span", {}, r.from.username),
+        r.note ? el("span", { class: "muted small", "data-testid": "friend-request-note-text" }, ` “${r.note}”`) : null,
+        button("Accept", { class: "link small", "data-testid": "friend-accept" }, () => void this.act(() => imapi.decideFriend(r.from.id, "accept"))),
+        button("Reject", { class: "link small", "data-testid": "friend-reject" }, () => void this.act(() => imapi.decideFriend(r.from.id, "reject"))),
+      ),
+    );
+    const outgoing = this.outgoing.map((r) =>
+      el(
+        "li",
+        { "data-testid": "friend-request-outgoing", "data-user-id": String(r.to.id), "data-username": r.to.username },
+        el("span", {}, r.to.username),
+        r.note ? el("span", { class: "muted small" }, ` “${r.note}”`) : null,
+        button("Cancel", { class: "link small", "data-testid": "friend-cancel" }, () => void this.act(() => imapi.decideFriend(r.to.id, "cancel"))),
+      ),
+    );
+    const friends = this.friends.map((f) => {
+      const pr = this.presence.get(f.id);
+      return el(
+        "li",
+        { "data-testid": "friend-item", "data-user-id": String(f.id), "data-username": f.username, "data-online": pr?.online ? "true" : "false" },
+        el("span", { class: "dot" + (pr?.online ? " online" : "") }),
+        el("span", {}, f.username),
+        el("span", { class: "muted small", "data-testid": "friend-presence" }, ` ${presenceText(pr)}`),
+        button("Message", { class: "link small", "data-testid": "friend-message" }, () => void this.openDirect(f)),
+        button("Remove", { class: "link small", "data-testid": "friend-remove" }, () => {
+          if (confirm(`Remove ${f.username} from your friends?`)) void this.act(() => imapi.removeFriend(f.id));
+        }),
+        button("Block", { class: "link small danger", "data-testid": "friend-block" }, () => {
+          if (confirm(`Block ${f.username}?`)) void this.act(() => imapi.block(f.id));
+        }),
+      );
+    });
+    const blocked = this.blockedUsers.map((u) =>
+      el(
+        "li",
+        { "data-testid": "blocked-item", "data-user-id": String(u.id) },
+        el("span", {}, u.username),
+        button("Unblock", { class: "link small", "data-testid": "unblock" }, () => void this.act(() => imapi.unblock(u.id))),
+      ),
+    );
+    // Search results also offer blocking strangers.
+    const joinId = el("input", { type: "number", min: "1", placeholder: "Group id", "data-testid": "join-group-id" });
+    const joinNote = el("input", { type: "text", placeholder: "Note (optional)", "data-testid": "join-group-note" });
+    const join = el("form", { class: "row", "data-testid": "join-group" }, joinId, joinNote, el("button", { type: "submit", class: "ghost small", "data-testid": "join-group-submit" }, "Request to join"));
+    join.addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      const gid = Number(joinId.value);
+      if (!Number.isInteger(gid) || gid <= 0) return;
+      void this.act(() => imapi.requestJoin(gid, joinNote.value.trim()), "none").then((ok) => {
+        if (ok) {
+          this.host.toast("Join request sent");
+          joinId.value = joinNote.value = "";
+        }
+      });
+    });
+    const section = (title: string, items: Node[], testid: string, empty: string) =>
+      el("section", { class: "panel-section" }, el("h3", {}, title), items.length > 0 ? el("ul", { class: "plain", "data-testid": testid }, ...items) : el("p", { class: "muted small" }, empty));
+    p.replaceChildren(
+      el("h2", { class: "panel-title" }, "Friends"),
+      el("section", { class: "panel-section" }, el("h3", {}, "Find people"), search, results),
+      section("Friend requests", incoming, "friend-requests-incoming", "No incoming requests."),
+      section("Sent requests", outgoing, "friend-requests-outgoing", "No sent requests."),
+      section(`Friends (${this.friends.length})`, friends, "friend-list", "No friends yet."),
+      section("Blocked", blocked, "blocked-list", "Nobody blocked."),
+      el("section", { class: "panel-section" }, el("h3", {}, "Join a group"), join),
+    );
+  }
+
+  private renderNewGroup(): void {
+    const name = el("input", { type: "text", placeholder: "Group name", maxlength: "100", "data-testid": "new-group-name" });
+    const boxes = this.friends.map((f) =>
+      el("label", { class: "check" }, el("input", { type: "checkbox", value: String(f.id), "data-testid": "new-group-member", "data-user-id": String(f.id) }), f.username),
+    );
+    const submit = el("button", { type: "submit", class: "primary", "data-testid": "new-group-submit" }, "Create group");
+    const form = el(
+      "form",
+      { class: "panel-form", "data-testid": "new-group-form" },
+      el("h2", { class: "panel-title" }, "New group"),
+      name,
+      el("h3", {}, "Members"),
+      boxes.length > 0 ? el("div", { class: "checks" }, ...boxes) : el("p", { class: "muted small" }, "Add friends first to invite them."),
+      submit,
+    );
+    form.addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      const ids = boxes.map((b) => b.querySelector("input")!).filter((i) => i.checked).map((i) => Number(i.value));
+      const n = name.value.trim();
+      if (!n) {
+        this.host.toast("Give the group a name");
+        return;
+      }
+      submit.disabled = true;
+      imapi
+        .createGroup(n, ids)
+        .then(async ({ conversationId }) => {
+          await this.httpSync();
+          this.openConversation(conversationId);
+        })
+        .catch((e) => {
+          submit.disabled = false;
+          this.host.toast(errText(e));
+        });
+    });
+    this.newGroupPanel.replaceChildren(form);
+  }
+}
