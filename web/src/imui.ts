@@ -33,7 +33,7 @@ import { validateContent, type ClientFrame, type ErrorPayload, type UserRef } fr
 export interface ImHost {
   send(frame: ClientFrame): boolean;
   isOnline(): boolean;
-  toast(text: string): void;
+  toast(text: string, info?: boolean): void;
   /** Show the IM main section (hides the room view). */
   showIm(): void;
   onUnreadChange(): void;
@@ -243,7 +243,7 @@ export class ImController {
 
   // ---------------------------------------------------------------- frames
 
-  /** Returns true if the frame was a native one. */
+  /** A native server frame (everything but hello/serverMessages/roomHistory/error). */
   onFrame(f: ImServerFrame): void {
     switch (f.type) {
       case "syncState":
@@ -423,7 +423,7 @@ export class ImController {
       const c = this.convs.get(p.conversationId);
       if (c && p.conversationId === this.openId && this.groupPanelOpen) void this.loadGroupDetails();
       const u = p.user as UserRef | undefined;
-      if (u?.username) this.host.toast(`${u.username} asks to join ${String(p.name ?? "your group")}`);
+      if (u?.username) this.host.toast(`${u.username} asks to join ${String(p.name ?? "your group")}`, true);
     }
     if (ev.kind === "join_rejected") this.host.toast(`Your request to join ${String(p.name ?? "a group")} was rejected`);
     return eventAffects(ev.kind);
@@ -459,8 +459,9 @@ export class ImController {
       if (m.sender.id === this.me?.id) {
         c.state.readSeq = Math.max(c.state.readSeq, m.seq);
         c.sentRead = Math.max(c.sentRead, m.seq);
-      } else if (m.kind !== "system" || m.seq > c.state.readSeq) {
-        if (!this.isVisible(c.state.id)) c.state.unread = Math.max(0, c.state.lastSeq - Math.max(c.state.readSeq, c.state.joinedSeq));
+      } else if (!this.isVisible(c.state.id)) {
+        // The server counts unread as lastSeq - max(readSeq, joinedSeq).
+        c.state.unread = Math.max(0, c.state.lastSeq - Math.max(c.state.readSeq, c.state.joinedSeq));
       }
       if (m.kind === "system") this.onSystem(c, m);
     }
@@ -765,11 +766,16 @@ export class ImController {
     return c.state.kind === "direct" ? (c.state.peer?.username ?? c.state.name) : c.state.name;
   }
 
+  private icon(c: Conv): HTMLElement {
+    return el("span", { class: "conv-icon " + c.state.kind, "aria-hidden": "true" }, c.state.kind === "group" ? "G" : "@");
+  }
+
   private preview(c: Conv): string {
     const ms = c.log?.messages() ?? [];
     for (let i = ms.length - 1; i >= 0; i--) {
       const m = ms[i];
       if (m.hidden) continue;
+      if (m.kind === "system" && parseSystem(m.content)?.event === "edited") continue;
       if (m.kind === "system") return systemText(m.content, m.sender, (id) => this.names.get(id), this.me?.id);
       if (m.recalled) return "Message recalled";
       return (m.sender.id === this.me?.id ? "You: " : c.state.kind === "group" ? `${m.sender.username}: ` : "") + m.content;
@@ -796,7 +802,7 @@ export class ImController {
         el(
           "span",
           { class: "conv-text" },
-          el("span", { class: "room-name", "data-testid": "conversation-name" }, c.state.kind === "group" ? "👥 " : "@ ", this.convName(c)),
+          el("span", { class: "room-name", "data-testid": "conversation-name" }, this.icon(c), this.convName(c)),
           el("span", { class: "conv-preview", "data-testid": "conversation-preview" }, this.preview(c)),
         ),
         unread > 0 ? el("span", { class: "badge", "data-testid": "conversation-unread" }, unread > 99 ? "99+" : String(unread)) : null,
@@ -823,7 +829,7 @@ export class ImController {
       this.groupButton.hidden = true;
       return;
     }
-    this.convTitle.textContent = (c.state.kind === "group" ? "👥 " : "@ ") + this.convName(c);
+    this.convTitle.replaceChildren(this.icon(c), this.convName(c));
     this.convTitle.dataset.conversationId = String(c.state.id);
     if (c.state.kind === "direct") {
       this.convSub.textContent = c.state.peer ? presenceText(this.presence.get(c.state.peer.id)) : "";
@@ -1090,7 +1096,7 @@ export class ImController {
                   : button("Add friend", { class: "link small", "data-testid": "friend-request-send" }, () => {
                       void this.act(() => imapi.requestFriend(u.id, note.value.trim())).then((ok) => {
                         if (ok) {
-                          this.host.toast(`Friend request sent to ${u.username}`);
+                          this.host.toast(`Friend request sent to ${u.username}`, true);
                         }
                       });
                     }),
@@ -1167,7 +1173,7 @@ export class ImController {
       if (!Number.isInteger(gid) || gid <= 0) return;
       void this.act(() => imapi.requestJoin(gid, joinNote.value.trim()), "none").then((ok) => {
         if (ok) {
-          this.host.toast("Join request sent");
+          this.host.toast("Join request sent", true);
           joinId.value = joinNote.value = "";
         }
       });

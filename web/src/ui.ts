@@ -207,7 +207,7 @@ export class App {
     const im = new ImController({
       send: (f) => this.conn?.send(f) ?? false,
       isOnline: () => this.conn?.isOpen ?? false,
-      toast: (t) => this.showToast(t),
+      toast: (t, info) => this.showToast(t, info),
       showIm: () => this.setMainView("im"),
       onUnreadChange: () => this.updateTitle(),
     });
@@ -416,10 +416,11 @@ export class App {
     input.style.height = Math.min(input.scrollHeight, 200) + "px";
   }
 
-  private showToast(text: string): void {
+  private showToast(text: string, info = false): void {
     const c = this.chat;
     if (!c) return;
     c.toast.textContent = text;
+    c.toast.classList.toggle("info", info);
     c.toast.hidden = false;
     if (this.toastTimer) clearTimeout(this.toastTimer);
     this.toastTimer = setTimeout(() => {

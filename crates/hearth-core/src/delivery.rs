@@ -10,6 +10,8 @@ pub trait Deliver: Send + Sync + 'static {
     fn room_messages(&self, room: &Room, messages: &[ChatMessage]);
     /// A native frame to every socket of each of these users.
     fn to_users(&self, users: &[i64], frame: &ImServerFrame);
+    /// The membership of a conversation changed: every node must drop what it cached.
+    fn members_changed(&self, conversation: i64);
 }
 
 /// Pushes freshly written inbox events to their owners' sockets.

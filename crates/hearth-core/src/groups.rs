@@ -173,7 +173,7 @@ impl Groups {
             .add_members(group, &invitees, self.limit(), now_ms(), events)
             .await?
             .ok_or_else(|| ImError::conflict("member_limit", "the group is full"))?;
-        self.messaging.member_cache().invalidate(group);
+        self.deliver.members_changed(group);
         let (added, events) = added;
         push_events(&*self.deliver, events);
         if !added.is_empty() {
@@ -270,7 +270,7 @@ impl Groups {
             })?;
         push_events(&*self.deliver, applied);
         if approve {
-            self.messaging.member_cache().invalidate(group);
+            self.deliver.members_changed(group);
             self.messaging
                 .system_message(
                     &conversation.as_ref(),
@@ -316,7 +316,7 @@ impl Groups {
             .conversations
             .remove_member(group, target, events)
             .await?;
-        self.messaging.member_cache().invalidate(group);
+        self.deliver.members_changed(group);
         push_events(&*self.deliver, applied.unwrap_or_default());
         Ok(())
     }
@@ -345,7 +345,7 @@ impl Groups {
             .conversations
             .remove_member(group, user.id, events)
             .await?;
-        self.messaging.member_cache().invalidate(group);
+        self.deliver.members_changed(group);
         push_events(&*self.deliver, applied.unwrap_or_default());
         Ok(())
     }
@@ -431,7 +431,7 @@ impl Groups {
             })
             .collect();
         let applied = self.conversations.dissolve(group, events).await?;
-        self.messaging.member_cache().invalidate(group);
+        self.deliver.members_changed(group);
         push_events(&*self.deliver, applied.unwrap_or_default());
         Ok(())
     }

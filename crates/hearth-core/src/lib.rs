@@ -16,11 +16,13 @@
 //! [`delivery::Deliver`] and wires everything up. The core never imports a backend.
 
 pub mod accounts;
+pub mod bus;
 pub mod delivery;
 pub mod error;
 pub mod groups;
 pub mod im_error;
 pub mod limits;
+pub mod local;
 pub mod messaging;
 pub mod model;
 pub mod policy;

@@ -169,10 +169,6 @@ impl Messaging {
         &self.policy
     }
 
-    pub fn member_cache(&self) -> &MemberCache {
-        &self.members
-    }
-
     /// The conversation and the user's membership; rooms and strangers are refused alike.
     pub async fn membership(
         &self,
@@ -222,7 +218,7 @@ impl Messaging {
             .conversations
             .direct_conversation(user.id, peer, now_ms())
             .await?;
-        self.members.invalidate(conversation.id);
+        self.deliver.members_changed(conversation.id);
         Ok(conversation.id)
     }
 

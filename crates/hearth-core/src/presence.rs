@@ -2,20 +2,20 @@
 //! records the last-seen time. Changes are pushed to the user's friends; anyone who shares a
 //! conversation with the user may ask.
 //!
-//! This node's sockets only: across nodes presence needs a shared registry (the scale-out
-//! issue).
+//! Where presence is kept is a [`PresenceStore`]: this process in embedded mode, Redis with
+//! per-node heartbeats in cluster mode (a dead node's users go offline when its heartbeat
+//! expires, announced by [`Presence::reap`]).
 
+use crate::bus::PresenceStore;
 use crate::delivery::Deliver;
 use crate::im_error::ImError;
 use crate::now_ms;
 use crate::store::{ConversationStore, SocialStore, UserStore};
 use hearth_proto::native::{ImServerFrame, Presence as PresenceFrame};
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 pub struct Presence {
-    /// Per online user, the platform of each open socket.
-    sockets: Mutex<HashMap<i64, Vec<&'static str>>>,
+    store: Arc<dyn PresenceStore>,
     users: Arc<dyn UserStore>,
     social: Arc<dyn SocialStore>,
     conversations: Arc<dyn ConversationStore>,
@@ -24,13 +24,14 @@ pub struct Presence {
 
 impl Presence {
     pub fn new(
+        store: Arc<dyn PresenceStore>,
         users: Arc<dyn UserStore>,
         social: Arc<dyn SocialStore>,
         conversations: Arc<dyn ConversationStore>,
         deliver: Arc<dyn Deliver>,
     ) -> Presence {
         Presence {
-            sockets: Mutex::default(),
+            store,
             users,
             social,
             conversations,
@@ -38,70 +39,57 @@ impl Presence {
         }
     }
 
-    /// The distinct platforms `user` is connected from (empty when offline).
-    fn platforms(&self, user: i64) -> Vec<String> {
-        let sockets = self.sockets.lock().unwrap_or_else(|p| p.into_inner());
-        let mut platforms: Vec<String> = sockets
-            .get(&user)
-            .into_iter()
-            .flatten()
-            .map(|p| (*p).to_owned())
-            .collect();
-        platforms.sort();
-        platforms.dedup();
-        platforms
-    }
-
-    /// A socket of `user` opened from `platform`.
+    /// A socket of `user` opened from `platform`. Presence is best effort: a backend error
+    /// is logged, never fatal to the socket.
     pub async fn connected(&self, user: i64, platform: &'static str) {
-        let first = {
-            let mut sockets = self.sockets.lock().unwrap_or_else(|p| p.into_inner());
-            let list = sockets.entry(user).or_default();
-            list.push(platform);
-            list.len() == 1
-        };
-        if first {
-            self.announce(PresenceFrame {
-                user_id: user,
-                online: true,
-                last_seen: None,
-                platforms: vec![platform.to_owned()],
-            })
-            .await;
+        match self.store.connected(user, platform).await {
+            Ok(true) => {
+                self.announce(PresenceFrame {
+                    user_id: user,
+                    online: true,
+                    last_seen: None,
+                    platforms: vec![platform.to_owned()],
+                })
+                .await
+            }
+            Ok(false) => {}
+            Err(error) => tracing::warn!(%error, "recording presence failed"),
         }
     }
 
     /// A socket of `user` from `platform` closed.
     pub async fn disconnected(&self, user: i64, platform: &'static str) {
-        let last = {
-            let mut sockets = self.sockets.lock().unwrap_or_else(|p| p.into_inner());
-            match sockets.get_mut(&user) {
-                Some(list) => {
-                    if let Some(i) = list.iter().position(|p| *p == platform) {
-                        list.swap_remove(i);
-                    }
-                    let empty = list.is_empty();
-                    if empty {
-                        sockets.remove(&user);
-                    }
-                    empty
-                }
-                None => false,
-            }
-        };
-        if last {
-            let seen = now_ms();
-            if let Err(error) = self.users.set_last_seen(user, seen).await {
-                tracing::warn!(%error, "recording last-seen failed");
-            }
-            self.announce(PresenceFrame {
-                user_id: user,
-                online: false,
-                last_seen: Some(seen),
-                platforms: Vec::new(),
-            })
-            .await;
+        match self.store.disconnected(user, platform).await {
+            Ok(true) => self.went_offline(user).await,
+            Ok(false) => {}
+            Err(error) => tracing::warn!(%error, "recording presence failed"),
         }
+    }
+
+    /// Announces the users of nodes that stopped heartbeating as offline. Run periodically.
+    pub async fn reap(&self) {
+        match self.store.reap().await {
+            Ok(users) => {
+                for user in users {
+                    self.went_offline(user).await;
+                }
+            }
+            Err(error) => tracing::debug!(%error, "presence reaping failed"),
+        }
+    }
+
+    async fn went_offline(&self, user: i64) {
+        let seen = now_ms();
+        if let Err(error) = self.users.set_last_seen(user, seen).await {
+            tracing::warn!(%error, "recording last-seen failed");
+        }
+        self.announce(PresenceFrame {
+            user_id: user,
+            online: false,
+            last_seen: Some(seen),
+            platforms: Vec::new(),
+        })
+        .await;
     }
 
     async fn announce(&self, frame: PresenceFrame) {
@@ -132,7 +120,7 @@ impl Presence {
                     ),
                 ));
             }
-            let platforms = self.platforms(user);
+            let platforms = self.store.platforms(user).await?;
             let online = !platforms.is_empty();
             answer.push(PresenceFrame {
                 user_id: user,

@@ -10,9 +10,13 @@
 //! "unavailable" error rather than a hung request; the connection manager reconnects on its
 //! own when Redis is back.
 
+mod bus;
+mod presence;
 mod sessions;
 mod streams;
 
+pub use bus::RedisBus;
+pub use presence::RedisPresence;
 pub use sessions::RedisSessions;
 pub use streams::StreamCachedRooms;
 
@@ -59,7 +63,7 @@ impl Redis {
     }
 
     /// `<prefix><kind>:<id>`, e.g. `hearth:session:9f86…`.
-    fn key(&self, kind: &str, id: impl std::fmt::Display) -> String {
+    pub(crate) fn key(&self, kind: &str, id: impl std::fmt::Display) -> String {
         format!("{}{kind}:{id}", self.prefix)
     }
 

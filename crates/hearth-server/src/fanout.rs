@@ -1,21 +1,30 @@
-//! Fan-out: encode once, share the bytes with every socket.
+//! Fan-out: encode once, share the bytes with every socket, on every node.
 //!
-//! [`Gateway`] is the core's [`Deliver`]: room messages go to every socket through the room
-//! ring below; native frames go to the recipients' mailboxes ([`Registry`]).
+//! [`Gateway`] is both the core's [`Deliver`] (what a writer stored goes out through it) and
+//! the node's [`BusHandler`] (what any node published comes in through it):
 //!
-//! The room writer calls [`Fanout::messages_stored`] after each commit, in `seq` order. The
-//! `serverMessages` frame is serialized there, once, into reference-counted bytes; every
-//! socket's receiver gets a clone of the handle, not a copy of the frame. The channel is a
-//! fixed ring (`socket_backlog` entries): a socket that falls further behind than that is told
-//! it lagged and is closed, so a slow client costs no memory.
+//! ```text
+//! writer ─► Gateway::room_messages ─► bus "room.<id>" ─► every node: Gateway::deliver
+//!                                                         ─► RoomSequencer ─► room ring ─► sockets
+//! writer ─► Gateway::to_users ─► bus "user.<id>" (per recipient) ─► nodes holding that user
+//!                                                         ─► Registry mailboxes ─► sockets
+//! ```
+//!
+//! In embedded mode the bus is an in-process loopback, so the same path costs a function call.
 
 use crate::registry::Registry;
 use axum::extract::ws::Utf8Bytes;
+use bytes::{BufMut, Bytes, BytesMut};
+use hearth_core::bus::{Bus, BusHandler, CONTROL_TOPIC, room_topic, user_topic};
 use hearth_core::delivery::Deliver;
+use hearth_core::messaging::MemberCache;
 use hearth_core::model::{ChatMessage, Room};
+use hearth_core::store::MessageStore;
 use hearth_proto::native::ImServerFrame;
 use hearth_proto::room::{ServerFrame, ServerMessages};
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use tokio::sync::broadcast;
 
 /// One stored batch, ready to write to any socket.
@@ -27,6 +36,8 @@ pub struct Delivery {
     pub frame: Utf8Bytes,
 }
 
+/// The node's room ring: a fixed-size broadcast every socket reads. A socket that falls a
+/// whole ring behind is told it lagged and is closed, so a slow client costs no memory.
 pub struct Fanout {
     tx: broadcast::Sender<Delivery>,
 }
@@ -41,38 +52,290 @@ impl Fanout {
     pub fn subscribe(&self) -> broadcast::Receiver<Delivery> {
         self.tx.subscribe()
     }
+
+    fn send(&self, delivery: Delivery) {
+        // No receivers is fine: nobody is connected.
+        let _ = self.tx.send(delivery);
+    }
 }
 
+/// How long an out-of-order room batch waits for the ones before it before they are read
+/// from storage instead.
+const GAP_WAIT: Duration = Duration::from_millis(100);
+
+/// Puts each room's batches back in `seq` order before they reach sockets.
+///
+/// One writer per room per node keeps a node's own batches in order, but batches written by
+/// different nodes travel different connections and may cross. A batch that arrives early
+/// waits; if the missing ones do not follow within [`GAP_WAIT`] (a lost bus message), they are
+/// read from storage. Sockets therefore see every room message once, in order.
+pub struct RoomSequencer {
+    store: Arc<dyn MessageStore>,
+    rooms: HashMap<i64, Room>,
+    state: Mutex<HashMap<i64, RoomOrder>>,
+    fanout: Arc<Fanout>,
+}
+
+#[derive(Default)]
+struct RoomOrder {
+    /// The next `seq` to release.
+    next: i64,
+    /// Early batches by first `seq`: (last `seq`, frame).
+    early: BTreeMap<i64, (i64, Utf8Bytes)>,
+    repairing: bool,
+}
+
+impl RoomSequencer {
+    /// Starts each room after what storage already holds: sockets get that in `hello`.
+    pub async fn new(
+        store: Arc<dyn MessageStore>,
+        rooms: &[Room],
+        fanout: Arc<Fanout>,
+    ) -> Result<RoomSequencer, hearth_core::StoreError> {
+        let mut state = HashMap::new();
+        for room in rooms {
+            let next = store.last_seq(room.conversation_id).await? + 1;
+            state.insert(
+                room.conversation_id,
+                RoomOrder {
+                    next,
+                    ..RoomOrder::default()
+                },
+            );
+        }
+        Ok(RoomSequencer {
+            store,
+            rooms: rooms
+                .iter()
+                .map(|r| (r.conversation_id, r.clone()))
+                .collect(),
+            state: Mutex::new(state),
+            fanout,
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<i64, RoomOrder>> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Takes a batch `first..=last` of a room; releases whatever is now in order. Returns true
+    /// when a gap is open and a repair should be scheduled.
+    fn accept(&self, conversation: i64, first: i64, last: i64, frame: Utf8Bytes) -> bool {
+        let mut state = self.lock();
+        let Some(order) = state.get_mut(&conversation) else {
+            return false;
+        };
+        if last < order.next {
+            return false; // already released (or repaired from storage)
+        }
+        order.early.insert(first, (last, frame));
+        self.release(conversation, order);
+        let gap = !order.early.is_empty() && !order.repairing;
+        if gap {
+            order.repairing = true;
+        }
+        gap
+    }
+
+    fn release(&self, conversation: i64, order: &mut RoomOrder) {
+        while let Some((&first, _)) = order.early.first_key_value() {
+            if first > order.next {
+                break;
+            }
+            let Some((first, (last, frame))) = order.early.pop_first() else {
+                break;
+            };
+            if last >= order.next && first <= order.next {
+                self.fanout.send(Delivery {
+                    conversation_id: conversation,
+                    last_seq: last,
+                    frame,
+                });
+                order.next = last + 1;
+            }
+        }
+    }
+
+    /// Waits for a gap to close on its own, else reads the missing messages from storage.
+    async fn repair(self: Arc<Self>, conversation: i64) {
+        tokio::time::sleep(GAP_WAIT).await;
+        let (from, to) = {
+            let mut state = self.lock();
+            let Some(order) = state.get_mut(&conversation) else {
+                return;
+            };
+            order.repairing = false;
+            match order.early.first_key_value() {
+                Some((&first, _)) if first > order.next => (order.next, first - 1),
+                _ => return,
+            }
+        };
+        self.fill(conversation, from, to).await;
+    }
+
+    /// Releases `from..=to` read from storage (all of what exists if `to` is `None`-like).
+    async fn fill(&self, conversation: i64, from: i64, to: i64) {
+        let Some(room) = self.rooms.get(&conversation) else {
+            return;
+        };
+        let wanted = usize::try_from(to - from + 1).unwrap_or(0).min(10_000);
+        let messages = match self
+            .store
+            .messages_after(conversation, 0, from - 1, wanted)
+            .await
+        {
+            Ok(messages) => messages,
+            Err(error) => {
+                tracing::warn!(%error, "repairing a room gap failed; the next batch retries");
+                return;
+            }
+        };
+        let (Some(first), Some(last)) = (messages.first(), messages.last()) else {
+            return;
+        };
+        let (first, last) = (first.seq, last.seq);
+        let frame = encode_room_batch(room, &messages);
+        let mut state = self.lock();
+        if let Some(order) = state.get_mut(&conversation) {
+            order.early.entry(first).or_insert((last, frame));
+            self.release(conversation, order);
+        }
+    }
+
+    /// After a bus outage: release whatever storage holds beyond what was released.
+    async fn catch_up(self: Arc<Self>) {
+        for &conversation in self.rooms.keys() {
+            let next = self.lock().get(&conversation).map_or(0, |o| o.next);
+            match self.store.last_seq(conversation).await {
+                Ok(last) if last >= next => self.fill(conversation, next, last).await,
+                Ok(_) => {}
+                Err(error) => tracing::warn!(%error, "room catch-up failed"),
+            }
+        }
+    }
+}
+
+fn encode_room_batch(room: &Room, messages: &[ChatMessage]) -> Utf8Bytes {
+    let frame = ServerFrame::ServerMessages(ServerMessages {
+        room_id: room.slug.clone(),
+        messages: messages.iter().map(ChatMessage::to_wire).collect(),
+    });
+    frame.to_json().into()
+}
+
+/// The node's delivery hub: publisher for the core, handler for the bus.
 pub struct Gateway {
-    pub rooms: Fanout,
+    pub rooms: Arc<Fanout>,
     pub registry: Arc<Registry>,
+    bus: Arc<dyn Bus>,
+    members: Arc<MemberCache>,
+    sequencer: std::sync::OnceLock<Arc<RoomSequencer>>,
+}
+
+impl Gateway {
+    pub fn new(
+        rooms: Arc<Fanout>,
+        registry: Arc<Registry>,
+        bus: Arc<dyn Bus>,
+        members: Arc<MemberCache>,
+    ) -> Arc<Gateway> {
+        Arc::new(Gateway {
+            rooms,
+            registry,
+            bus,
+            members,
+            sequencer: std::sync::OnceLock::new(),
+        })
+    }
+
+    pub fn set_sequencer(&self, sequencer: Arc<RoomSequencer>) {
+        let _ = self.sequencer.set(sequencer);
+    }
+
+    pub fn bus(&self) -> &Arc<dyn Bus> {
+        &self.bus
+    }
+
+    fn on_room(&self, conversation: i64, payload: Bytes) {
+        let Some(sequencer) = self.sequencer.get() else {
+            return;
+        };
+        if payload.len() < 16 {
+            return;
+        }
+        let first = i64::from_be_bytes(payload[..8].try_into().unwrap_or([0; 8]));
+        let last = i64::from_be_bytes(payload[8..16].try_into().unwrap_or([0; 8]));
+        let Ok(frame) = Utf8Bytes::try_from(payload.slice(16..)) else {
+            return;
+        };
+        if sequencer.accept(conversation, first, last, frame) {
+            tokio::spawn(sequencer.clone().repair(conversation));
+        }
+    }
 }
 
 impl Deliver for Gateway {
     fn room_messages(&self, room: &Room, messages: &[ChatMessage]) {
-        self.rooms.messages_stored(room, messages);
+        let (Some(first), Some(last)) = (messages.first(), messages.last()) else {
+            return;
+        };
+        let frame = encode_room_batch(room, messages);
+        let mut payload = BytesMut::with_capacity(16 + frame.len());
+        payload.put_i64(first.seq);
+        payload.put_i64(last.seq);
+        payload.put_slice(frame.as_bytes());
+        self.bus
+            .publish(room_topic(room.conversation_id), payload.freeze());
     }
 
     fn to_users(&self, users: &[i64], frame: &ImServerFrame) {
         if users.is_empty() {
             return;
         }
-        self.registry.send(users, &frame.to_json().into());
+        let encoded: Utf8Bytes = frame.to_json().into();
+        if self.bus.is_local() {
+            self.registry.send(users, &encoded);
+            return;
+        }
+        let bytes = Bytes::from(encoded);
+        for &user in users {
+            self.bus.publish(user_topic(user), bytes.clone());
+        }
+    }
+
+    fn members_changed(&self, conversation: i64) {
+        self.members.invalidate(conversation);
+        if !self.bus.is_local() {
+            self.bus.publish(
+                CONTROL_TOPIC.to_owned(),
+                Bytes::from(format!("members {conversation}")),
+            );
+        }
     }
 }
 
-impl Fanout {
-    fn messages_stored(&self, room: &Room, messages: &[ChatMessage]) {
-        let Some(last) = messages.last() else { return };
-        let frame = ServerFrame::ServerMessages(ServerMessages {
-            room_id: room.slug.clone(),
-            messages: messages.iter().map(ChatMessage::to_wire).collect(),
-        });
-        // No receivers is fine: nobody is connected.
-        let _ = self.tx.send(Delivery {
-            conversation_id: room.conversation_id,
-            last_seq: last.seq,
-            frame: frame.to_json().into(),
-        });
+impl BusHandler for Gateway {
+    fn deliver(&self, topic: &str, payload: Bytes) {
+        if let Some(user) = topic.strip_prefix("user.").and_then(|u| u.parse().ok()) {
+            if let Ok(frame) = Utf8Bytes::try_from(payload) {
+                self.registry.send(&[user], &frame);
+            }
+        } else if let Some(room) = topic.strip_prefix("room.").and_then(|r| r.parse().ok()) {
+            self.on_room(room, payload);
+        } else if topic == CONTROL_TOPIC {
+            let text = String::from_utf8_lossy(&payload);
+            if let Some(id) = text.strip_prefix("members ").and_then(|c| c.parse().ok()) {
+                self.members.invalidate(id);
+            }
+        }
+    }
+
+    fn reconnected(&self) {
+        tracing::info!("bus reconnected: catching up rooms, asking native clients to resync");
+        if let Some(sequencer) = self.sequencer.get() {
+            tokio::spawn(sequencer.clone().catch_up());
+        }
+        self.registry
+            .to_native_sockets(&Utf8Bytes::from_static(r#"{"type":"resync","payload":{}}"#));
     }
 }

@@ -20,9 +20,11 @@ mod ws;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{any, get, post};
-use fanout::{Fanout, Gateway};
+use fanout::{Fanout, Gateway, RoomSequencer};
 use hearth_core::accounts::Accounts;
+use hearth_core::bus::{Bus, BusHandler, PresenceStore, room_topic};
 use hearth_core::groups::Groups;
+use hearth_core::local::{LocalBus, LocalPresence};
 use hearth_core::messaging::{MemberCache, Messaging, Router as MessageRouter};
 use hearth_core::presence::Presence;
 use hearth_core::rooms::RoomHub;
@@ -47,6 +49,25 @@ pub struct ServerConfig {
     /// Mark the session cookie `Secure` (served over TLS, directly or behind a proxy).
     pub secure_cookies: bool,
     pub policy: Policy,
+    /// How often this node looks for dead nodes whose users must be announced offline.
+    pub reap_interval: Duration,
+}
+
+/// How this node reaches the others: the bus its deliveries travel and where presence lives.
+#[derive(Clone)]
+pub struct Cluster {
+    pub bus: Arc<dyn Bus>,
+    pub presence: Arc<dyn PresenceStore>,
+}
+
+impl Cluster {
+    /// One node alone: an in-process bus and presence.
+    pub fn embedded() -> Cluster {
+        Cluster {
+            bus: Arc::new(LocalBus::default()),
+            presence: Arc::new(LocalPresence::default()),
+        }
+    }
 }
 
 /// Everything a handler can reach.
@@ -64,6 +85,18 @@ pub struct App {
     shutdown: watch::Receiver<bool>,
 }
 
+/// Announces the users of dead nodes as offline, for as long as the node lives.
+async fn reap_dead_nodes(app: std::sync::Weak<App>, every: Duration) {
+    loop {
+        tokio::time::sleep(every).await;
+        let Some(app) = app.upgrade() else { return };
+        if *app.shutdown.borrow() {
+            return;
+        }
+        app.presence.reap().await;
+    }
+}
+
 /// A ready-to-serve node.
 pub struct Server {
     app: Arc<App>,
@@ -71,12 +104,21 @@ pub struct Server {
 }
 
 impl Server {
-    pub async fn start(stores: Stores, config: ServerConfig) -> Result<Server, StoreError> {
-        let gateway = Arc::new(Gateway {
-            rooms: Fanout::new(config.limits.socket_backlog),
-            registry: Arc::new(Registry::new(config.limits.socket_backlog)),
-        });
+    pub async fn start(
+        stores: Stores,
+        config: ServerConfig,
+        cluster: Cluster,
+    ) -> Result<Server, StoreError> {
+        let fanout = Arc::new(Fanout::new(config.limits.socket_backlog));
         let members = Arc::new(MemberCache::default());
+        let gateway = Gateway::new(
+            fanout.clone(),
+            Arc::new(Registry::new(config.limits.socket_backlog)),
+            cluster.bus.clone(),
+            members.clone(),
+        );
+        let handler: Arc<dyn BusHandler> = gateway.clone();
+        cluster.bus.attach(Arc::downgrade(&handler));
         let router = Arc::new(MessageRouter::new(
             stores.conversations.clone(),
             gateway.clone(),
@@ -91,6 +133,20 @@ impl Server {
         )
         .await?;
         router.add_rooms(rooms.rooms());
+        // Subscribe before reading where each room stands, so nothing falls in between.
+        cluster
+            .bus
+            .subscribe(hearth_core::bus::CONTROL_TOPIC)
+            .await?;
+        for room in rooms.rooms() {
+            cluster
+                .bus
+                .subscribe(&room_topic(room.conversation_id))
+                .await?;
+        }
+        gateway.set_sequencer(Arc::new(
+            RoomSequencer::new(stores.messages.clone(), rooms.rooms(), fanout).await?,
+        ));
         let messaging = Arc::new(Messaging::new(
             stores.messages.clone(),
             stores.conversations.clone(),
@@ -119,6 +175,7 @@ impl Server {
                 messaging.clone(),
             ),
             presence: Presence::new(
+                cluster.presence,
                 stores.users,
                 stores.social,
                 stores.conversations,
@@ -130,10 +187,9 @@ impl Server {
             secure_cookies: config.secure_cookies,
             shutdown: shutdown_rx,
         };
-        Ok(Server {
-            app: Arc::new(app),
-            shutdown,
-        })
+        let app = Arc::new(app);
+        tokio::spawn(reap_dead_nodes(Arc::downgrade(&app), config.reap_interval));
+        Ok(Server { app, shutdown })
     }
 
     pub fn router(&self) -> Router {

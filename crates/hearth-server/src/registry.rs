@@ -23,6 +23,8 @@ pub enum Outbound {
 struct Socket {
     id: u64,
     session: String,
+    /// Speaks the native protocol (it asked for a sync), so it understands `resync`.
+    native: bool,
     mailbox: mpsc::Sender<Outbound>,
     /// Rung when the mailbox overflowed.
     overflow: Arc<Notify>,
@@ -62,6 +64,7 @@ impl Registry {
         self.lock().entry(user).or_default().push(Socket {
             id,
             session,
+            native: false,
             mailbox: tx,
             overflow: overflow.clone(),
         });
@@ -94,6 +97,30 @@ impl Registry {
                 {
                     socket.overflow.notify_one();
                 }
+            }
+        }
+    }
+
+    pub fn mark_native(&self, user: i64, id: u64) {
+        if let Some(socket) = self
+            .lock()
+            .get_mut(&user)
+            .and_then(|list| list.iter_mut().find(|s| s.id == id))
+        {
+            socket.native = true;
+        }
+    }
+
+    /// A frame for every native socket on this node (a `resync` hint after a bus outage).
+    pub fn to_native_sockets(&self, frame: &Utf8Bytes) {
+        let sockets = self.lock();
+        for socket in sockets.values().flatten().filter(|s| s.native) {
+            if socket
+                .mailbox
+                .try_send(Outbound::Frame(frame.clone()))
+                .is_err()
+            {
+                socket.overflow.notify_one();
             }
         }
     }

@@ -24,6 +24,7 @@ use futures_util::{SinkExt, StreamExt};
 use hearth_core::ImError;
 use hearth_core::StoreError;
 use hearth_core::accounts::token_hash;
+use hearth_core::bus::user_topic;
 use hearth_core::model::{ChatMessage, User};
 use hearth_core::rooms::{RoomError, RoomSnapshot};
 use hearth_proto::native::ImServerFrame;
@@ -107,6 +108,8 @@ struct Connection {
     user: User,
     /// The session token, re-checked periodically so expiry and revocation end the socket.
     token: String,
+    /// This socket's id in the registry.
+    socket_id: u64,
     sink: Sink,
     /// Per room: the highest `seq` this socket has been sent.
     sent_up_to: HashMap<i64, i64>,
@@ -127,19 +130,26 @@ impl Connection {
         socket: WebSocket,
     ) {
         let (sink, stream) = socket.split();
-        // Both subscriptions come before any state is read: nothing stored from here on can
+        // Every subscription comes before any state is read: nothing stored from here on can
         // be missed (rooms de-duplicate by seq below; native clients by seq themselves).
         let mut live = app.gateway.rooms.subscribe();
         let mut mailbox = app.gateway.registry.register(user.id, token_hash(&token));
+        let topic = user_topic(user.id);
+        let subscribed = app.gateway.bus().subscribe(&topic).await;
         app.presence.connected(user.id, platform).await;
         let mut conn = Connection {
+            socket_id: mailbox.id,
             sent_up_to: HashMap::new(),
             app: app.clone(),
             user,
             token,
             sink,
         };
-        let end = match app.rooms.snapshot().await {
+        let snapshot = match &subscribed {
+            Ok(()) => app.rooms.snapshot().await,
+            Err(error) => Err(error.clone()),
+        };
+        let end = match snapshot {
             Ok(snapshot) => {
                 conn.sent_up_to = snapshot
                     .iter()
@@ -160,6 +170,11 @@ impl Connection {
             let _ = close(&mut conn.sink, code, reason).await;
         }
         app.gateway.registry.unregister(conn.user.id, mailbox.id);
+        if subscribed.is_ok()
+            && let Err(error) = app.gateway.bus().unsubscribe(&topic).await
+        {
+            tracing::debug!(%error, "unsubscribing failed");
+        }
         app.presence.disconnected(conn.user.id, platform).await;
     }
 
@@ -354,6 +369,10 @@ impl Connection {
                     .err()
                     .map(|e| im_error_frame(e, None)),
                 Ok(ClientFrame::Sync(request)) => {
+                    self.app
+                        .gateway
+                        .registry
+                        .mark_native(self.user.id, self.socket_id);
                     return match self
                         .app
                         .messaging

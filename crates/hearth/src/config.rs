@@ -34,6 +34,15 @@ pub struct Flags {
     #[arg(long, global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub redis: Option<String>,
+    /// Cross-node bus: nats://HOST:PORT to use NATS (needs --redis for presence) [default:
+    /// Redis pub/sub in cluster mode, in-process otherwise].
+    #[arg(long, global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bus: Option<String>,
+    /// Seconds without a heartbeat after which a node counts as dead [default: 10].
+    #[arg(long, global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node_ttl_secs: Option<u64>,
     /// Prefix of every Redis key, to share one Redis between deployments [default: hearth:].
     #[arg(long, global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -66,6 +75,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub database: Option<String>,
     pub redis: Option<String>,
+    pub bus: Option<String>,
+    pub node_ttl_secs: u64,
     pub redis_prefix: String,
     pub session_ttl_secs: u64,
     pub secure_cookies: bool,
@@ -90,6 +101,8 @@ impl Default for Config {
             data_dir: "hearth-data".into(),
             database: None,
             redis: None,
+            bus: None,
+            node_ttl_secs: 10,
             redis_prefix: "hearth:".into(),
             session_ttl_secs: 86_400,
             secure_cookies: false,
@@ -112,6 +125,8 @@ const KNOWN_KEYS: &[&str] = &[
     "data_dir",
     "database",
     "redis",
+    "bus",
+    "node_ttl_secs",
     "redis_prefix",
     "session_ttl_secs",
     "secure_cookies",
@@ -199,6 +214,7 @@ impl Config {
                 .collect(),
             secure_cookies: self.secure_cookies,
             policy: self.im.clone(),
+            reap_interval: Duration::from_secs(self.node_ttl_secs).max(Duration::from_secs(3)) / 3,
         }
     }
 }

@@ -9,9 +9,14 @@ mod config;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use config::Config;
-use hearth_redis::Redis;
+use hearth_core::bus::Bus;
+use hearth_nats::NatsBus;
+use hearth_redis::{Redis, RedisBus, RedisPresence};
+use hearth_server::Cluster;
 use hearth_server::Server;
 use hearth_sql::SqlStore;
+use std::sync::Arc;
+use std::time::Duration;
 
 #[derive(Parser)]
 #[command(
@@ -55,16 +60,32 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let sql = SqlStore::open(&database)
         .await
         .with_context(|| format!("opening the database {}", config::redact(&database)))?;
-    let stores = match &config.redis {
-        None => sql.stores(),
+    let (stores, cluster) = match &config.redis {
+        None => (sql.stores(), Cluster::embedded()),
         Some(url) => {
             let redis = Redis::connect(url, &config.redis_prefix)
                 .await
                 .with_context(|| format!("connecting to Redis at {}", config::redact(url)))?;
-            hearth_redis::cluster_stores(sql.stores(), redis, config.stream_max_len)
+            let ttl = Duration::from_secs(config.node_ttl_secs);
+            let presence = RedisPresence::start(redis.clone(), ttl)
+                .await
+                .context("registering this node in Redis")?;
+            let bus: Arc<dyn Bus> = match config.bus.as_deref() {
+                Some(nats) if nats.starts_with("nats://") => Arc::new(
+                    NatsBus::connect(nats, &config.redis_prefix)
+                        .await
+                        .with_context(|| {
+                            format!("connecting to NATS at {}", config::redact(nats))
+                        })?,
+                ),
+                Some(other) => Arc::new(RedisBus::connect(other, &config.redis_prefix).await?),
+                None => Arc::new(RedisBus::connect(url, &config.redis_prefix).await?),
+            };
+            let stores = hearth_redis::cluster_stores(sql.stores(), redis, config.stream_max_len);
+            (stores, Cluster { bus, presence })
         }
     };
-    let server = Server::start(stores, config.server_config())
+    let server = Server::start(stores, config.server_config(), cluster)
         .await
         .context("starting the server")?;
     let listener = tokio::net::TcpListener::bind(&config.listen)
@@ -74,6 +95,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         listen = %config.listen,
         database = %config::redact(&database),
         redis = config.redis.as_deref().map(config::redact).unwrap_or_default(),
+        bus = config.bus.as_deref().map(config::redact).unwrap_or_default(),
         "hearth is serving on http://{}", config.listen
     );
     server.serve(listener, shutdown_signal()).await?;

@@ -8,8 +8,8 @@
 
 use futures_util::{SinkExt, StreamExt};
 use hearth_core::store::Stores;
-use hearth_redis::Redis;
-use hearth_server::{Server, ServerConfig};
+use hearth_redis::{Redis, RedisBus, RedisPresence};
+use hearth_server::{Cluster, Server, ServerConfig};
 use hearth_sql::SqlStore;
 use serde_json::{Value, json};
 use std::path::PathBuf;
@@ -115,11 +115,12 @@ impl Deployment {
                 ],
                 secure_cookies: false,
                 policy: hearth_core::Policy::default(),
+                reap_interval: Duration::from_secs(3),
             },
         }
     }
 
-    async fn stores(&self) -> Stores {
+    async fn stores(&self) -> (Stores, Cluster) {
         let sql = SqlStore::open(&self.database_url)
             .await
             .unwrap_or_else(|e| {
@@ -130,19 +131,31 @@ impl Deployment {
             });
         let durable = sql.stores();
         match self.backend {
-            Backend::Sqlite => durable,
+            Backend::Sqlite => (durable, Cluster::embedded()),
             Backend::Cluster => {
                 let redis = Redis::connect(&redis_url(), &self.redis_prefix)
                     .await
                     .unwrap_or_else(|e| panic!("cannot reach Redis at {}: {e}", redis_url()));
-                hearth_redis::cluster_stores(durable, redis, self.stream_max_len)
+                let presence = RedisPresence::start(redis.clone(), Duration::from_secs(10))
+                    .await
+                    .unwrap();
+                let bus = RedisBus::connect(&redis_url(), &self.redis_prefix)
+                    .await
+                    .unwrap();
+                let stores = hearth_redis::cluster_stores(durable, redis, self.stream_max_len);
+                let cluster = Cluster {
+                    bus: std::sync::Arc::new(bus),
+                    presence,
+                };
+                (stores, cluster)
             }
         }
     }
 
     /// Starts a node on a free loopback port.
     pub async fn start(&self) -> Node {
-        let server = Server::start(self.stores().await, self.config.clone())
+        let (stores, cluster) = self.stores().await;
+        let server = Server::start(stores, self.config.clone(), cluster)
             .await
             .expect("server starts");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
