@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Makes sure what the tests talk to is installed and running: MariaDB (127.0.0.1:3306, root
-# without a password), Redis (127.0.0.1:6379), Chromium (/usr/bin/chromium) and Node.js.
+# without a password), Redis (127.0.0.1:6379), NATS (127.0.0.1:4222), and the programs the
+# tests start themselves: redis-server, mariadbd, nginx, Chromium (/usr/bin/chromium), Node.js.
 # Installs with apt-get when something is missing; fails loudly when it cannot.
 set -euo pipefail
 
@@ -27,6 +28,9 @@ need_package redis-server redis-server
 need_package mariadbd mariadb-server
 need_package mariadb mariadb-client
 need_package /usr/bin/chromium chromium
+need_package nginx nginx-light
+need_package /usr/sbin/nats-server nats-server
+need_package mariadb-install-db mariadb-server
 need_package node nodejs
 need_package npm npm
 
@@ -42,4 +46,10 @@ if ! mariadb -h 127.0.0.1 -uroot -e 'SELECT 1' >/dev/null 2>&1; then
   start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd -- --user=mysql
 fi
 wait_for mariadb mariadb -h 127.0.0.1 -uroot -e 'SELECT 1'
-echo "services: redis, mariadb, chromium and node are ready"
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+if ! port_open 4222; then
+  echo "services: starting nats"
+  start-stop-daemon --start --oknodo --background --exec /usr/sbin/nats-server -- -a 127.0.0.1 -p 4222
+fi
+wait_for nats port_open 4222
+echo "services: redis, mariadb, nats, nginx, chromium and node are ready"

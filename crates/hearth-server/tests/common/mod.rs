@@ -52,7 +52,7 @@ pub enum Backend {
 
 pub const TIMEOUT: Duration = Duration::from_secs(10);
 
-fn unique(tag: &str) -> String {
+pub fn unique(tag: &str) -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -66,7 +66,7 @@ fn unique(tag: &str) -> String {
     )
 }
 
-fn mysql_base() -> String {
+pub fn mysql_base() -> String {
     std::env::var("HEARTH_TEST_MYSQL").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306".into())
 }
 
@@ -238,6 +238,17 @@ pub struct Node {
 }
 
 impl Node {
+    /// A node running elsewhere (another process), reached at `base` (`http://host:port`).
+    pub fn remote(base: &str) -> Node {
+        Node {
+            base: base.to_owned(),
+            ws_url: format!("{}/api/ws", base.replacen("http", "ws", 1)),
+            stop: None,
+            task: None,
+            http: reqwest::Client::new(),
+        }
+    }
+
     /// Graceful stop: sockets get 1012, the server task ends.
     pub async fn stop(mut self) {
         if let Some(stop) = self.stop.take() {
