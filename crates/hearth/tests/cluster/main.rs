@@ -767,7 +767,9 @@ async fn nginx_balances_websockets_over_the_nodes() {
         assert_eq!(contents(&payload["messages"]), ["still served"]);
     }
     // SIGTERM lets the master take its workers down with it (SIGKILL would orphan them).
-    let _ = std::process::Command::new("kill").args(["-TERM", &nginx.id().to_string()]).status();
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &nginx.id().to_string()])
+        .status();
     let _ = nginx.wait();
     let _ = std::fs::remove_dir_all(&dir);
     cluster.cleanup().await;
