@@ -167,11 +167,13 @@ async fn write_batch(
         return;
     }
     match result {
-        Ok((stored, outcomes)) => {
-            if !stored.is_empty() {
-                committed.committed(conversation, &stored).await;
-            }
-            for (post, outcome) in posts.drain(..).zip(outcomes) {
+        Ok((stored, outcomes, fresh_ranges)) => {
+            for ((post, outcome), fresh) in posts.drain(..).zip(outcomes).zip(fresh_ranges) {
+                // One delivery per post, as the post was sent (a client may wait for the echo
+                // of its own frame), in seq order.
+                if !fresh.is_empty() {
+                    committed.committed(conversation, &stored[fresh]).await;
+                }
                 let result = outcome
                     .into_iter()
                     .map(|o| match o {
@@ -192,11 +194,15 @@ async fn write_batch(
     }
 }
 
+/// What a batch stored: the new messages, each post's outcome per message, and the range of
+/// the new messages each post added (contiguous: fresh messages are stored in post order).
+type Stored = (Vec<ChatMessage>, Vec<Vec<Outcome>>, Vec<std::ops::Range<usize>>);
+
 async fn store_batch(
     conversation: &ConversationRef,
     store: &dyn MessageStore,
     posts: &[Post],
-) -> Result<(Vec<ChatMessage>, Vec<Vec<Outcome>>), StoreError> {
+) -> Result<Stored, StoreError> {
     // Retries: earlier sends with the same (sender, clientMsgId), anywhere.
     let mut wanted: HashMap<i64, Vec<String>> = HashMap::new();
     for m in posts.iter().flat_map(|p| &p.messages) {
@@ -215,7 +221,9 @@ async fn store_batch(
     let mut fresh = Vec::new();
     let mut in_batch: HashMap<(i64, String), usize> = HashMap::new();
     let mut outcomes = Vec::with_capacity(posts.len());
+    let mut fresh_ranges = Vec::with_capacity(posts.len());
     for post in posts {
+        let first_fresh = fresh.len();
         let mut mine = Vec::with_capacity(post.messages.len());
         // Cloned, not taken: a failed batch is retried post by post.
         for m in post.messages.iter().cloned() {
@@ -235,6 +243,7 @@ async fn store_batch(
             fresh.push(m);
         }
         outcomes.push(mine);
+        fresh_ranges.push(first_fresh..fresh.len());
     }
     let stored = if fresh.is_empty() {
         Vec::new()
@@ -243,5 +252,5 @@ async fn store_batch(
             .append_messages(conversation, fresh, crate::now_ms())
             .await?
     };
-    Ok((stored, outcomes))
+    Ok((stored, outcomes, fresh_ranges))
 }

@@ -374,3 +374,37 @@ on_both_backends!(
         deployment.cleanup().await;
     }
 );
+
+on_both_backends!(
+    one_broadcast_frame_per_posted_frame,
+    |backend: Backend| async move {
+        let deployment = Deployment::new(backend);
+        let node = deployment.start().await;
+        let mut clients = Vec::new();
+        for name in ["fay", "gus", "hal"] {
+            let user = node.register(name).await;
+            clients.push(node.connect(&user).await.0);
+        }
+        // Pipelined posts from several sockets are stored in shared transactions, but each frame
+        // is echoed as its own serverMessages frame: clients may wait for their own echo.
+        for round in 0..30 {
+            for (i, client) in clients.iter_mut().enumerate() {
+                let batch: Vec<String> = (0..3).map(|k| format!("c{i}-r{round}-m{k}")).collect();
+                let refs: Vec<&str> = batch.iter().map(String::as_str).collect();
+                client.post("general", &refs).await;
+            }
+        }
+        for client in clients.iter_mut() {
+            for _ in 0..90 {
+                let frame = client.expect("serverMessages").await;
+                let texts = contents(&frame["messages"]);
+                assert_eq!(texts.len(), 3, "one frame per posted frame: {texts:?}");
+                let prefix = texts[0].rsplit_once("-m").unwrap().0.to_owned();
+                assert!(texts.iter().all(|t| t.starts_with(&prefix)), "{texts:?}");
+            }
+            client.expect_silence(Duration::from_millis(200)).await;
+        }
+        node.stop().await;
+        deployment.cleanup().await;
+    }
+);
