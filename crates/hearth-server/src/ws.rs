@@ -40,6 +40,8 @@ pub const CLOSE_RESTARTING: u16 = 1012;
 pub const CLOSE_TRY_LATER: u16 = 1013;
 pub const CLOSE_TOO_SLOW: u16 = 4001;
 
+/// Bytes read from a socket at a time.
+const READ_BUFFER: usize = 8 * 1024;
 /// Deliveries written before one flush, so a burst costs one syscall, not one per message.
 const MAX_BATCH: usize = 256;
 /// A client that does not take a write within this long is dead or hopelessly slow.
@@ -81,6 +83,9 @@ pub async fn upgrade(
     Ok(upgrade
         .max_message_size(hard_limit)
         .max_frame_size(hard_limit)
+        // tungstenite reads into a 128 KiB buffer by default, allocated per socket: most of
+        // an idle socket's memory. Frames larger than this are read in several chunks.
+        .read_buffer_size(READ_BUFFER)
         .on_upgrade(move |socket| async move {
             match (user, token) {
                 (Ok(Some(user)), Some(token)) => {

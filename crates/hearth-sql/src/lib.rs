@@ -8,6 +8,7 @@
 //! writer, and a single writer never fights over the database lock. Message writes are
 //! `synchronous=FULL`, so a commit that returned is on disk.
 
+mod commits;
 mod conversations;
 mod dialect;
 mod inbox;
@@ -51,6 +52,8 @@ pub struct SqlStore {
     write: AnyPool,
     /// Everything else.
     read: AnyPool,
+    /// SQLite only: appends from every conversation share commits (one fsync for many).
+    commits: Option<Arc<commits::CommitQueue>>,
 }
 
 impl SqlStore {
@@ -74,17 +77,22 @@ impl SqlStore {
                 })
         };
         let store = match backend {
-            Backend::Sqlite => SqlStore {
-                backend,
-                write: options().max_connections(1).connect(url).await?,
-                read: options().max_connections(8).connect(url).await?,
-            },
+            Backend::Sqlite => {
+                let write = options().max_connections(1).connect(url).await?;
+                SqlStore {
+                    backend,
+                    commits: Some(Arc::new(commits::CommitQueue::start(write.clone()))),
+                    write,
+                    read: options().max_connections(8).connect(url).await?,
+                }
+            }
             Backend::MySql => {
                 let pool = options().max_connections(32).connect(url).await?;
                 SqlStore {
                     backend,
                     write: pool.clone(),
                     read: pool,
+                    commits: None,
                 }
             }
         };

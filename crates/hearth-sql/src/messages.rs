@@ -14,6 +14,7 @@ use hearth_core::model::{
 use hearth_core::store::{MessageStore, NewEvent};
 use hearth_core::{StoreError, now_ms};
 use hearth_proto::native::InboxEvent;
+use sqlx::{Any, Transaction};
 use std::collections::HashMap;
 
 /// Rows per INSERT statement: keeps every statement well under SQLite's bind-variable limit.
@@ -141,88 +142,11 @@ impl MessageStore for SqlStore {
         if messages.is_empty() {
             return Ok(Vec::new());
         }
-        let count = messages.len() as i64;
+        if let Some(commits) = &self.commits {
+            return commits.append(conversation.clone(), messages, now_ms).await;
+        }
         let mut tx = self.write.begin().await.map_err(store_error)?;
-        sqlx::query(
-            "UPDATE conversations SET last_seq = last_seq + ?, \
-             last_ms = CASE WHEN last_ms > ? THEN last_ms ELSE ? END WHERE id = ?",
-        )
-        .bind(count)
-        .bind(now_ms)
-        .bind(now_ms)
-        .bind(conversation.id)
-        .execute(&mut *tx)
-        .await
-        .map_err(store_error)?;
-        let (last_seq, ms) = sqlx::query_as::<_, (i64, i64)>(
-            "SELECT last_seq, last_ms FROM conversations WHERE id = ?",
-        )
-        .bind(conversation.id)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(store_error)?;
-        let first_seq = last_seq - count + 1;
-        let stored: Vec<ChatMessage> = messages
-            .into_iter()
-            .zip(first_seq..)
-            .map(|(m, seq)| ChatMessage {
-                conversation_id: conversation.id,
-                seq,
-                ms,
-                sender: m.sender,
-                kind: m.kind,
-                content: m.content,
-                reply_to: m.reply_to,
-                client_msg_id: m.client_msg_id,
-                edited_ms: None,
-                recalled: false,
-                hidden: false,
-            })
-            .collect();
-        for chunk in stored.chunks(ROWS_PER_INSERT) {
-            let mut sql = String::from(
-                "INSERT INTO messages (conversation_id, seq, ms, sender_id, content, kind, \
-                 reply_to, client_msg_id) VALUES ",
-            );
-            for i in 0..chunk.len() {
-                sql.push_str(if i == 0 { "" } else { ", " });
-                sql.push_str("(?, ?, ?, ?, ?, ?, ?, ?)");
-            }
-            // Built only from the constant fragments above: no data in the SQL text.
-            let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for m in chunk {
-                insert = insert
-                    .bind(conversation.id)
-                    .bind(m.seq)
-                    .bind(m.ms)
-                    .bind(m.sender.id)
-                    .bind(m.content.as_str())
-                    .bind(m.kind.as_str())
-                    .bind(m.reply_to)
-                    .bind(m.client_msg_id.as_deref());
-            }
-            insert.execute(&mut *tx).await.map_err(store_error)?;
-        }
-        if conversation.kind != ConversationKind::Room {
-            // A sender has read up to their own message.
-            let mut newest: HashMap<i64, i64> = HashMap::new();
-            for m in &stored {
-                newest.insert(m.sender.id, m.seq);
-            }
-            for (sender, seq) in newest {
-                sqlx::query(
-                    "UPDATE members SET read_seq = ? \
-                     WHERE conversation_id = ? AND user_id = ? AND read_seq < ?",
-                )
-                .bind(seq)
-                .bind(conversation.id)
-                .bind(sender)
-                .bind(seq)
-                .execute(&mut *tx)
-                .await
-                .map_err(store_error)?;
-            }
-        }
+        let stored = append_in(&mut tx, conversation, messages, now_ms).await?;
         tx.commit().await.map_err(store_error)?;
         Ok(stored)
     }
@@ -365,4 +289,95 @@ impl MessageStore for SqlStore {
         tx.commit().await.map_err(store_error)?;
         Ok(written)
     }
+}
+
+/// Stores messages inside the caller's transaction: allocates their `seq`s from the
+/// conversation row, inserts them, and moves each sender's read position past their own.
+pub(crate) async fn append_in(
+    tx: &mut Transaction<'_, Any>,
+    conversation: &ConversationRef,
+    messages: Vec<NewMessage>,
+    now_ms: i64,
+) -> Result<Vec<ChatMessage>, StoreError> {
+    let count = messages.len() as i64;
+    sqlx::query(
+        "UPDATE conversations SET last_seq = last_seq + ?, \
+         last_ms = CASE WHEN last_ms > ? THEN last_ms ELSE ? END WHERE id = ?",
+    )
+    .bind(count)
+    .bind(now_ms)
+    .bind(now_ms)
+    .bind(conversation.id)
+    .execute(&mut **tx)
+    .await
+    .map_err(store_error)?;
+    let (last_seq, ms) =
+        sqlx::query_as::<_, (i64, i64)>("SELECT last_seq, last_ms FROM conversations WHERE id = ?")
+            .bind(conversation.id)
+            .fetch_one(&mut **tx)
+            .await
+            .map_err(store_error)?;
+    let first_seq = last_seq - count + 1;
+    let stored: Vec<ChatMessage> = messages
+        .into_iter()
+        .zip(first_seq..)
+        .map(|(m, seq)| ChatMessage {
+            conversation_id: conversation.id,
+            seq,
+            ms,
+            sender: m.sender,
+            kind: m.kind,
+            content: m.content,
+            reply_to: m.reply_to,
+            client_msg_id: m.client_msg_id,
+            edited_ms: None,
+            recalled: false,
+            hidden: false,
+        })
+        .collect();
+    for chunk in stored.chunks(ROWS_PER_INSERT) {
+        let mut sql = String::from(
+            "INSERT INTO messages (conversation_id, seq, ms, sender_id, content, kind, \
+             reply_to, client_msg_id) VALUES ",
+        );
+        for i in 0..chunk.len() {
+            sql.push_str(if i == 0 { "" } else { ", " });
+            sql.push_str("(?, ?, ?, ?, ?, ?, ?, ?)");
+        }
+        // Built only from the constant fragments above: no data in the SQL text.
+        let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for m in chunk {
+            insert = insert
+                .bind(conversation.id)
+                .bind(m.seq)
+                .bind(m.ms)
+                .bind(m.sender.id)
+                .bind(m.content.as_str())
+                .bind(m.kind.as_str())
+                .bind(m.reply_to)
+                .bind(m.client_msg_id.as_deref());
+        }
+        insert.execute(&mut **tx).await.map_err(store_error)?;
+    }
+    if conversation.kind != ConversationKind::Room {
+        // A sender has read up to their own message.
+        let mut newest: HashMap<i64, i64> = HashMap::new();
+        for m in &stored {
+            newest.insert(m.sender.id, m.seq);
+        }
+        for (sender, seq) in newest {
+            sqlx::query(
+                "UPDATE members SET read_seq = ? \
+                 WHERE conversation_id = ? AND user_id = ? AND read_seq < ?",
+            )
+            .bind(seq)
+            .bind(conversation.id)
+            .bind(sender)
+            .bind(seq)
+            .execute(&mut **tx)
+            .await
+            .map_err(store_error)?;
+        }
+    }
+    Ok(stored)
 }
