@@ -57,7 +57,13 @@ SERVER_PID=
 DB_NAME=
 REDIS_PREFIX=
 
+EXTRA_PIDS=()
 stop_server() {
+  for pid in "${EXTRA_PIDS[@]}"; do
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  EXTRA_PIDS=()
   if [[ -n $SERVER_PID ]]; then
     kill "$SERVER_PID" 2>/dev/null || true
     wait "$SERVER_PID" 2>/dev/null || true
@@ -110,6 +116,29 @@ start_server() {
   exit 1
 }
 
+# start_extra_node: another cluster node on the current database and Redis prefix; appends
+# "--url URL --server-pid PID" to EXTRA_ARGS so scenarios spread over every node.
+EXTRA_ARGS=()
+start_extra_node() {
+  local port data
+  port=$(free_port)
+  data=$(mktemp -d -p "$WORK")
+  RUST_LOG=warn "$HEARTH" serve --listen "127.0.0.1:$port" --data-dir "$data" \
+    --database "mysql://root@127.0.0.1:3306/$DB_NAME" --redis redis://127.0.0.1:6379 \
+    --redis-prefix "$REDIS_PREFIX" >"$WORK/server-extra-$port.log" 2>&1 &
+  local pid=$!
+  EXTRA_PIDS+=("$pid")
+  for _ in $(seq 100); do
+    if [[ $(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/api/me" || true) == 401 ]]; then
+      EXTRA_ARGS+=(--url "http://127.0.0.1:$port" --server-pid "$pid")
+      return 0
+    fi
+    sleep 0.2
+  done
+  echo "extra node did not come up" >&2
+  exit 1
+}
+
 # bench MODE ARGS...: runs one scenario against the current server and keeps its JSON line.
 bench() {
   local mode=$1
@@ -151,6 +180,15 @@ run_mode() {
   local pages=$HISTORY_PAGES
   [[ $mode == embedded ]] || pages=$HISTORY_PAGES_CLUSTER
   bench "$mode" history --messages "$HISTORY_MESSAGES" --pages "$pages"
+  if [[ $mode == cluster ]]; then
+    # The same room fanned out by three nodes: subscribers and senders spread over all of
+    # them, CPU summed over the three processes.
+    EXTRA_ARGS=()
+    start_extra_node
+    start_extra_node
+    bench "$mode-3-nodes" fanout --subscribers "$FANOUT_SUBSCRIBERS" --senders 3 \
+      --rate "$FANOUT_STEADY_RATE" --duration "$FANOUT_SECONDS" "${EXTRA_ARGS[@]}"
+  fi
   stop_server
 }
 

@@ -196,7 +196,11 @@ async fn write_batch(
 
 /// What a batch stored: the new messages, each post's outcome per message, and the range of
 /// the new messages each post added (contiguous: fresh messages are stored in post order).
-type Stored = (Vec<ChatMessage>, Vec<Vec<Outcome>>, Vec<std::ops::Range<usize>>);
+type Stored = (
+    Vec<ChatMessage>,
+    Vec<Vec<Outcome>>,
+    Vec<std::ops::Range<usize>>,
+);
 
 async fn store_batch(
     conversation: &ConversationRef,
