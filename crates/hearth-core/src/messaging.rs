@@ -21,6 +21,7 @@ use hearth_proto::native::{
 use serde_json::json;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// A page of a conversation, oldest first.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -43,11 +44,18 @@ pub struct Messaging {
 }
 
 /// Who is in each direct/group conversation, for routing. Filled on demand; every membership
-/// change on this node invalidates the entry.
+/// change invalidates the entry on every node (through the bus). Entries also expire after
+/// [`MEMBER_CACHE_TTL`], so an invalidation lost on the way (the bus is at most once) cannot
+/// keep routing a removed member's pushes for long.
 #[derive(Default)]
 pub struct MemberCache {
-    entries: Mutex<HashMap<i64, Arc<[i64]>>>,
+    entries: Mutex<HashMap<i64, CachedMembers>>,
 }
+
+/// When the member list was read, and the members.
+type CachedMembers = (Instant, Arc<[i64]>);
+
+pub const MEMBER_CACHE_TTL: Duration = Duration::from_secs(30);
 
 impl MemberCache {
     pub async fn get(
@@ -55,11 +63,14 @@ impl MemberCache {
         store: &dyn ConversationStore,
         conversation: i64,
     ) -> Result<Arc<[i64]>, crate::StoreError> {
-        if let Some(ids) = self.lock().get(&conversation) {
+        if let Some((at, ids)) = self.lock().get(&conversation)
+            && at.elapsed() < MEMBER_CACHE_TTL
+        {
             return Ok(ids.clone());
         }
         let ids: Arc<[i64]> = store.member_ids(conversation).await?.into();
-        self.lock().insert(conversation, ids.clone());
+        self.lock()
+            .insert(conversation, (Instant::now(), ids.clone()));
         Ok(ids)
     }
 
@@ -67,7 +78,7 @@ impl MemberCache {
         self.lock().remove(&conversation);
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<i64, Arc<[i64]>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<i64, CachedMembers>> {
         self.entries.lock().unwrap_or_else(|p| p.into_inner())
     }
 }

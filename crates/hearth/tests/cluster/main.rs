@@ -125,7 +125,7 @@ fn assert_once_each(messages: &[Value], what: &str) {
 
 async fn fan_out_across_three_nodes(bus: Option<String>) {
     let mut cluster = Cluster::new(&redis_url(), bus.as_deref());
-    let nodes = vec![
+    let nodes = [
         cluster.start(0).await,
         cluster.start(1).await,
         cluster.start(2).await,
@@ -198,10 +198,10 @@ async fn fan_out_across_three_nodes(bus: Option<String>) {
         assert_eq!(seen.texts(g), 6 * ROUNDS);
         assert_eq!(seen.texts(dm), 2 * ROUNDS);
         // Each sender's group messages keep their send order.
-        for sender in 0..6 {
+        for (sender, user) in users.iter().enumerate() {
             let order: Vec<String> = seen.native[&g]
                 .iter()
-                .filter(|m| m["sender"]["id"] == users[sender].id && m["kind"] == "text")
+                .filter(|m| m["sender"]["id"] == user.id && m["kind"] == "text")
                 .map(|m| m["content"].as_str().unwrap().to_owned())
                 .collect();
             let expected: Vec<String> = (0..ROUNDS)
@@ -211,7 +211,7 @@ async fn fan_out_across_three_nodes(bus: Option<String>) {
             by_seq.sort_by_key(|m| m["seq"].as_i64().unwrap());
             let in_seq_order: Vec<String> = by_seq
                 .iter()
-                .filter(|m| m["sender"]["id"] == users[sender].id && m["kind"] == "text")
+                .filter(|m| m["sender"]["id"] == user.id && m["kind"] == "text")
                 .map(|m| m["content"].as_str().unwrap().to_owned())
                 .collect();
             assert_eq!(
@@ -292,7 +292,7 @@ fn client_ids(messages: &[Value]) -> HashSet<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_killed_mid_stream_loses_no_acknowledged_message() {
     let mut cluster = Cluster::new(&redis_url(), None);
-    let nodes = vec![
+    let nodes = [
         cluster.start(0).await,
         cluster.start(1).await,
         cluster.start(2).await,
@@ -315,7 +315,7 @@ async fn a_node_killed_mid_stream_loses_no_acknowledged_message() {
     }
     // The sender writes through node 2, which dies after 100 acknowledged messages.
     const TOTAL: usize = 300;
-    let target = |i: usize| if i % 3 == 0 { dm } else { g };
+    let target = |i: usize| if i.is_multiple_of(3) { dm } else { g };
     let mut acked: HashMap<String, Value> = HashMap::new();
     let mut s = nodes[2].device(&sender, "ios").await;
     let mut next = 0;
@@ -446,7 +446,7 @@ async fn a_node_killed_mid_stream_loses_no_acknowledged_message() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn presence_spans_nodes_and_dead_nodes_expire() {
     let mut cluster = Cluster::new(&redis_url(), None);
-    let nodes = vec![
+    let nodes = [
         cluster.start(0).await,
         cluster.start(1).await,
         cluster.start(2).await,
