@@ -186,31 +186,23 @@ impl Messaging {
         user: i64,
         conversation_id: i64,
     ) -> Result<(Conversation, Member), ImError> {
-        let conversation = self
-            .conversations
-            .conversation(conversation_id)
+        self.conversations
+            .membership(conversation_id, user)
             .await?
-            .filter(|c| c.kind != ConversationKind::Room && !c.dissolved)
-            .ok_or_else(ImError::not_member)?;
-        let member = self
-            .conversations
-            .member(conversation_id, user)
-            .await?
-            .ok_or_else(ImError::not_member)?;
-        Ok((conversation, member))
+            .filter(|(c, _)| c.kind != ConversationKind::Room && !c.dissolved)
+            .ok_or_else(ImError::not_member)
     }
 
     /// Whether `a` may write to `b` directly under the configured policy.
     pub async fn check_direct(&self, a: i64, b: i64) -> Result<(), ImError> {
-        if self.social.blocked_either_way(a, b).await? {
+        let (friends, blocked) = self.social.direct_status(a, b).await?;
+        if blocked {
             return Err(ImError::forbidden(
                 "blocked",
                 "one of you has blocked the other",
             ));
         }
-        if self.policy.direct_messages == DirectPolicy::Friends
-            && !self.social.are_friends(a, b).await?
-        {
+        if self.policy.direct_messages == DirectPolicy::Friends && !friends {
             return Err(ImError::forbidden(
                 "not_friends",
                 "direct messages are between friends",
@@ -265,16 +257,8 @@ impl Messaging {
         }
         self.check_content(&content)?;
         let (conversation, member) = self.membership(sender.id, conversation_id).await?;
-        if conversation.kind == ConversationKind::Direct {
-            let peer = self
-                .conversations
-                .member_ids(conversation_id)
-                .await?
-                .into_iter()
-                .find(|id| *id != sender.id);
-            if let Some(peer) = peer {
-                self.check_direct(sender.id, peer).await?;
-            }
+        if let Some(peer) = conversation.direct_peer(sender.id) {
+            self.check_direct(sender.id, peer).await?;
         }
         if let Some(seq) = reply_to
             && (seq <= member.joined_seq || seq > conversation.last_seq)

@@ -67,9 +67,18 @@ pub struct Conversation {
     pub owner_id: Option<i64>,
     pub dissolved: bool,
     pub last_seq: i64,
+    /// `"<low user id>:<high user id>"` for direct conversations.
+    pub direct_key: Option<String>,
 }
 
 impl Conversation {
+    /// The other user of a direct conversation.
+    pub fn direct_peer(&self, me: i64) -> Option<i64> {
+        let (a, b) = self.direct_key.as_deref()?.split_once(':')?;
+        let (a, b): (i64, i64) = (a.parse().ok()?, b.parse().ok()?);
+        Some(if a == me { b } else { a })
+    }
+
     pub fn as_ref(&self) -> ConversationRef {
         ConversationRef {
             id: self.id,

@@ -141,6 +141,8 @@ pub trait SocialStore: Send + Sync {
     async fn are_friends(&self, a: i64, b: i64) -> Result<bool, StoreError>;
     /// Whether `a` blocked `b` or `b` blocked `a`.
     async fn blocked_either_way(&self, a: i64, b: i64) -> Result<bool, StoreError>;
+    /// Both answers at once, for the direct-message check: `(friends, blocked either way)`.
+    async fn direct_status(&self, a: i64, b: i64) -> Result<(bool, bool), StoreError>;
     /// Creates a pending request unless one is pending between the two (either direction):
     /// `None` then. Unique in the database.
     async fn create_friend_request(
@@ -192,6 +194,12 @@ pub trait ConversationStore: Send + Sync {
         conversation_id: i64,
         user_id: i64,
     ) -> Result<Option<Member>, StoreError>;
+    /// The conversation and the user's membership of it, in one read; `None` if not a member.
+    async fn membership(
+        &self,
+        conversation_id: i64,
+        user_id: i64,
+    ) -> Result<Option<(Conversation, Member)>, StoreError>;
     async fn members(&self, conversation_id: i64) -> Result<Vec<Member>, StoreError>;
     /// Whether the two users are both members of some direct or group conversation.
     async fn share_conversation(&self, a: i64, b: i64) -> Result<bool, StoreError>;

@@ -14,16 +14,25 @@ use hearth_proto::native::{ConversationState, InboxEvent};
 use sqlx::{Any, Transaction};
 use std::collections::HashMap;
 
-type ConversationRow = (i64, String, Option<String>, String, Option<i64>, i64, i64);
+type ConversationRow = (
+    i64,
+    String,
+    Option<String>,
+    String,
+    Option<i64>,
+    i64,
+    i64,
+    Option<String>,
+);
 type MemberRow = (i64, String, String, i64, i64);
 
-const CONVERSATION_SELECT: &str =
-    "SELECT id, kind, slug, name, owner_id, dissolved, last_seq FROM conversations WHERE ";
+const CONVERSATION_SELECT: &str = "SELECT id, kind, slug, name, owner_id, dissolved, last_seq, \
+     direct_key FROM conversations WHERE ";
 const MEMBER_SELECT: &str = "SELECT m.user_id, u.username, m.role, m.joined_seq, m.read_seq \
      FROM members m JOIN users u ON u.id = m.user_id WHERE m.conversation_id = ?";
 
 fn conversation(row: ConversationRow) -> Conversation {
-    let (id, kind, slug, name, owner_id, dissolved, last_seq) = row;
+    let (id, kind, slug, name, owner_id, dissolved, last_seq, direct_key) = row;
     Conversation {
         id,
         kind: ConversationKind::parse(&kind).unwrap_or(ConversationKind::Group),
@@ -32,6 +41,7 @@ fn conversation(row: ConversationRow) -> Conversation {
         owner_id,
         dissolved: dissolved != 0,
         last_seq,
+        direct_key,
     }
 }
 
@@ -161,6 +171,32 @@ impl ConversationStore for SqlStore {
         Ok(row.map(member))
     }
 
+    async fn membership(
+        &self,
+        conversation_id: i64,
+        user_id: i64,
+    ) -> Result<Option<(Conversation, Member)>, StoreError> {
+        type Row = (ConversationRow, MemberRow);
+        let row = sqlx::query_as::<_, (i64, String, Option<String>, String, Option<i64>, i64, i64, Option<String>, i64, String, String, i64, i64)>(
+            "SELECT c.id, c.kind, c.slug, c.name, c.owner_id, c.dissolved, c.last_seq, c.direct_key, \
+             m.user_id, u.username, m.role, m.joined_seq, m.read_seq \
+             FROM members m JOIN conversations c ON c.id = m.conversation_id \
+             JOIN users u ON u.id = m.user_id WHERE m.conversation_id = ? AND m.user_id = ?",
+        )
+        .bind(conversation_id)
+        .bind(user_id)
+        .fetch_optional(&self.read)
+        .await
+        .map_err(store_error)?;
+        Ok(row.map(|r| {
+            let (c, m): Row = (
+                (r.0, r.1, r.2, r.3, r.4, r.5, r.6, r.7),
+                (r.8, r.9, r.10, r.11, r.12),
+            );
+            (conversation(c), member(m))
+        }))
+    }
+
     async fn members(&self, conversation_id: i64) -> Result<Vec<Member>, StoreError> {
         let sql = format!("{MEMBER_SELECT} ORDER BY m.joined_ms, m.user_id");
         let rows = sqlx::query_as::<_, MemberRow>(sqlx::AssertSqlSafe(sql))
@@ -266,6 +302,7 @@ impl ConversationStore for SqlStore {
             owner_id: Some(owner),
             dissolved: false,
             last_seq: 0,
+            direct_key: None,
         };
         Ok((group, events))
     }

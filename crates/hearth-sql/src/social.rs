@@ -104,6 +104,24 @@ impl SocialStore for SqlStore {
         Ok(n > 0)
     }
 
+    async fn direct_status(&self, a: i64, b: i64) -> Result<(bool, bool), StoreError> {
+        let (friends, blocked) = sqlx::query_as::<_, (i64, i64)>(
+            "SELECT (SELECT COUNT(*) FROM friendships WHERE user_id = ? AND friend_id = ?), \
+             (SELECT COUNT(*) FROM blocks \
+              WHERE (user_id = ? AND blocked_id = ?) OR (user_id = ? AND blocked_id = ?))",
+        )
+        .bind(a)
+        .bind(b)
+        .bind(a)
+        .bind(b)
+        .bind(b)
+        .bind(a)
+        .fetch_one(&self.read)
+        .await
+        .map_err(store_error)?;
+        Ok((friends > 0, blocked > 0))
+    }
+
     async fn create_friend_request(
         &self,
         from: i64,
