@@ -183,7 +183,8 @@ impl MessageStore for SqlStore {
             let row = sqlx::query_as::<_, MessageRow>(sqlx::AssertSqlSafe(sql.clone()))
                 .bind(sender)
                 .bind(id)
-                .fetch_optional(&self.write)
+                // Readers see every committed append (WAL): no need to queue behind the writer.
+                .fetch_optional(&self.read)
                 .await
                 .map_err(store_error)?;
             found.extend(row.map(message));
