@@ -19,8 +19,7 @@ use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::http::HeaderMap;
 use axum::response::Response;
-use futures_util::stream::{SplitSink, SplitStream};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt;
 use hearth_core::ImError;
 use hearth_core::StoreError;
 use hearth_core::accounts::token_hash;
@@ -49,8 +48,6 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often an open socket re-checks its session, so that expiry (and a logout on another
 /// node) ends it within this long.
 const SESSION_RECHECK: Duration = Duration::from_secs(30);
-
-type Sink = SplitSink<WebSocket, Message>;
 
 /// The device kinds a socket may say it is (`/api/ws?platform=…`, default `web`).
 const PLATFORMS: [&str; 4] = ["web", "android", "ios", "desktop"];
@@ -115,7 +112,8 @@ struct Connection {
     token: String,
     /// This socket's id in the registry.
     socket_id: u64,
-    sink: Sink,
+    /// Not split into halves: one task reads and writes, so no lock between the two.
+    socket: WebSocket,
     /// Per room: the highest `seq` this socket has been sent.
     sent_up_to: HashMap<i64, i64>,
 }
@@ -134,7 +132,6 @@ impl Connection {
         platform: &'static str,
         socket: WebSocket,
     ) {
-        let (sink, stream) = socket.split();
         // Every subscription comes before any state is read: nothing stored from here on can
         // be missed (rooms de-duplicate by seq below; native clients by seq themselves).
         let mut live = app.gateway.rooms.subscribe();
@@ -148,7 +145,7 @@ impl Connection {
             app: app.clone(),
             user,
             token,
-            sink,
+            socket,
         };
         let snapshot = match &subscribed {
             Ok(()) => app.rooms.snapshot().await,
@@ -162,7 +159,7 @@ impl Connection {
                     .collect();
                 let hello = hello_frame(&conn.user, snapshot);
                 match conn.send_now(hello.to_json().into()).await {
-                    Ok(()) => conn.run(stream, &mut live, &mut mailbox).await,
+                    Ok(()) => conn.run(&mut live, &mut mailbox).await,
                     Err(()) => End::Quietly,
                 }
             }
@@ -172,7 +169,7 @@ impl Connection {
             }
         };
         if let End::Close(code, reason) = end {
-            let _ = close(&mut conn.sink, code, reason).await;
+            let _ = close(&mut conn.socket, code, reason).await;
         }
         app.gateway.registry.unregister(conn.user.id, mailbox.id);
         if subscribed.is_ok()
@@ -185,7 +182,6 @@ impl Connection {
 
     async fn run(
         &mut self,
-        mut stream: SplitStream<WebSocket>,
         live: &mut tokio::sync::broadcast::Receiver<Delivery>,
         mailbox: &mut Mailbox,
     ) -> End {
@@ -195,7 +191,8 @@ impl Connection {
         recheck.tick().await;
         loop {
             tokio::select! {
-                incoming = stream.next() => match incoming {
+                // Cancel-safe: a partly read frame stays in the socket's buffer.
+                incoming = self.socket.recv() => match incoming {
                     None | Some(Ok(Message::Close(_))) => return End::Quietly,
                     Some(Err(error)) => return read_failure(&error),
                     Some(Ok(Message::Text(text))) => {
@@ -415,14 +412,14 @@ impl Connection {
     }
 
     async fn feed(&mut self, message: Message) -> Result<(), ()> {
-        match tokio::time::timeout(WRITE_TIMEOUT, self.sink.feed(message)).await {
+        match tokio::time::timeout(WRITE_TIMEOUT, self.socket.feed(message)).await {
             Ok(Ok(())) => Ok(()),
             _ => Err(()),
         }
     }
 
     async fn flush(&mut self) -> Result<(), ()> {
-        match tokio::time::timeout(WRITE_TIMEOUT, self.sink.flush()).await {
+        match tokio::time::timeout(WRITE_TIMEOUT, self.socket.flush()).await {
             Ok(Ok(())) => Ok(()),
             _ => Err(()),
         }
@@ -454,12 +451,12 @@ async fn stopping(mut shutdown: tokio::sync::watch::Receiver<bool>) {
     }
 }
 
-async fn close(sink: &mut Sink, code: u16, reason: &'static str) -> Result<(), ()> {
+async fn close(socket: &mut WebSocket, code: u16, reason: &'static str) -> Result<(), ()> {
     let frame = Message::Close(Some(CloseFrame {
         code,
         reason: reason.into(),
     }));
-    match tokio::time::timeout(WRITE_TIMEOUT, sink.send(frame)).await {
+    match tokio::time::timeout(WRITE_TIMEOUT, socket.send(frame)).await {
         Ok(Ok(())) => Ok(()),
         _ => Err(()),
     }
