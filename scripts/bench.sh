@@ -258,7 +258,7 @@ INTRO
   free -g
   echo '```'
   echo
-  for mode in embedded cluster; do
+  for mode in embedded cluster cluster-3-nodes; do
     [[ $(jq -s --arg m "$mode" 'any(.[]; .label == $m)' "$RESULTS") == true ]] || continue
     echo "## $mode"
     echo
