@@ -37,6 +37,16 @@ async fn group(node: &Node, owner: &Account, name: &str, members: &[&Account]) -
     body["conversationId"].as_i64().unwrap()
 }
 
+async fn make_admin(node: &Node, owner: &Account, group: i64, admin: &Account) {
+    node.ok(
+        owner,
+        "POST",
+        &format!("/api/groups/{group}/role"),
+        Some(json!({"userId": admin.id, "role": "admin"})),
+    )
+    .await;
+}
+
 async fn direct(node: &Node, a: &Account, b: &Account) -> i64 {
     let body = node
         .ok(a, "POST", "/api/direct", Some(json!({"userId": b.id})))
@@ -650,13 +660,7 @@ on_both_backends!(group_membership_and_roles, |backend: Backend| async move {
     node.befriend(&owner, &admin).await;
     node.befriend(&owner, &member).await;
     let g = group(&node, &owner, "team", &[&admin, &member]).await;
-    node.ok(
-        &owner,
-        "POST",
-        &format!("/api/groups/{g}/role"),
-        Some(json!({"userId": admin.id, "role": "admin"})),
-    )
-    .await;
+    make_admin(&node, &owner, g, &admin).await;
     let mut owner_socket = node.device(&owner, "web").await;
 
     // Join request approved by the admin; the owner's socket hears of it; system message.
@@ -910,13 +914,7 @@ on_both_backends!(authorization_table, |backend: Backend| async move {
     node.befriend(&owner, &member).await;
     node.befriend(&member, &blocker).await;
     let g = group(&node, &owner, "private", &[&admin, &member]).await;
-    node.ok(
-        &owner,
-        "POST",
-        &format!("/api/groups/{g}/role"),
-        Some(json!({"userId": admin.id, "role": "admin"})),
-    )
-    .await;
+    make_admin(&node, &owner, g, &admin).await;
     let dm = direct(&node, &owner, &member).await;
     let member_blocker_dm = direct(&node, &member, &blocker).await;
     node.ok(

@@ -546,22 +546,69 @@ async fn sigterm_drains_sockets_and_finishes_sends() {
     cluster.cleanup().await;
 }
 
+/// Two nodes; Ann on node 0 and Bob on node 1 are friends with a direct chat in which Ann's
+/// socket has 20 acknowledged messages.
+struct Pair {
+    n0: Node,
+    n1: Node,
+    ann: Account,
+    bob: Account,
+    dm: i64,
+    a: Client,
+    acked: HashSet<String>,
+}
+
+impl Pair {
+    async fn start(cluster: &mut Cluster) -> Pair {
+        let n0 = cluster.start(0).await;
+        let n1 = cluster.start(1).await;
+        let ann = n0.register("ann").await;
+        let bob = n1.register("bob").await;
+        n0.befriend(&ann, &bob).await;
+        let dm = direct(&n0, &ann, &bob).await;
+        let mut a = n0.device(&ann, "web").await;
+        let mut acked = HashSet::new();
+        send_acked(&mut a, dm, "a", 20, &mut acked).await;
+        Pair {
+            n0,
+            n1,
+            ann,
+            bob,
+            dm,
+            a,
+            acked,
+        }
+    }
+}
+
+/// Sends `count` messages `<prefix><i>`, each waiting for its ack, and records their ids.
+async fn send_acked(
+    a: &mut Client,
+    dm: i64,
+    prefix: &str,
+    count: usize,
+    acked: &mut HashSet<String>,
+) {
+    for i in 0..count {
+        let id = format!("{prefix}{i}");
+        a.send_im(dm, &id, "text").await;
+        acked.insert(id);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_restart_is_survived() {
     let mut redis = PrivateRedis::start().await;
     let mut cluster = Cluster::new(&redis.url(), None);
-    let n0 = cluster.start(0).await;
-    let n1 = cluster.start(1).await;
-    let ann = n0.register("ann").await;
-    let bob = n1.register("bob").await;
-    n0.befriend(&ann, &bob).await;
-    let dm = direct(&n0, &ann, &bob).await;
-    let mut a = n0.device(&ann, "web").await;
-    let mut acked = HashSet::new();
-    for i in 0..20 {
-        a.send_im(dm, &format!("a{i}"), "before").await;
-        acked.insert(format!("a{i}"));
-    }
+    let Pair {
+        n0,
+        n1,
+        ann,
+        bob,
+        dm,
+        mut a,
+        mut acked,
+    } = Pair::start(&mut cluster).await;
     redis.stop();
     // During the outage: what needs Redis fails fast and says so.
     let started = std::time::Instant::now();
@@ -579,10 +626,7 @@ async fn redis_restart_is_survived() {
     let (error, _) = a.until("error").await;
     assert_eq!(error["code"], "unavailable");
     // Direct messages need only the database: still stored and acknowledged.
-    for i in 0..5 {
-        a.send_im(dm, &format!("b{i}"), "during").await;
-        acked.insert(format!("b{i}"));
-    }
+    send_acked(&mut a, dm, "b", 5, &mut acked).await;
     redis.restart().await;
     // Redis came back empty: sessions are gone (run Redis with persistence in production),
     // so clients log in again; the service works again by itself.
@@ -616,10 +660,7 @@ async fn redis_restart_is_survived() {
     };
     let mut a = n0.device(&ann, "web").await;
     let mut b = n1.device(&bob, "web").await;
-    for i in 0..20 {
-        a.send_im(dm, &format!("c{i}"), "after").await;
-        acked.insert(format!("c{i}"));
-    }
+    send_acked(&mut a, dm, "c", 20, &mut acked).await;
     // Live delivery across nodes is back.
     let mut seen = Seen::default();
     collect(&mut b, &mut seen, |s| {
@@ -642,18 +683,15 @@ async fn redis_restart_is_survived() {
 async fn mariadb_restart_is_survived() {
     let mut db = PrivateMariaDb::start().await;
     let mut cluster = Cluster::new(&redis_url(), None).with_database(&db.url("hearth"));
-    let n0 = cluster.start(0).await;
-    let n1 = cluster.start(1).await;
-    let ann = n0.register("ann").await;
-    let bob = n1.register("bob").await;
-    n0.befriend(&ann, &bob).await;
-    let dm = direct(&n0, &ann, &bob).await;
-    let mut a = n0.device(&ann, "web").await;
-    let mut acked = HashSet::new();
-    for i in 0..20 {
-        a.send_im(dm, &format!("a{i}"), "before").await;
-        acked.insert(format!("a{i}"));
-    }
+    let Pair {
+        n0,
+        n1,
+        ann,
+        bob,
+        dm,
+        mut a,
+        mut acked,
+    } = Pair::start(&mut cluster).await;
     db.stop();
     // During the outage: sends fail fast with a clear error and nothing is acknowledged.
     let started = std::time::Instant::now();
@@ -679,10 +717,7 @@ async fn mariadb_restart_is_survived() {
     assert!(retried, "the node recovers on its own");
     a.send_im(dm, "lost", "during").await;
     acked.insert("lost".into());
-    for i in 0..20 {
-        a.send_im(dm, &format!("c{i}"), "after").await;
-        acked.insert(format!("c{i}"));
-    }
+    send_acked(&mut a, dm, "c", 20, &mut acked).await;
     assert_eq!(client_ids(&pull_all(&n1, &bob, dm).await), acked);
     cluster.cleanup().await;
 }
