@@ -102,7 +102,8 @@ start_server() {
     args+=(--database "mysql://root@127.0.0.1:3306/$DB_NAME" --redis redis://127.0.0.1:6379
            --redis-prefix "$REDIS_PREFIX")
   fi
-  RUST_LOG=warn "$HEARTH" "${args[@]}" >"$WORK/server-$mode.log" 2>&1 &
+  # A load generator is one address opening thousands of sessions: limits off.
+  HEARTH_RATE_LIMITS__ENABLED=false RUST_LOG=warn "$HEARTH" "${args[@]}" >"$WORK/server-$mode.log" 2>&1 &
   SERVER_PID=$!
   URL=http://127.0.0.1:$port
   for _ in $(seq 100); do
@@ -123,7 +124,7 @@ start_extra_node() {
   local port data
   port=$(free_port)
   data=$(mktemp -d -p "$WORK")
-  RUST_LOG=warn "$HEARTH" serve --listen "127.0.0.1:$port" --data-dir "$data" \
+  HEARTH_RATE_LIMITS__ENABLED=false RUST_LOG=warn "$HEARTH" serve --listen "127.0.0.1:$port" --data-dir "$data" \
     --database "mysql://root@127.0.0.1:3306/$DB_NAME" --redis redis://127.0.0.1:6379 \
     --redis-prefix "$REDIS_PREFIX" >"$WORK/server-extra-$port.log" 2>&1 &
   local pid=$!

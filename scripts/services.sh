@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Makes sure what the tests talk to is installed and running: MariaDB (127.0.0.1:3306, root
 # without a password), Redis (127.0.0.1:6379), NATS (127.0.0.1:4222), and the programs the
-# tests start themselves: redis-server, mariadbd, nginx, Chromium (/usr/bin/chromium), Node.js.
+# tests start themselves: redis-server, mariadbd, nginx, Chromium (/usr/bin/chromium), Node.js,
+# espeak-ng (the voice transcription tests speak a sentence with it) and moto_server (a local
+# S3 for the file-store tests, from PyPI).
 # Installs with apt-get when something is missing; fails loudly when it cannot.
 set -euo pipefail
 
@@ -33,6 +35,15 @@ need_package /usr/sbin/nats-server nats-server
 need_package mariadb-install-db mariadb-server
 need_package node nodejs
 need_package npm npm
+need_package espeak-ng espeak-ng
+
+if ! command -v moto_server >/dev/null 2>&1; then
+  echo "services: installing moto[server] ..."
+  need_package pip3 python3-pip
+  python3 -m pip install --quiet 'moto[server]' 2>/dev/null \
+    || python3 -m pip install --quiet --break-system-packages 'moto[server]'
+fi
+command -v moto_server >/dev/null 2>&1 || { echo "services: moto_server is not on PATH" >&2; exit 1; }
 
 if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
   echo "services: starting redis"
@@ -52,4 +63,4 @@ if ! port_open 4222; then
   start-stop-daemon --start --oknodo --background --exec /usr/sbin/nats-server -- -a 127.0.0.1 -p 4222
 fi
 wait_for nats port_open 4222
-echo "services: redis, mariadb, nats, nginx, chromium and node are ready"
+echo "services: redis, mariadb, nats, nginx, chromium, node, espeak-ng and moto are ready"

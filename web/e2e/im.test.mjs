@@ -5,19 +5,9 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { existsSync } from "node:fs";
-import { chromium } from "playwright-core";
+import { conversation, imMessage, imSend, launch, newUser, register, tid } from "./helpers.mjs";
 
-const BASE = process.env.HEARTH_URL;
-if (!BASE) {
-  throw new Error("HEARTH_URL is not set: start a Hearth server and run e.g. HEARTH_URL=http://127.0.0.1:8080 npm run e2e");
-}
-const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
-if (!existsSync(CHROMIUM)) throw new Error(`chromium not found at ${CHROMIUM} (set CHROMIUM_PATH)`);
 const SCREENSHOT = "/tmp/hearth-im.png";
-const PASSWORD = "correct horse battery";
-
-const tid = (id) => `[data-testid="${id}"]`;
 const runId = randomBytes(4).toString("hex");
 
 let browser;
@@ -27,52 +17,11 @@ let A;
 let B;
 let directId;
 
-async function newUser(tag) {
-  const context = await browser.newContext({ baseURL: BASE, viewport: { width: 1280, height: 800 } });
-  context.setDefaultTimeout(15_000);
-  const page = await context.newPage();
-  page.on("pageerror", (e) => console.error(`[${tag}] page error:`, e));
-  const username = `${tag}${runId}${randomBytes(2).toString("hex")}`;
-  return { username, email: `${username}@example.com`, context, page };
-}
-
-async function register(u) {
-  const { page } = u;
-  await page.goto("/");
-  await page.locator(tid("login-form")).waitFor();
-  await page.locator(tid("show-register")).click();
-  await page.locator(tid("register-username")).fill(u.username);
-  await page.locator(tid("register-email")).fill(u.email);
-  await page.locator(tid("register-password")).fill(PASSWORD);
-  await page.locator(tid("register-submit")).click();
-  await page.locator(`${tid("current-user")}:text-is("${u.username}")`).waitFor();
-  await page.locator(`${tid("connection-status")}[data-status="online"]`).waitFor({ state: "attached" });
-}
-
-function imMessage(page, text) {
-  return page.locator(tid("im-message")).filter({ has: page.getByText(text, { exact: true }) });
-}
-
-async function imSend(page, text) {
-  const input = page.locator(tid("im-composer-input"));
-  await input.fill(text);
-  await input.press("Enter");
-  await page.waitForFunction((sel) => document.querySelector(sel)?.value === "", tid("im-composer-input"));
-}
-
-function conversation(page, id) {
-  return page.locator(`${tid("conversation-item")}[data-conversation-id="${id}"]`);
-}
-
 describe("Hearth instant messaging", { timeout: 180_000 }, () => {
   before(async () => {
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"],
-    });
-    A = await newUser("ima");
-    B = await newUser("imb");
+    browser = await launch();
+    A = await newUser(browser, "ima", runId);
+    B = await newUser(browser, "imb", runId);
     await Promise.all([register(A), register(B)]);
   });
 

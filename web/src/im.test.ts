@@ -2,14 +2,18 @@ import { describe, expect, it } from "vitest";
 import {
   ConversationLog,
   PendingSends,
+  ackedMessage,
   eventAffects,
+  isSilentSystem,
   newClientMsgId,
   parseImFrame,
   presenceText,
   readByCount,
+  sendFrame,
   systemText,
   type ImMessage,
 } from "./im";
+import type { FileRef } from "./files";
 import { parseServerFrame } from "./protocol";
 
 const alice = { id: 1, username: "alice" };
@@ -75,6 +79,89 @@ describe("ConversationLog", () => {
     log.add(msg(2));
     log.hide(2);
     expect(log.get(2)?.hidden).toBe(true);
+  });
+});
+
+const FILE_ID = "0123456789abcdef0123456789abcdef";
+const voiceFile: FileRef = { id: FILE_ID, name: "voice.webm", size: 2048, contentType: "audio/webm", hasThumbnail: false };
+
+describe("attachments and transcripts", () => {
+  it("applies a transcribed system message to the voice message and hides the event", () => {
+    const log = new ConversationLog(0);
+    log.add(msg(1, { kind: "voice", content: "", file: voiceFile }));
+    const ev = sys(2, { event: "transcribed", seq: 1, text: "hello there" });
+    expect(isSilentSystem(ev)).toBe(true);
+    expect(isSilentSystem(sys(3, { event: "edited", seq: 1, content: "x" }))).toBe(false);
+    expect(isSilentSystem(msg(3))).toBe(false);
+    log.add(ev);
+    expect(log.get(1)?.transcript).toBe("hello there");
+    expect(log.get(1)?.file).toEqual(voiceFile);
+  });
+
+  it("applies a transcript that arrives before its message once the message is pulled", () => {
+    const log = new ConversationLog(0);
+    log.add(sys(2, { event: "transcribed", seq: 1, text: "late" }));
+    log.add(msg(1, { kind: "voice", content: "", file: voiceFile }));
+    expect(log.get(1)?.transcript).toBeUndefined();
+    log.reapplySystem();
+    expect(log.get(1)?.transcript).toBe("late");
+  });
+
+  it("keeps a transcript and file when the same message arrives again without them", () => {
+    const log = new ConversationLog(0);
+    // The ack's version (with the file we uploaded), then the transcript event.
+    log.add(msg(1, { kind: "voice", content: "", file: voiceFile }));
+    log.add(sys(2, { event: "transcribed", seq: 1, text: "kept" }));
+    log.addAll([msg(1, { kind: "voice", content: "", file: voiceFile, editedAt: 5 })]);
+    expect(log.get(1)).toMatchObject({ transcript: "kept", file: voiceFile, editedAt: 5 });
+    // A message carrying its transcript takes it.
+    log.addAll([msg(1, { kind: "voice", content: "", file: voiceFile, editedAt: 5, transcript: "newer" })]);
+    expect(log.get(1)?.transcript).toBe("newer");
+  });
+
+  it("fills in the file of an acked message from the message frame", () => {
+    const log = new ConversationLog(0);
+    log.add(msg(1, { kind: "image", content: "" }));
+    const img = { ...voiceFile, contentType: "image/png", width: 4, height: 4, hasThumbnail: true };
+    log.add(msg(1, { kind: "image", content: "", file: img }));
+    expect(log.get(1)?.file).toEqual(img);
+  });
+
+  it("drops the file and transcript of recalled and hidden messages", () => {
+    const log = new ConversationLog(0);
+    log.add(msg(1, { kind: "voice", content: "", file: voiceFile, transcript: "t" }));
+    log.add(msg(2, { kind: "voice", content: "", file: voiceFile, transcript: "t" }));
+    log.add(sys(3, { event: "recalled", seq: 1 }));
+    expect(log.get(1)?.file).toBeUndefined();
+    expect(log.get(1)?.transcript).toBeUndefined();
+    log.add(sys(4, { event: "transcribed", seq: 1, text: "too late" }));
+    expect(log.get(1)?.transcript).toBeUndefined();
+    log.hide(2);
+    expect(log.get(2)?.file).toBeUndefined();
+  });
+
+  it("sends kind and fileId, and the ack stands for the file message", () => {
+    const p = new PendingSends();
+    const text = p.add(7, "hi", "c1", 1);
+    expect(sendFrame(text)).toEqual({ type: "send", payload: { conversationId: 7, clientMsgId: "c1", content: "hi" } });
+    const v = p.add(7, "", "c2", 2, { kind: "voice", file: voiceFile });
+    expect(sendFrame(v)).toEqual({ type: "send", payload: { conversationId: 7, clientMsgId: "c2", content: "", kind: "voice", fileId: FILE_ID } });
+    const m = ackedMessage(v, { clientMsgId: "c2", conversationId: 7, id: "99", seq: 4, timestamp: 50 }, alice);
+    expect(m).toEqual({ id: "99", conversationId: 7, seq: 4, sender: alice, kind: "voice", content: "", clientMsgId: "c2", timestamp: 50, file: voiceFile });
+    // Attachments survive a reload (localStorage), junk ones are dropped.
+    const q = PendingSends.fromJSON(JSON.parse(JSON.stringify(p.toJSON())));
+    expect(q.get("c2")?.attachment).toEqual({ kind: "voice", file: voiceFile });
+    const bad = PendingSends.fromJSON([{ clientMsgId: "c3", conversationId: 7, content: "", attachment: { kind: "voice", file: { id: "x" } } }]);
+    expect(bad.get("c3")?.attachment).toBeUndefined();
+  });
+
+  it("validates the file of a message frame", () => {
+    const good = parseImFrame("message", { ...msg(1, { kind: "voice", content: "" }), file: voiceFile, transcript: "hi" });
+    expect(good?.payload).toMatchObject({ file: voiceFile, transcript: "hi" });
+    const bad = parseImFrame("message", { ...msg(1, { kind: "voice", content: "" }), file: { id: "../x" }, transcript: 5 });
+    expect(bad?.type).toBe("message");
+    expect(bad?.payload).not.toHaveProperty("file");
+    expect(bad?.payload).not.toHaveProperty("transcript");
   });
 });
 

@@ -2,10 +2,11 @@
  * Native instant-messaging: wire types and pure client-side logic (no DOM, no I/O).
  *
  *  - ConversationLog: one conversation's messages by seq; tracks the highest contiguous seq,
- *    detects gaps, drops duplicates, applies recalled/edited system messages.
+ *    detects gaps, drops duplicates, applies recalled/edited/transcribed system messages.
  *  - PendingSends: outgoing messages keyed by clientMsgId until acknowledged.
  *  - systemText: human text of a system message.
  */
+import { asFileRef, type AttachmentKind, type FileRef } from "./files";
 import type { UserRef } from "./protocol";
 
 export type MessageKind = "text" | "image" | "file" | "voice" | "system";
@@ -25,6 +26,10 @@ export interface ImMessage {
   editedAt?: number;
   recalled?: boolean;
   hidden?: boolean;
+  /** The upload of an image, file or voice message (`content` is then its caption). */
+  file?: FileRef;
+  /** A voice message's transcript, once the server has made one. */
+  transcript?: string;
 }
 
 export interface Ack {
@@ -95,7 +100,10 @@ export type ImServerFrame =
   | { type: "presence"; payload: Presence };
 
 export type ImClientFrame =
-  | { type: "send"; payload: { conversationId: number; clientMsgId: string; content: string; kind?: "text"; replyTo?: number } }
+  | {
+      type: "send";
+      payload: { conversationId: number; clientMsgId: string; content: string; kind?: "text" | AttachmentKind; replyTo?: number; fileId?: string };
+    }
   | { type: "read"; payload: { conversationId: number; seq: number } }
   | { type: "typing"; payload: { conversationId: number } }
   | { type: "sync"; payload: { inboxAfter: number } };
@@ -124,6 +132,20 @@ export function isImMessage(v: unknown): v is ImMessage {
   );
 }
 
+/** Drops a malformed `file` or `transcript` (the rest was validated by isImMessage). */
+export function normalizeMessage(m: ImMessage): ImMessage {
+  const raw = m as unknown as Record<string, unknown>;
+  const hasFile = raw.file !== undefined;
+  const hasTranscript = raw.transcript !== undefined;
+  if (!hasFile && !hasTranscript) return m;
+  const out: ImMessage = { ...m };
+  const file = hasFile ? asFileRef(raw.file) : null;
+  if (file) out.file = file;
+  else delete out.file;
+  if (!isStr(raw.transcript)) delete out.transcript;
+  return out;
+}
+
 function isConversationState(v: unknown): v is ConversationState {
   return isObj(v) && isNum(v.id) && isStr(v.kind) && isStr(v.name) && isNum(v.lastSeq) && isNum(v.readSeq) && isNum(v.unread);
 }
@@ -136,7 +158,7 @@ function isInboxEvent(v: unknown): v is InboxEvent {
 export function parseImFrame(type: string, p: Record<string, unknown>): ImServerFrame | null {
   switch (type) {
     case "message":
-      return isImMessage(p) ? { type, payload: p } : null;
+      return isImMessage(p) ? { type, payload: normalizeMessage(p) } : null;
     case "ack":
       return isStr(p.clientMsgId) && isNum(p.conversationId) && isStr(p.id) && isNum(p.seq) && isNum(p.timestamp)
         ? { type, payload: p as unknown as Ack }
@@ -191,6 +213,14 @@ export function parseSystem(content: string): SystemBody | null {
   }
 }
 
+/**
+ * System messages that only update another message and are not shown as a line of their own
+ * (a voice message's transcript arriving).
+ */
+export function isSilentSystem(m: Pick<ImMessage, "kind" | "content">): boolean {
+  return m.kind === "system" && parseSystem(m.content)?.event === "transcribed";
+}
+
 /** Names of users by id, for system messages; unknown ids show as "user #id". */
 export type NameLookup = (id: number) => string | undefined;
 
@@ -242,6 +272,8 @@ export function systemText(content: string, sender: UserRef, names: NameLookup, 
       return cap(`${actor} recalled a message`);
     case "edited":
       return cap(`${actor} edited a message`);
+    case "transcribed":
+      return "A voice message was transcribed";
     default:
       return cap(`${actor}: ${b.event}`);
   }
@@ -303,8 +335,25 @@ export class ConversationLog {
     if (m.seq <= this.base) return { added: false, gap: false };
     const had = this.bySeq.get(m.seq);
     if (had) {
-      if (had.content !== m.content || !!had.recalled !== !!m.recalled || !!had.hidden !== !!m.hidden || had.editedAt !== m.editedAt) {
-        this.bySeq.set(m.seq, { ...m, recalled: had.recalled || m.recalled });
+      if (
+        had.content !== m.content ||
+        !!had.recalled !== !!m.recalled ||
+        !!had.hidden !== !!m.hidden ||
+        had.editedAt !== m.editedAt ||
+        (!had.file && !!m.file) ||
+        (m.transcript !== undefined && had.transcript !== m.transcript)
+      ) {
+        const recalled = had.recalled || m.recalled;
+        const merged: ImMessage = { ...m, recalled };
+        // What we learned from elsewhere (the upload, a `transcribed` event) stays unless the
+        // message is gone.
+        if (!merged.file && had.file && !recalled && !merged.hidden) merged.file = had.file;
+        if (merged.transcript === undefined && had.transcript !== undefined && !recalled) merged.transcript = had.transcript;
+        if (recalled) {
+          delete merged.file;
+          delete merged.transcript;
+        }
+        this.bySeq.set(m.seq, merged);
         this.sorted = null;
       }
       return { added: false, gap: false };
@@ -333,17 +382,24 @@ export class ConversationLog {
     while (this.bySeq.has(this.known + 1)) this.known++;
   }
 
-  /** Apply a recalled/edited system message to the message it refers to. */
+  /** Apply a recalled/edited/transcribed system message to the message it refers to. */
   private applySystem(m: ImMessage): void {
     const b = parseSystem(m.content);
     if (!b || !isNum(b.seq)) return;
     const target = this.bySeq.get(b.seq);
     if (!target) return;
     if (b.event === "recalled") {
-      this.bySeq.set(b.seq, { ...target, recalled: true, content: "" });
+      if (target.recalled && target.content === "" && !target.file && target.transcript === undefined) return;
+      const t: ImMessage = { ...target, recalled: true, content: "" };
+      delete t.file;
+      delete t.transcript;
+      this.bySeq.set(b.seq, t);
       this.sorted = null;
     } else if (b.event === "edited" && isStr(b.content) && !target.recalled) {
       this.bySeq.set(b.seq, { ...target, content: b.content, editedAt: m.timestamp });
+      this.sorted = null;
+    } else if (b.event === "transcribed" && isStr(b.text) && !target.recalled && !target.hidden && target.transcript !== b.text) {
+      this.bySeq.set(b.seq, { ...target, transcript: b.text });
       this.sorted = null;
     }
   }
@@ -356,7 +412,10 @@ export class ConversationLog {
   hide(seq: number): void {
     const t = this.bySeq.get(seq);
     if (t && !t.hidden) {
-      this.bySeq.set(seq, { ...t, hidden: true, content: "" });
+      const h: ImMessage = { ...t, hidden: true, content: "" };
+      delete h.file;
+      delete h.transcript;
+      this.bySeq.set(seq, h);
       this.sorted = null;
     }
   }
@@ -366,10 +425,18 @@ export class ConversationLog {
 
 export type PendingState = "sending" | "failed";
 
+/** What a message with a file sends besides its caption. */
+export interface PendingAttachment {
+  kind: AttachmentKind;
+  file: FileRef;
+}
+
 export interface PendingSend {
   clientMsgId: string;
   conversationId: number;
   content: string;
+  /** Set for image, file and voice messages (the upload is done; only the send is pending). */
+  attachment?: PendingAttachment;
   createdAt: number;
   /** Last time it was written to the socket (0 = never). */
   sentAt: number;
@@ -390,8 +457,9 @@ export function newClientMsgId(now: number = Date.now(), rand: () => number = Ma
 export class PendingSends {
   private items = new Map<string, PendingSend>();
 
-  add(conversationId: number, content: string, clientMsgId: string = newClientMsgId(), now = Date.now()): PendingSend {
+  add(conversationId: number, content: string, clientMsgId: string = newClientMsgId(), now = Date.now(), attachment?: PendingAttachment): PendingSend {
     const p: PendingSend = { clientMsgId, conversationId, content, createdAt: now, sentAt: 0, state: "sending" };
+    if (attachment) p.attachment = attachment;
     this.items.set(clientMsgId, p);
     return p;
   }
@@ -465,7 +533,11 @@ export class PendingSends {
     if (Array.isArray(v)) {
       for (const p of v) {
         if (isObj(p) && isStr(p.clientMsgId) && isNum(p.conversationId) && isStr(p.content)) {
+          const a = isObj(p.attachment) ? p.attachment : null;
+          const file = a ? asFileRef(a.file) : null;
+          const kind = a && (a.kind === "image" || a.kind === "file" || a.kind === "voice") ? a.kind : null;
           s.items.set(p.clientMsgId, {
+            ...(file && kind ? { attachment: { kind, file } } : {}),
             clientMsgId: p.clientMsgId,
             conversationId: p.conversationId,
             content: p.content,
@@ -479,6 +551,32 @@ export class PendingSends {
     }
     return s;
   }
+}
+
+/** The `send` frame of a pending message (same clientMsgId on every retry). */
+export function sendFrame(p: PendingSend): Extract<ImClientFrame, { type: "send" }> {
+  const payload: Extract<ImClientFrame, { type: "send" }>["payload"] = { conversationId: p.conversationId, clientMsgId: p.clientMsgId, content: p.content };
+  if (p.attachment) {
+    payload.kind = p.attachment.kind;
+    payload.fileId = p.attachment.file.id;
+  }
+  return { type: "send", payload };
+}
+
+/** The message an ack stands for: what we sent, with the seq and time the server gave it. */
+export function ackedMessage(p: PendingSend, ack: Ack, me: UserRef): ImMessage {
+  const m: ImMessage = {
+    id: ack.id,
+    conversationId: ack.conversationId,
+    seq: ack.seq,
+    sender: me,
+    kind: p.attachment?.kind ?? "text",
+    content: p.content,
+    clientMsgId: p.clientMsgId,
+    timestamp: ack.timestamp,
+  };
+  if (p.attachment) m.file = p.attachment.file;
+  return m;
 }
 
 // ------------------------------------------------------------------ misc helpers

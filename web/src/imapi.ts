@@ -2,6 +2,7 @@
 import { request } from "./api";
 import type { ImMessage, Member, Presence, Role, SyncState } from "./im";
 import type { UserRef } from "./protocol";
+import { searchQueryString, type MessageSearch, type SearchPage } from "./search";
 
 export interface FriendRequest {
   from: UserRef;
@@ -17,7 +18,9 @@ export interface JoinRequest {
 
 const enc = encodeURIComponent;
 
-export const searchUsers = (q: string) => request<UserRef[]>("GET", `/api/users?q=${enc(q)}`);
+/** Users by username prefix (ignoring case), or by a whole email local part followed by `@`. */
+export const searchUsers = (q: string, limit = 20) => request<UserRef[]>("GET", `/api/search/users?q=${enc(q)}&limit=${limit}`);
+export const searchMessages = (s: MessageSearch) => request<SearchPage>("GET", `/api/search/messages?${searchQueryString(s)}`);
 export const presence = (ids: number[]) =>
   ids.length === 0 ? Promise.resolve([] as Presence[]) : request<Presence[]>("GET", `/api/presence?ids=${ids.join(",")}`);
 export const friends = () => request<UserRef[]>("GET", "/api/friends");

@@ -5,17 +5,37 @@
  */
 import { ApiError } from "./api";
 import { button, el } from "./dom";
+import {
+  asFileRef,
+  fileUrl,
+  fitWithin,
+  formatBytes,
+  formatProgress,
+  kindForFile,
+  progressPercent,
+  thumbnailUrl,
+  uploadErrorText,
+  uploadFile,
+  type AttachmentKind,
+  type FileRef,
+  type UploadFailure,
+  type UploadHandle,
+} from "./files";
 import { formatTime } from "./format";
+import { icon, type IconName } from "./icons";
 import {
   ConversationLog,
   PendingSends,
   RECALL_WINDOW_MS,
   TYPING_SEND_INTERVAL_MS,
   TYPING_SHOW_MS,
+  ackedMessage,
   eventAffects,
+  isSilentSystem,
   parseSystem,
   presenceText,
   readByCount,
+  sendFrame,
   systemText,
   type ConversationState,
   type ImMessage,
@@ -28,7 +48,8 @@ import {
 } from "./im";
 import * as imapi from "./imapi";
 import type { FriendRequest, JoinRequest } from "./imapi";
-import { validateContent, type ClientFrame, type ErrorPayload, type UserRef } from "./protocol";
+import { errorFrameText, validateContent, type ClientFrame, type ErrorPayload, type UserRef } from "./protocol";
+import { snippetSegments, type SearchHit } from "./search";
 
 export interface ImHost {
   send(frame: ClientFrame): boolean;
@@ -36,8 +57,41 @@ export interface ImHost {
   toast(text: string, info?: boolean): void;
   /** Show the IM main section (hides the room view). */
   showIm(): void;
+  /** Open a chat room (a search hit in a room). */
+  openRoom(roomId: string): void;
   onUnreadChange(): void;
 }
+
+/** A file being uploaded into a conversation; it becomes a pending send once stored. */
+interface UploadTask {
+  key: string;
+  conversationId: number;
+  file: Blob;
+  name: string;
+  kind: AttachmentKind;
+  state: "uploading" | "done" | "failed";
+  handle: UploadHandle | null;
+  el: HTMLElement;
+  bar: HTMLProgressElement;
+  label: HTMLElement;
+  actions: HTMLElement;
+}
+
+interface SearchState {
+  q: string;
+  conversation?: number;
+  sender?: number;
+  hits: SearchHit[];
+  hasMore: boolean;
+  loading: boolean;
+  error: string | null;
+  /** Bumped per query, so that a late answer to an older one is dropped. */
+  token: number;
+}
+
+/** Longest side of an inline image, in CSS pixels (the server's thumbnails are 320 px). */
+const INLINE_IMAGE_MAX = 320;
+const SEARCH_PAGE = 20;
 
 interface Conv {
   state: ConversationState;
@@ -53,12 +107,20 @@ interface Conv {
   sentRead: number;
 }
 
-type Panel = "conversation" | "friends" | "newGroup" | "none";
+type Panel = "conversation" | "friends" | "newGroup" | "search" | "none";
 
 /** Messages to load when first opening a conversation with a long history. */
 const INITIAL_WINDOW = 200;
 /** Resend an unacknowledged message after this long (same clientMsgId). */
 const ACK_TIMEOUT_MS = 8_000;
+
+function iconButton(name: IconName, attrs: Record<string, string | undefined>, onClick: () => void): HTMLButtonElement {
+  const b = el("button", { type: "button", ...attrs }, icon(name));
+  b.addEventListener("click", onClick);
+  return b;
+}
+
+const kindIcon = (kind: string): IconName => (kind === "image" ? "image" : kind === "voice" ? "mic" : "file");
 
 function errText(e: unknown): string {
   if (e instanceof ApiError) return e.message;
@@ -86,6 +148,21 @@ export class ImController {
   private refreshFriendsTimer: ReturnType<typeof setTimeout> | null = null;
   private resyncTimer: ReturnType<typeof setTimeout> | null = null;
   private clockTimer: ReturnType<typeof setInterval> | null = null;
+  private uploads = new Map<string, UploadTask>();
+  private uploadCounter = 0;
+  /** Rendered attachments by message id, reused across renders (a playing voice message keeps playing). */
+  private attachmentEls = new Map<string, { fileId: string; el: HTMLElement }>();
+  /** A message to scroll to once it is rendered (a search hit that was clicked). */
+  private focusSeq: number | null = null;
+  private search: SearchState = { q: "", hits: [], hasMore: false, loading: false, error: null, token: 0 };
+  private userQuery = "";
+  private userNote = "";
+  private userSearchTimer: ReturnType<typeof setTimeout> | null = null;
+  /** Renders `searchResults` into the friends panel as currently built (it is rebuilt often). */
+  private showUserResults: () => void = () => {};
+  private recorder: MediaRecorder | null = null;
+  private recordCanceled = false;
+  private recordTimer: ReturnType<typeof setInterval> | null = null;
 
   // DOM
   readonly sidebar: HTMLElement;
@@ -102,6 +179,17 @@ export class ImController {
   private editBanner: HTMLElement;
   private input: HTMLTextAreaElement;
   private sendBtn: HTMLButtonElement;
+  private attachBtn: HTMLButtonElement;
+  private recordBtn: HTMLButtonElement;
+  private recordCancelBtn: HTMLButtonElement;
+  private fileInput: HTMLInputElement;
+  private voiceInput: HTMLInputElement;
+  private dropHint: HTMLElement;
+  private viewer: HTMLElement;
+  /** The message search box (the App puts it in the top bar). */
+  readonly searchForm: HTMLFormElement;
+  private searchInput: HTMLInputElement;
+  private searchPanel: HTMLElement;
   private groupPanel: HTMLElement;
   private friendsPanel: HTMLElement;
   private newGroupPanel: HTMLElement;
@@ -134,7 +222,36 @@ export class ImController {
       "data-testid": "im-composer-input",
     });
     this.sendBtn = el("button", { type: "submit", class: "primary", "data-testid": "im-composer-send" }, "Send");
-    const composer = el("form", { class: "composer", "data-testid": "im-composer" }, this.input, this.sendBtn);
+    this.fileInput = el("input", { type: "file", multiple: "", hidden: "", "data-testid": "im-attach-input" });
+    this.fileInput.addEventListener("change", () => {
+      this.attachFiles([...(this.fileInput.files ?? [])]);
+      this.fileInput.value = "";
+    });
+    this.voiceInput = el("input", { type: "file", accept: "audio/*", hidden: "", "data-testid": "im-voice-input" });
+    this.voiceInput.addEventListener("change", () => {
+      this.attachFiles([...(this.voiceInput.files ?? [])], "voice");
+      this.voiceInput.value = "";
+    });
+    this.attachBtn = iconButton("clip", { class: "ghost icon-button", title: "Attach files (or drop them here)", "aria-label": "Attach files", "data-testid": "im-attach" }, () => this.fileInput.click());
+    this.recordBtn = iconButton("mic", { class: "ghost icon-button", title: "Record a voice message", "aria-label": "Record a voice message", "data-testid": "im-record" }, () => this.toggleRecording());
+    this.recordCancelBtn = iconButton("close", { class: "ghost icon-button", title: "Discard the recording", "aria-label": "Discard the recording", "data-testid": "im-record-cancel", hidden: "" }, () => this.stopRecording(true));
+    const voiceFileBtn = iconButton("music", { class: "ghost icon-button", title: "Send an audio file as a voice message", "aria-label": "Send an audio file as a voice message", "data-testid": "im-voice-file" }, () => this.voiceInput.click());
+    const composer = el(
+      "form",
+      { class: "composer", "data-testid": "im-composer" },
+      el("div", { class: "composer-tools" }, this.attachBtn, this.recordBtn, this.recordCancelBtn, voiceFileBtn),
+      this.input,
+      this.sendBtn,
+      this.fileInput,
+      this.voiceInput,
+    );
+    this.input.addEventListener("paste", (ev) => {
+      const files = [...(ev.clipboardData?.files ?? [])];
+      if (files.length > 0 && this.openId !== null) {
+        ev.preventDefault();
+        this.attachFiles(files);
+      }
+    });
     composer.addEventListener("submit", (ev) => {
       ev.preventDefault();
       this.submitComposer();
@@ -149,6 +266,7 @@ export class ImController {
     });
     this.input.addEventListener("input", () => this.onInput());
     this.groupPanel = el("aside", { class: "group-panel", "data-testid": "group-panel", hidden: "" });
+    this.dropHint = el("div", { class: "drop-hint", "data-testid": "im-drop-hint", hidden: "" }, "Drop files to send them");
     this.convView = el(
       "div",
       { class: "conv-view", "data-testid": "conversation-view", hidden: "" },
@@ -157,6 +275,7 @@ export class ImController {
         { class: "conv-main" },
         el("header", { class: "room-title conv-header" }, el("div", { class: "conv-heading" }, this.convTitle, this.convSub), this.groupButton),
         this.list,
+        this.dropHint,
         this.typingEl,
         this.editBanner,
         composer,
@@ -166,7 +285,34 @@ export class ImController {
     this.friendsPanel = el("div", { class: "panel", "data-testid": "friends-panel", hidden: "" });
     this.newGroupPanel = el("div", { class: "panel", "data-testid": "new-group-panel", hidden: "" });
     this.emptyPanel = el("div", { class: "panel muted" }, "Select a conversation.");
-    this.main = el("section", { class: "room im", "data-testid": "im-view" }, this.convView, this.friendsPanel, this.newGroupPanel, this.emptyPanel);
+    this.searchPanel = el("div", { class: "panel search-panel", "data-testid": "search-panel", hidden: "" });
+    this.viewer = el("div", { class: "viewer", "data-testid": "image-viewer", role: "dialog", "aria-modal": "true", "aria-label": "Image", hidden: "" });
+    this.viewer.addEventListener("click", (ev) => {
+      if (ev.target === this.viewer) this.closeViewer();
+    });
+    document.addEventListener("keydown", (ev) => {
+      if (ev.key === "Escape" && !this.viewer.hidden) this.closeViewer();
+    });
+    this.main = el(
+      "section",
+      { class: "room im", "data-testid": "im-view" },
+      this.convView,
+      this.friendsPanel,
+      this.newGroupPanel,
+      this.searchPanel,
+      this.emptyPanel,
+      this.viewer,
+    );
+    this.setupDrop();
+
+    // Message search (the box sits in the top bar).
+    this.searchInput = el("input", { type: "search", placeholder: "Search messages", "aria-label": "Search messages", maxlength: "200", "data-testid": "search-input" });
+    this.searchForm = el("form", { class: "search-form", role: "search", "data-testid": "search-form" }, this.searchInput);
+    this.searchForm.addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      const q = this.searchInput.value.trim();
+      if (q) void this.runSearch({ q, conversation: this.search.conversation, sender: this.search.sender });
+    });
 
     document.addEventListener("visibilitychange", () => this.maybeRead());
     window.addEventListener("focus", () => this.maybeRead());
@@ -196,6 +342,9 @@ export class ImController {
 
   /** Logged out / stopped. */
   stop(): void {
+    this.stopRecording(true);
+    for (const u of this.uploads.values()) u.handle?.abort();
+    this.uploads.clear();
     if (this.retryTimer) clearInterval(this.retryTimer);
     if (this.clockTimer) clearInterval(this.clockTimer);
     this.retryTimer = this.clockTimer = null;
@@ -211,6 +360,12 @@ export class ImController {
     this.openId = null;
     this.panel = "none";
     this.pending = new PendingSends();
+    for (const u of this.uploads.values()) u.handle?.abort();
+    this.uploads.clear();
+    this.attachmentEls.clear();
+    this.search = { q: "", hits: [], hasMore: false, loading: false, error: null, token: this.search.token + 1 };
+    this.searchResults = [];
+    this.userQuery = this.userNote = "";
   }
 
   private key(what: string): string {
@@ -299,13 +454,18 @@ export class ImController {
     }
   }
 
-  /** An error frame; returns true if it belonged to a pending send. */
+  /**
+   * An error frame; returns true if it belonged to a pending send. The send stays listed as
+   * failed, with a Retry button that resends it with the same clientMsgId (a `rate_limited`
+   * refusal says how long to wait).
+   */
   onError(e: ErrorPayload): boolean {
     if (!e.clientMsgId) return false;
-    const p = this.pending.fail(e.clientMsgId, e.message || e.code);
+    const text = errorFrameText(e);
+    const p = this.pending.fail(e.clientMsgId, text);
     if (!p) return false;
     this.savePending();
-    this.host.toast(e.message || e.code);
+    this.host.toast(text);
     if (p.conversationId === this.openId) this.renderMessages(false);
     return true;
   }
@@ -495,7 +655,7 @@ export class ImController {
       c.state.readSeq = Math.max(c.state.readSeq, seq);
       c.sentRead = Math.max(c.sentRead, seq);
       if (c.log) {
-        const change = c.log.add({ id, conversationId, seq, sender: this.me, kind: "text", content: p.content, clientMsgId, timestamp });
+        const change = c.log.add(ackedMessage(p, { clientMsgId, conversationId, id, seq, timestamp }, this.me));
         if (change.gap) void this.pull(conversationId);
       }
     }
@@ -552,7 +712,7 @@ export class ImController {
     const now = Date.now();
     for (const p of this.pending.due(now, ACK_TIMEOUT_MS)) {
       if (!this.convs.has(p.conversationId)) continue;
-      const ok = this.host.send({ type: "send", payload: { conversationId: p.conversationId, clientMsgId: p.clientMsgId, content: p.content } });
+      const ok = this.host.send(sendFrame(p));
       if (!ok) return;
       this.pending.markSent(p.clientMsgId, now);
     }
@@ -607,6 +767,332 @@ export class ImController {
     this.editBanner.hidden = true;
   }
 
+  // ---------------------------------------------------------------- attachments
+
+  /** Upload each file into the open conversation, then send it as an image, file or voice message. */
+  private attachFiles(files: File[], kind?: AttachmentKind): void {
+    const id = this.openId;
+    if (id === null || files.length === 0) return;
+    for (const f of files) this.startUpload(id, f, f.name || "file", kind ?? kindForFile(f.type));
+  }
+
+  private startUpload(conversationId: number, file: Blob, name: string, kind: AttachmentKind): void {
+    const key = `u${++this.uploadCounter}`;
+    const bar = el("progress", { max: "100", value: "0", "data-testid": "im-upload-progress" });
+    const label = el("span", { class: "muted small", "data-testid": "im-upload-label" });
+    const actions = el("span", { class: "upload-actions" });
+    const item = el(
+      "li",
+      { class: "message mine upload", "data-testid": "im-upload", "data-state": "uploading", "data-progress": "0", "data-kind": kind, "data-name": name },
+      el(
+        "div",
+        { class: "im-file" },
+        el("span", { class: "im-file-icon" }, icon(kindIcon(kind))),
+        el("span", { class: "im-file-name" }, name),
+        el("span", { class: "muted small" }, formatBytes(file.size)),
+      ),
+      el("div", { class: "upload-row" }, bar, label, actions),
+    );
+    const task: UploadTask = { key, conversationId, file, name, kind, state: "uploading", handle: null, el: item, bar, label, actions };
+    this.uploads.set(key, task);
+    this.runUpload(task);
+    if (conversationId === this.openId) this.renderMessages(true);
+  }
+
+  private runUpload(task: UploadTask): void {
+    task.state = "uploading";
+    this.showUploadProgress(task, 0, task.file.size);
+    task.el.dataset.state = "uploading";
+    task.actions.replaceChildren(
+      button("Cancel", { class: "link small", "data-testid": "im-upload-cancel" }, () => {
+        task.handle?.abort();
+        this.dropUpload(task);
+      }),
+    );
+    const handle = uploadFile(task.file, task.name, (loaded, total) => {
+      if (task.handle === handle) this.showUploadProgress(task, loaded, total);
+    });
+    task.handle = handle;
+    handle.done.then(
+      (meta) => {
+        if (task.handle !== handle || !this.uploads.has(task.key)) return;
+        task.state = "done";
+        task.handle = null;
+        this.showUploadProgress(task, task.file.size, task.file.size);
+        task.el.dataset.state = "done";
+        task.label.textContent = "Uploaded";
+        this.uploads.delete(task.key);
+        // The upload is stored: from here on it is an ordinary pending send (retried with the
+        // same clientMsgId until acked).
+        if (this.convs.has(task.conversationId)) {
+          this.pending.add(task.conversationId, "", undefined, undefined, { kind: task.kind, file: asFileRef(meta) ?? meta });
+          this.savePending();
+          this.flushPending();
+        }
+        if (task.conversationId === this.openId) this.renderMessages(true);
+      },
+      (f: UploadFailure) => {
+        if (task.handle !== handle) return;
+        task.handle = null;
+        if (f.status === -1) return; // cancelled
+        task.state = "failed";
+        const text = uploadErrorText(f, task.name);
+        task.el.dataset.state = "failed";
+        task.el.classList.add("failed");
+        task.label.textContent = text;
+        task.label.setAttribute("role", "alert");
+        task.actions.replaceChildren(
+          button("Retry", { class: "link small", "data-testid": "im-upload-retry" }, () => this.runUpload(task)),
+          button("Dismiss", { class: "link small", "data-testid": "im-upload-dismiss" }, () => this.dropUpload(task)),
+        );
+        // Shown in place (role=alert); a toast only when that conversation is not on screen.
+        if (!this.isVisible(task.conversationId)) this.host.toast(text);
+      },
+    );
+  }
+
+  private showUploadProgress(task: UploadTask, loaded: number, total: number): void {
+    const pct = progressPercent(loaded, total);
+    task.bar.value = pct;
+    task.el.dataset.progress = String(pct);
+    task.label.removeAttribute("role");
+    task.label.textContent = formatProgress(loaded, total);
+  }
+
+  private dropUpload(task: UploadTask): void {
+    task.handle = null;
+    this.uploads.delete(task.key);
+    task.el.remove();
+    if (task.conversationId === this.openId) this.renderMessages(false);
+  }
+
+  /** Dropping files anywhere on the conversation view sends them. */
+  private setupDrop(): void {
+    const hasFiles = (ev: DragEvent) => !!ev.dataTransfer && [...ev.dataTransfer.types].includes("Files");
+    let depth = 0;
+    const show = (on: boolean) => {
+      this.dropHint.hidden = !on;
+      this.convView.classList.toggle("dropping", on);
+    };
+    this.convView.addEventListener("dragenter", (ev) => {
+      if (!hasFiles(ev) || this.openId === null) return;
+      ev.preventDefault();
+      depth++;
+      show(true);
+    });
+    this.convView.addEventListener("dragover", (ev) => {
+      if (!hasFiles(ev) || this.openId === null) return;
+      ev.preventDefault();
+      if (ev.dataTransfer) ev.dataTransfer.dropEffect = "copy";
+    });
+    this.convView.addEventListener("dragleave", (ev) => {
+      if (!hasFiles(ev)) return;
+      depth = Math.max(0, depth - 1);
+      if (depth === 0) show(false);
+    });
+    this.convView.addEventListener("drop", (ev) => {
+      if (!hasFiles(ev)) return;
+      ev.preventDefault();
+      depth = 0;
+      show(false);
+      this.attachFiles([...(ev.dataTransfer?.files ?? [])]);
+    });
+  }
+
+  /** Start recording a voice message (MediaRecorder), or stop and send it. */
+  private toggleRecording(): void {
+    if (this.recorder) {
+      this.stopRecording(false);
+      return;
+    }
+    const id = this.openId;
+    if (id === null) return;
+    if (typeof MediaRecorder === "undefined" || !navigator.mediaDevices?.getUserMedia) {
+      this.host.toast("This browser cannot record: choose an audio file instead.");
+      this.voiceInput.click();
+      return;
+    }
+    navigator.mediaDevices.getUserMedia({ audio: true }).then(
+      (stream) => {
+        let rec: MediaRecorder;
+        try {
+          rec = new MediaRecorder(stream);
+        } catch {
+          for (const t of stream.getTracks()) t.stop();
+          this.host.toast("This browser cannot record: choose an audio file instead.");
+          return;
+        }
+        const chunks: Blob[] = [];
+        const started = Date.now();
+        this.recorder = rec;
+        this.recordCanceled = false;
+        rec.ondataavailable = (ev) => {
+          if (ev.data.size > 0) chunks.push(ev.data);
+        };
+        rec.onstop = () => {
+          for (const t of stream.getTracks()) t.stop();
+          this.recorder = null;
+          if (this.recordTimer) clearInterval(this.recordTimer);
+          this.recordTimer = null;
+          this.renderRecording(0);
+          if (this.recordCanceled || chunks.length === 0) return;
+          const type = (rec.mimeType || chunks[0].type || "audio/webm").split(";")[0];
+          const ext = type.includes("ogg") ? "ogg" : type.includes("mp4") ? "m4a" : "webm";
+          const blob = new Blob(chunks, { type });
+          const stamp = new Date(started).toISOString().slice(0, 19).replace(/[T:]/g, "-");
+          if (this.convs.has(id)) this.startUpload(id, blob, `voice-${stamp}.${ext}`, "voice");
+        };
+        rec.start();
+        this.renderRecording(started);
+        this.recordTimer = setInterval(() => this.renderRecording(started), 500);
+      },
+      () => {
+        this.host.toast("The microphone is not available: choose an audio file instead.");
+        this.voiceInput.click();
+      },
+    );
+  }
+
+  private stopRecording(cancel: boolean): void {
+    if (!this.recorder) return;
+    this.recordCanceled = cancel;
+    try {
+      this.recorder.stop();
+    } catch {
+      /* already stopped */
+    }
+  }
+
+  private renderRecording(started: number): void {
+    const on = !!this.recorder;
+    this.recordBtn.classList.toggle("recording", on);
+    this.recordCancelBtn.hidden = !on;
+    if (on) {
+      const s = Math.floor((Date.now() - started) / 1000);
+      this.recordBtn.replaceChildren(icon("stop"), ` ${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`);
+      this.recordBtn.title = "Stop and send the voice message";
+    } else {
+      this.recordBtn.replaceChildren(icon("mic"));
+      this.recordBtn.title = "Record a voice message";
+    }
+  }
+
+  // ---------------------------------------------------------------- search
+
+  private async runSearch(q: { q: string; conversation?: number; sender?: number }, more = false): Promise<void> {
+    const s = this.search;
+    if (!more) {
+      s.q = q.q;
+      s.conversation = q.conversation;
+      s.sender = q.sender;
+      s.hits = [];
+      s.hasMore = false;
+    }
+    s.error = null;
+    s.loading = true;
+    const token = ++s.token;
+    if (this.panel !== "search") this.showPanel("search");
+    else this.renderSearch();
+    try {
+      const page = await imapi.searchMessages({ q: s.q, conversation: s.conversation, sender: s.sender, limit: SEARCH_PAGE, offset: s.hits.length });
+      if (token !== s.token) return;
+      s.hits = [...s.hits, ...page.hits.filter((h) => h && h.message && h.snippet && typeof h.snippet.text === "string")];
+      s.hasMore = page.hasMore;
+    } catch (e) {
+      if (token !== s.token) return;
+      s.error = errText(e);
+    }
+    s.loading = false;
+    this.renderSearch();
+  }
+
+  private renderSearch(): void {
+    const s = this.search;
+    const p = this.searchPanel;
+    if (this.panel !== "search") return;
+    const conv = el("select", { "aria-label": "Conversation", "data-testid": "search-conversation" });
+    conv.append(el("option", { value: "" }, "All conversations"));
+    const convs = [...this.convs.values()].sort((a, b) => b.state.lastActivity - a.state.lastActivity);
+    for (const c of convs) {
+      const o = el("option", { value: String(c.state.id) }, c.state.kind === "group" ? `Group: ${this.convName(c)}` : this.convName(c));
+      conv.append(o);
+    }
+    conv.value = s.conversation !== undefined ? String(s.conversation) : "";
+    const sender = el("select", { "aria-label": "Sender", "data-testid": "search-sender" });
+    sender.append(el("option", { value: "" }, "From anyone"));
+    if (this.me) sender.append(el("option", { value: String(this.me.id) }, "From me"));
+    const people = new Map<number, string>();
+    for (const f of this.friends) people.set(f.id, f.username);
+    const scoped = s.conversation !== undefined ? this.convs.get(s.conversation) : undefined;
+    for (const m of scoped?.members ?? []) people.set(m.user.id, m.user.username);
+    if (s.sender !== undefined && !people.has(s.sender) && s.sender !== this.me?.id) people.set(s.sender, this.names.get(s.sender) ?? `user #${s.sender}`);
+    people.delete(this.me?.id ?? -1);
+    for (const [id, name] of [...people].sort((a, b) => a[1].localeCompare(b[1]))) sender.append(el("option", { value: String(id) }, `From ${name}`));
+    sender.value = s.sender !== undefined ? String(s.sender) : "";
+    const rerun = () => {
+      const c = conv.value ? Number(conv.value) : undefined;
+      const u = sender.value ? Number(sender.value) : undefined;
+      if (s.q) void this.runSearch({ q: s.q, conversation: c, sender: u });
+      else {
+        s.conversation = c;
+        s.sender = u;
+      }
+    };
+    conv.addEventListener("change", rerun);
+    sender.addEventListener("change", rerun);
+
+    const results = el("ol", { class: "search-results", "data-testid": "search-results" });
+    for (const h of s.hits) results.append(this.searchHit(h));
+    let status: Node | null = null;
+    if (s.loading) status = el("p", { class: "muted small", "data-testid": "search-loading" }, "Searching…");
+    else if (s.error) status = el("p", { class: "form-error", role: "alert", "data-testid": "search-error" }, s.error);
+    else if (s.q && s.hits.length === 0) status = el("p", { class: "muted", "data-testid": "search-empty" }, `No messages match “${s.q}”.`);
+    const more =
+      s.hasMore && !s.loading
+        ? button("More results", { class: "ghost small", "data-testid": "search-more" }, () => void this.runSearch({ q: s.q }, true))
+        : null;
+    p.replaceChildren(
+      el("h2", { class: "panel-title" }, s.q ? `Search: ${s.q}` : "Search"),
+      el("div", { class: "row search-filters" }, conv, sender),
+      results,
+      status ?? "",
+      more ?? "",
+    );
+    p.setAttribute("aria-busy", s.loading ? "true" : "false");
+  }
+
+  private searchHit(h: SearchHit): HTMLElement {
+    const m = h.message;
+    const c = this.convs.get(m.conversationId);
+    const where = h.room !== undefined ? `# ${h.room}` : c ? this.convName(c) : "A conversation you left";
+    const snippet = el("div", { class: "snippet", "data-testid": "search-snippet" });
+    for (const seg of snippetSegments(h.snippet.text, Array.isArray(h.snippet.highlights) ? h.snippet.highlights : [])) {
+      snippet.append(seg.mark ? el("mark", { "data-testid": "search-highlight" }, seg.text) : document.createTextNode(seg.text));
+    }
+    if (!h.snippet.text && m.file) snippet.append(asFileRef(m.file)?.name ?? "");
+    const item = el(
+      "button",
+      { type: "button", class: "search-hit", "data-testid": "search-result", "data-conversation-id": String(m.conversationId), "data-seq": String(m.seq), "data-room-id": h.room },
+      el(
+        "div",
+        { class: "meta" },
+        el("span", { class: "search-where", "data-testid": "search-result-where" }, where),
+        el("span", { class: "user" }, m.sender.username),
+        el("time", { class: "time", datetime: new Date(m.timestamp).toISOString() }, formatTime(m.timestamp)),
+      ),
+      snippet,
+    );
+    item.addEventListener("click", () => {
+      if (h.room !== undefined) this.host.openRoom(h.room);
+      else if (this.convs.has(m.conversationId)) {
+        this.openConversation(m.conversationId);
+        this.focusSeq = m.seq;
+        this.renderMessages(false);
+      } else this.host.toast("You are no longer in that conversation.");
+    });
+    return el("li", {}, item);
+  }
+
   // ---------------------------------------------------------------- reading
 
   private isVisible(id: number): boolean {
@@ -645,7 +1131,9 @@ export class ImController {
     this.convView.hidden = p !== "conversation";
     this.friendsPanel.hidden = p !== "friends";
     this.newGroupPanel.hidden = p !== "newGroup";
+    this.searchPanel.hidden = p !== "search";
     this.emptyPanel.hidden = p !== "none";
+    if (p !== "conversation") this.closeViewer();
     if (p !== "conversation") {
       this.openId = null;
       this.renderConversations();
@@ -655,10 +1143,12 @@ export class ImController {
       void this.refreshFriends();
     }
     if (p === "newGroup") this.renderNewGroup();
+    if (p === "search") this.renderSearch();
   }
 
   openConversation(id: number): void {
     this.cancelEdit();
+    this.focusSeq = null;
     this.openId = id;
     this.groupPanelOpen = false;
     this.showPanel("conversation");
@@ -776,9 +1266,13 @@ export class ImController {
       const m = ms[i];
       if (m.hidden) continue;
       if (m.kind === "system" && parseSystem(m.content)?.event === "edited") continue;
+      if (isSilentSystem(m)) continue;
       if (m.kind === "system") return systemText(m.content, m.sender, (id) => this.names.get(id), this.me?.id);
       if (m.recalled) return "Message recalled";
-      return (m.sender.id === this.me?.id ? "You: " : c.state.kind === "group" ? `${m.sender.username}: ` : "") + m.content;
+      const who = m.sender.id === this.me?.id ? "You: " : c.state.kind === "group" ? `${m.sender.username}: ` : "";
+      const what =
+        m.kind === "image" ? "Photo" : m.kind === "voice" ? "Voice message" : m.kind === "file" ? `File: ${m.file?.name ?? "attachment"}` : "";
+      return who + (what && m.content ? `${what} · ${m.content}` : what || m.content);
     }
     return "";
   }
@@ -863,7 +1357,83 @@ export class ImController {
     return n > 0 ? `Read by ${n}` : "Sent";
   }
 
-  private messageItem(c: Conv, m: ImMessage, prev: ImMessage | undefined): HTMLElement {
+  /** The attachment of a message, reusing the element of the previous render. */
+  private attachment(m: ImMessage, used: Map<string, { fileId: string; el: HTMLElement }>): HTMLElement | null {
+    if (m.kind === "text" || m.kind === "system") return null;
+    const f = m.file ? asFileRef(m.file) : null;
+    if (!f) return el("div", { class: "muted small", "data-testid": "im-attachment-missing" }, "Attachment unavailable");
+    const cached = this.attachmentEls.get(m.id);
+    const node = cached && cached.fileId === f.id ? cached.el : this.buildAttachment(m.kind, f);
+    used.set(m.id, { fileId: f.id, el: node });
+    return node;
+  }
+
+  private buildAttachment(kind: ImMessage["kind"], f: FileRef): HTMLElement {
+    const size = formatBytes(f.size);
+    if (kind === "image") {
+      const dims = f.width && f.height ? fitWithin(f.width, f.height, INLINE_IMAGE_MAX) : null;
+      const img = el("img", {
+        src: f.hasThumbnail ? thumbnailUrl(f.id) : fileUrl(f.id),
+        alt: f.name,
+        decoding: "async",
+        width: dims ? String(dims.width) : undefined,
+        height: dims ? String(dims.height) : undefined,
+        "data-testid": "im-image",
+      });
+      const a = el("a", { href: fileUrl(f.id), target: "_blank", rel: "noopener", class: "im-image", title: `${f.name} (${size})`, "data-testid": "im-image-link", "data-file-id": f.id }, img);
+      a.addEventListener("click", (ev) => {
+        if (ev.button !== 0 || ev.ctrlKey || ev.metaKey || ev.shiftKey || ev.altKey) return;
+        ev.preventDefault();
+        this.openViewer(f);
+      });
+      return a;
+    }
+    if (kind === "voice") {
+      return el(
+        "div",
+        { class: "im-voice", "data-file-id": f.id },
+        el("audio", { controls: "", preload: "metadata", src: fileUrl(f.id), "data-testid": "im-voice" }),
+        el("a", { href: fileUrl(f.id), download: f.name, class: "muted small", title: `Download ${f.name}` }, size),
+      );
+    }
+    return el(
+      "div",
+      { class: "im-file", "data-file-id": f.id },
+      el("span", { class: "im-file-icon" }, icon("file")),
+      el("a", { href: fileUrl(f.id), download: f.name, class: "im-file-name", "data-testid": "im-file-link" }, f.name),
+      el("span", { class: "muted small", "data-testid": "im-file-size" }, size),
+    );
+  }
+
+  private openViewer(f: FileRef): void {
+    const close = iconButton("close", { class: "viewer-close", "aria-label": "Close", "data-testid": "image-viewer-close" }, () => this.closeViewer());
+    this.viewer.replaceChildren(
+      el(
+        "figure",
+        { class: "viewer-figure" },
+        el("img", { src: fileUrl(f.id), alt: f.name, "data-testid": "image-viewer-img" }),
+        el(
+          "figcaption",
+          {},
+          el("span", {}, f.name),
+          " · ",
+          el("span", {}, formatBytes(f.size)),
+          " · ",
+          el("a", { href: fileUrl(f.id), download: f.name, "data-testid": "image-viewer-download" }, "Download"),
+        ),
+      ),
+      close,
+    );
+    this.viewer.hidden = false;
+    close.focus();
+  }
+
+  private closeViewer(): void {
+    this.viewer.hidden = true;
+    this.viewer.replaceChildren();
+  }
+
+  private messageItem(c: Conv, m: ImMessage, prev: ImMessage | undefined, used: Map<string, { fileId: string; el: HTMLElement }>): HTMLElement {
     const me = this.me?.id;
     if (m.kind === "system") {
       return el(
@@ -907,11 +1477,15 @@ export class ImController {
         "data-message-id": m.id,
         "data-state": "sent",
         "data-recalled": m.recalled ? "true" : undefined,
+        "data-kind": m.kind,
       },
       el("div", { class: "meta" }, el("span", { class: "user", "data-testid": "im-message-user" }, m.sender.username), time, actions),
       m.recalled
         ? el("div", { class: "content muted recalled-text", "data-testid": "im-message-recalled" }, mine ? "You recalled a message" : `${m.sender.username} recalled a message`)
-        : el("div", { class: "content", "data-testid": "im-message-content" }, m.content),
+        : null,
+      m.recalled ? null : this.attachment(m, used),
+      !m.recalled && (m.content !== "" || m.kind === "text") ? el("div", { class: "content", "data-testid": "im-message-content" }, m.content) : null,
+      !m.recalled && m.kind === "voice" && m.transcript ? el("div", { class: "transcript", "data-testid": "im-transcript" }, m.transcript) : null,
       m.editedAt && !m.recalled ? el("span", { class: "muted small", "data-testid": "im-message-edited" }, "(edited)") : null,
       mine && !m.recalled ? el("div", { class: "msg-status muted small", "data-testid": "im-message-status" }, this.readStatus(c, m)) : null,
     );
@@ -926,9 +1500,19 @@ export class ImController {
         "data-testid": "im-message",
         "data-state": failed ? "failed" : "pending",
         "data-client-msg-id": p.clientMsgId,
+        "data-kind": p.attachment?.kind ?? "text",
       },
       el("div", { class: "meta" }, el("span", { class: "user", "data-testid": "im-message-user" }, this.me?.username ?? "")),
-      el("div", { class: "content", "data-testid": "im-message-content" }, p.content),
+      p.attachment
+        ? el(
+            "div",
+            { class: "im-file pending-file", "data-testid": "im-message-attachment" },
+            el("span", { class: "im-file-icon" }, icon(kindIcon(p.attachment.kind))),
+            el("span", { class: "im-file-name" }, p.attachment.file.name),
+            el("span", { class: "muted small" }, formatBytes(p.attachment.file.size)),
+          )
+        : null,
+      !p.attachment || p.content ? el("div", { class: "content", "data-testid": "im-message-content" }, p.content) : null,
       el(
         "div",
         { class: "msg-status muted small", "data-testid": "im-message-status" },
@@ -957,26 +1541,42 @@ export class ImController {
     const c = id !== null ? this.convs.get(id) : undefined;
     this.input.disabled = !c;
     this.sendBtn.disabled = !c;
+    this.attachBtn.disabled = !c;
+    this.recordBtn.disabled = !c && !this.recorder;
     const atBottom = this.isAtBottom();
     const frag = document.createDocumentFragment();
+    const used = new Map<string, { fileId: string; el: HTMLElement }>();
     if (c) {
       const ms = c.log?.messages() ?? [];
       let prev: ImMessage | undefined;
       if (c.log && c.log.base > c.state.joinedSeq) frag.append(el("li", { class: "system-line" }, "Older messages are not shown."));
       for (const m of ms) {
-        if (m.hidden) continue;
-        frag.append(this.messageItem(c, m, prev));
+        if (m.hidden || isSilentSystem(m)) continue;
+        frag.append(this.messageItem(c, m, prev, used));
         prev = m;
       }
-      for (const p of this.pending.forConversation(c.state.id)) frag.append(this.pendingItem(p));
-      if (ms.length === 0 && this.pending.forConversation(c.state.id).length === 0) {
+      const pending = this.pending.forConversation(c.state.id);
+      for (const p of pending) frag.append(this.pendingItem(p));
+      const uploads = [...this.uploads.values()].filter((u) => u.conversationId === c.state.id);
+      for (const u of uploads) frag.append(u.el);
+      if (ms.length === 0 && pending.length === 0 && uploads.length === 0) {
         frag.append(el("li", { class: "empty muted" }, c.log ? "No messages yet. Say hello!" : "Loading…"));
       }
     }
+    if (c) this.attachmentEls = used;
     const top = this.list.scrollTop;
     this.messagesEl.replaceChildren(frag);
     if (toBottom || atBottom) this.list.scrollTop = this.list.scrollHeight;
     else this.list.scrollTop = top;
+    if (this.focusSeq !== null && c) {
+      const target = this.messagesEl.querySelector<HTMLElement>(`[data-seq="${this.focusSeq}"]`);
+      if (target) {
+        this.focusSeq = null;
+        target.scrollIntoView({ block: "center" });
+        target.classList.add("flash");
+        setTimeout(() => target.classList.remove("flash"), 2000);
+      }
+    }
   }
 
   private renderGroupPanel(): void {
@@ -1075,8 +1675,13 @@ export class ImController {
   private renderFriends(): void {
     const p = this.friendsPanel;
     if (p.hidden && this.panel !== "friends") return;
+    // The panel is rebuilt on every change (presence, requests): keep what was typed, and focus.
+    const hadFocus = document.activeElement?.getAttribute("data-testid");
     const note = el("input", { type: "text", placeholder: "Note (optional)", maxlength: "200", "data-testid": "friend-request-note" });
-    const q = el("input", { type: "search", placeholder: "Search users by name", "data-testid": "user-search-input" });
+    const q = el("input", { type: "search", placeholder: "Search users by name", maxlength: "100", autocomplete: "off", "data-testid": "user-search-input" });
+    note.value = this.userNote;
+    q.value = this.userQuery;
+    note.addEventListener("input", () => (this.userNote = note.value));
     const results = el("ul", { class: "plain", "data-testid": "user-search-results" });
     const renderResults = () => {
       const friendIds = new Set(this.friends.map((f) => f.id));
@@ -1104,20 +1709,47 @@ export class ImController {
           ),
       );
     };
+    // A search answered after a rebuild (presence, requests) must land in the new list.
+    this.showUserResults = renderResults;
     const search = el("form", { class: "row", "data-testid": "user-search" }, q, note, el("button", { type: "submit", class: "ghost small", "data-testid": "user-search-submit" }, "Search"));
-    search.addEventListener("submit", (ev) => {
-      ev.preventDefault();
-      const text = q.value.trim();
-      if (!text) return;
+    const find = (text: string) => {
+      if (this.userSearchTimer) clearTimeout(this.userSearchTimer);
+      this.userSearchTimer = null;
+      if (!text) {
+        this.searchResults = [];
+        this.showUserResults();
+        return;
+      }
       imapi
         .searchUsers(text)
         .then((us) => {
+          if (text !== this.userQuery.trim()) return; // typed on since
           this.searchResults = us;
-          renderResults();
+          this.showUserResults();
         })
-        .catch((e) => this.host.toast(errText(e)));
+        .catch((e) => {
+          if (!(e instanceof ApiError && e.id === "bad_query")) this.host.toast(errText(e));
+        });
+    };
+    // Results as you type (by username prefix), and on Enter.
+    q.addEventListener("input", () => {
+      this.userQuery = q.value;
+      if (this.userSearchTimer) clearTimeout(this.userSearchTimer);
+      this.userSearchTimer = setTimeout(() => find(this.userQuery.trim()), 250);
+    });
+    search.addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      this.userQuery = q.value;
+      find(q.value.trim());
     });
     renderResults();
+    if (hadFocus === "user-search-input" || hadFocus === "friend-request-note") {
+      queueMicrotask(() => {
+        const target = hadFocus === "user-search-input" ? q : note;
+        target.focus();
+        target.setSelectionRange(target.value.length, target.value.length);
+      });
+    }
 
     const incoming = this.incoming.map((r) =>
       el(

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { encodeClientFrame, parseServerFrame, validateContent } from "./protocol";
+import { encodeClientFrame, errorFrameText, parseServerFrame, validateContent } from "./protocol";
 
 const msg = { id: "1-0", content: "hi", user: { id: 1, username: "alice" }, timestamp: 1 };
 
@@ -54,5 +54,21 @@ describe("validateContent", () => {
   it("counts characters, not UTF-16 units", () => {
     expect(validateContent("😀".repeat(4000)).ok).toBe(true);
     expect(validateContent("a".repeat(4001)).ok).toBe(false);
+  });
+});
+
+describe("rate limits", () => {
+  it("keeps retryAfterMs and says how long to wait", () => {
+    const f = parseServerFrame(
+      JSON.stringify({ type: "error", payload: { code: "rate_limited", message: "too many messages", clientMsgId: "c1", retryAfterMs: 2300 } }),
+    );
+    expect(f).toEqual({ type: "error", payload: { code: "rate_limited", message: "too many messages", clientMsgId: "c1", retryAfterMs: 2300 } });
+    if (f?.type !== "error") throw new Error("not an error frame");
+    expect(errorFrameText(f.payload)).toBe("Sending too fast, retry in 3 s");
+    expect(errorFrameText({ code: "rate_limited", message: "", retryAfterMs: 10 })).toBe("Sending too fast, retry in 1 s");
+    expect(errorFrameText({ code: "not_friends", message: "you are not friends" })).toBe("you are not friends");
+    expect(errorFrameText({ code: "internal", message: "" })).toBe("internal");
+    const junk = parseServerFrame(JSON.stringify({ type: "error", payload: { code: "rate_limited", message: "x", retryAfterMs: "soon" } }));
+    expect(junk).toEqual({ type: "error", payload: { code: "rate_limited", message: "x" } });
   });
 });

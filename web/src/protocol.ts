@@ -48,6 +48,8 @@ export interface ErrorPayload {
   message: string;
   /** Set when the error answers a native `send`. */
   clientMsgId?: string;
+  /** With `rate_limited`: how long to wait before retrying. */
+  retryAfterMs?: number;
 }
 
 export type ServerFrame =
@@ -134,11 +136,18 @@ export function parseServerFrame(data: string): ServerFrame | null {
           code: typeof p.code === "string" ? p.code : "UNKNOWN",
           message: typeof p.message === "string" ? p.message : "Unknown error",
           ...(typeof p.clientMsgId === "string" ? { clientMsgId: p.clientMsgId } : {}),
+          ...(typeof p.retryAfterMs === "number" && Number.isFinite(p.retryAfterMs) && p.retryAfterMs >= 0 ? { retryAfterMs: p.retryAfterMs } : {}),
         },
       };
     default:
       return parseImFrame(raw.type, p);
   }
+}
+
+/** What to tell the user about an `error` frame. */
+export function errorFrameText(e: ErrorPayload): string {
+  if (e.code === "rate_limited") return `Sending too fast, retry in ${Math.max(1, Math.ceil((e.retryAfterMs ?? 1000) / 1000))} s`;
+  return e.message || e.code;
 }
 
 export function encodeClientFrame(frame: ClientFrame): string {

@@ -2,7 +2,7 @@
 import * as api from "./api";
 import { Connection, type ConnectionStatus } from "./connection";
 import { formatTime } from "./format";
-import { validateContent, type Message, type ServerFrame } from "./protocol";
+import { errorFrameText, validateContent, type Message, type ServerFrame } from "./protocol";
 import { ChatStore } from "./store";
 import { el } from "./dom";
 import { ImController } from "./imui";
@@ -209,6 +209,7 @@ export class App {
       isOnline: () => this.conn?.isOpen ?? false,
       toast: (t, info) => this.showToast(t, info),
       showIm: () => this.setMainView("im"),
+      openRoom: (id) => this.selectRoom(id),
       onUnreadChange: () => this.updateTitle(),
     });
     this.im = im;
@@ -225,6 +226,7 @@ export class App {
         el("h1", { class: "brand" }, logo(), "Hearth"),
         status,
         el("div", { class: "spacer" }),
+        im.searchForm,
         user,
         logoutBtn,
       ),
@@ -364,7 +366,7 @@ export class App {
         break;
       }
       case "error":
-        if (!this.im?.onError(f.payload)) this.showToast(f.payload.message || f.payload.code);
+        if (!this.im?.onError(f.payload)) this.showToast(errorFrameText(f.payload));
         break;
       default:
         this.im?.onFrame(f);

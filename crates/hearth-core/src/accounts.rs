@@ -8,7 +8,7 @@
 use crate::model::{NewUser, User};
 use crate::store::{SessionStore, UserStore};
 use crate::validate::{self, Invalid};
-use crate::{StoreError, now_ms};
+use crate::{StoreError, now_ms, random_bytes};
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use base64::Engine;
@@ -27,6 +27,9 @@ pub enum AccountError {
     EmailTaken,
     #[error("wrong email or password")]
     LoginFailed,
+    /// Right password, banned account. Told only to whoever knows the password.
+    #[error("this account is banned")]
+    Banned,
     /// The account exists but its first session could not be opened: the client should log
     /// in rather than sign up again (which would say the username is taken).
     #[error("account created, but no session could be opened ({0}); log in")]
@@ -117,13 +120,19 @@ impl Accounts {
         };
         let matches = self.verify_password(password.to_owned(), hash).await?;
         match user {
-            Some(user) if matches => Ok(self.open_session(user).await?),
+            Some(user) if matches => {
+                // Checked after the password, so the ban is no oracle for strangers.
+                if self.users.active_user(user.id).await?.is_none() {
+                    return Err(AccountError::Banned);
+                }
+                Ok(self.open_session(user).await?)
+            }
             _ => Err(AccountError::LoginFailed),
         }
     }
 
-    /// The user a token belongs to, if it is a live session. Malformed tokens are simply not
-    /// sessions; only a store failure is an error.
+    /// The user a token belongs to, if it is a live session of a user who is not banned.
+    /// Malformed tokens are simply not sessions; only a store failure is an error.
     pub async fn authenticate(&self, token: &str) -> Result<Option<User>, StoreError> {
         if !plausible_token(token) {
             return Ok(None);
@@ -135,7 +144,7 @@ impl Accounts {
         else {
             return Ok(None);
         };
-        self.users.user(user_id).await
+        self.users.active_user(user_id).await
     }
 
     pub async fn logout(&self, token: &str) -> Result<(), StoreError> {
@@ -220,13 +229,6 @@ fn compute_dummy_hash() -> String {
         .hash_password(b"no account has this password", &salt)
         .map(|h| h.to_string())
         .unwrap_or_default()
-}
-
-fn random_bytes<const N: usize>() -> [u8; N] {
-    let mut bytes = [0u8; N];
-    // The OS random source failing is unrecoverable for a server that issues secrets.
-    getrandom::fill(&mut bytes).expect("operating system random source");
-    bytes
 }
 
 fn new_token() -> String {

@@ -39,6 +39,11 @@ pub trait Bus: Send + Sync + 'static {
     fn is_local(&self) -> bool {
         false
     }
+    /// A round trip to the bus's server that also waits for every publish queued before it
+    /// (readiness probes; the admin CLI before it exits). In-process buses are always up.
+    async fn ping(&self) -> Result<(), crate::StoreError> {
+        Ok(())
+    }
 }
 
 pub fn user_topic(user: i64) -> String {
@@ -50,6 +55,11 @@ pub fn room_topic(conversation: i64) -> String {
 }
 
 pub const CONTROL_TOPIC: &str = "control";
+
+/// The `control` message that closes every socket of a user on every node (ban, revocation).
+pub fn revoke_user_message(user: i64) -> String {
+    format!("revoke-user {user}")
+}
 
 /// Where presence lives: this process (embedded) or shared by every node (cluster).
 #[async_trait]

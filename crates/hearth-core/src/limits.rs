@@ -17,9 +17,14 @@ pub struct Limits {
     pub history_page: usize,
     /// Largest HTTP JSON body, in bytes.
     pub max_http_body_bytes: usize,
-    /// Room messages a connection may fall behind before it is closed (it then reconnects and
-    /// gets a fresh `hello`).
-    pub socket_backlog: usize,
+    /// Bytes that may wait in the server for a socket whose client does not read fast enough
+    /// (beyond what the kernel buffers); past it the socket is closed with 4001 and the client
+    /// resyncs (a fresh `hello`, or `sync` by `seq`).
+    pub socket_backlog_bytes: usize,
+    /// The server pings every socket this often (seconds)…
+    pub ping_interval_secs: u64,
+    /// …and closes one it has heard nothing from (no frame, no pong) for this long (1001).
+    pub idle_timeout_secs: u64,
 }
 
 impl Default for Limits {
@@ -31,7 +36,9 @@ impl Default for Limits {
             hard_max_frame_bytes: 2 << 20,
             history_page: 100,
             max_http_body_bytes: 16 * 1024,
-            socket_backlog: 4_096,
+            socket_backlog_bytes: 4 << 20,
+            ping_interval_secs: 30,
+            idle_timeout_secs: 75,
         }
     }
 }

@@ -5,6 +5,7 @@
 //! not a member gets the same `not_member` answer whether or not the conversation exists.
 
 use crate::delivery::{Deliver, push_events};
+use crate::files::{FileStore, readable_by};
 use crate::im_error::ImError;
 use crate::model::{
     ChatMessage, Conversation, ConversationKind, ConversationRef, Member, MessageKind, NewMessage,
@@ -16,7 +17,7 @@ use crate::writer::{Committed, Writers};
 use crate::{Limits, now_ms};
 use async_trait::async_trait;
 use hearth_proto::native::{
-    Ack, ImMessage, ImServerFrame, Receipt, SyncState, Typing, global_message_id,
+    Ack, FileRef, ImMessage, ImServerFrame, Receipt, SyncState, Typing, global_message_id,
 };
 use serde_json::json;
 use std::collections::HashMap;
@@ -36,11 +37,14 @@ pub struct Messaging {
     conversations: Arc<dyn ConversationStore>,
     social: Arc<dyn SocialStore>,
     inbox: Arc<dyn InboxStore>,
+    files: Arc<dyn FileStore>,
     deliver: Arc<dyn Deliver>,
     writers: Arc<Writers>,
     members: Arc<MemberCache>,
     limits: Limits,
     policy: Policy,
+    /// Where stored voice messages go to be transcribed, when a transcriber is configured.
+    transcription: std::sync::OnceLock<Arc<crate::transcription::TranscriptionQueue>>,
 }
 
 /// Who is in each direct/group conversation, for routing. Filled on demand; every membership
@@ -157,6 +161,7 @@ impl Messaging {
         conversations: Arc<dyn ConversationStore>,
         social: Arc<dyn SocialStore>,
         inbox: Arc<dyn InboxStore>,
+        files: Arc<dyn FileStore>,
         deliver: Arc<dyn Deliver>,
         writers: Arc<Writers>,
         members: Arc<MemberCache>,
@@ -168,12 +173,50 @@ impl Messaging {
             conversations,
             social,
             inbox,
+            files,
             deliver,
             writers,
             members,
             limits,
             policy,
+            transcription: std::sync::OnceLock::new(),
         }
+    }
+
+    /// From now on, stored voice messages are queued for transcription.
+    pub fn set_transcription(&self, queue: Arc<crate::transcription::TranscriptionQueue>) {
+        let _ = self.transcription.set(queue);
+    }
+
+    /// Posts what voice message `seq` says as a `transcribed` system message, in the voice
+    /// message's sender's name. Idempotent (the transcription queue may deliver a result
+    /// twice): the post carries a client id derived from the message, so a repeat is the same
+    /// message.
+    pub async fn post_transcript(
+        &self,
+        conversation_id: i64,
+        seq: i64,
+        text: &str,
+    ) -> Result<(), ImError> {
+        let Some(voice) = self.messages.message(conversation_id, seq).await? else {
+            return Ok(()); // gone (its room was deleted): nothing to say it on
+        };
+        let Some(conversation) = self.conversations.conversation(conversation_id).await? else {
+            return Ok(());
+        };
+        let message = NewMessage {
+            sender: voice.sender,
+            kind: MessageKind::System,
+            content: serde_json::json!({"event": "transcribed", "seq": seq, "text": text})
+                .to_string(),
+            reply_to: None,
+            client_msg_id: Some(format!("transcript:{conversation_id}:{seq}")),
+            file: None,
+        };
+        self.writers
+            .append(&conversation.as_ref(), vec![message])
+            .await?;
+        Ok(())
     }
 
     pub fn policy(&self) -> &Policy {
@@ -225,6 +268,10 @@ impl Messaging {
         Ok(conversation.id)
     }
 
+    /// Stores a message from `sender` once (a retry with the same `client_msg_id` gets the
+    /// first ack). `image`, `file` and `voice` messages carry `file_id`, an upload the sender
+    /// can read; their `content` is a caption and may be empty.
+    #[allow(clippy::too_many_arguments)]
     pub async fn send(
         &self,
         sender: &UserRef,
@@ -233,6 +280,7 @@ impl Messaging {
         kind: MessageKind,
         content: String,
         reply_to: Option<i64>,
+        file_id: Option<String>,
     ) -> Result<Ack, ImError> {
         if !valid_client_msg_id(&client_msg_id) {
             return Err(ImError::invalid(
@@ -240,23 +288,34 @@ impl Messaging {
                 "clientMsgId must be 1 to 64 printable ASCII characters",
             ));
         }
-        match kind {
-            MessageKind::Text => {}
-            MessageKind::System => {
+        match (kind, &file_id) {
+            (MessageKind::System, _) => {
                 return Err(ImError::invalid(
                     "bad_kind",
                     "system messages come from the server",
                 ));
             }
-            MessageKind::Image | MessageKind::File | MessageKind::Voice => {
+            (MessageKind::Text, Some(_)) => {
                 return Err(ImError::invalid(
-                    "bad_kind",
-                    "image, file and voice messages need file uploads, which this server does not offer yet",
+                    "unexpected_file",
+                    "text messages carry no file; send an image, file or voice message",
                 ));
             }
+            (MessageKind::Image | MessageKind::File | MessageKind::Voice, None) => {
+                return Err(ImError::invalid(
+                    "file_required",
+                    "image, file and voice messages need the fileId of an upload",
+                ));
+            }
+            (MessageKind::Text, None) => self.check_content(&content)?,
+            // A caption: may be empty, not long.
+            _ => self.check_length(&content)?,
         }
-        self.check_content(&content)?;
         let (conversation, member) = self.membership(sender.id, conversation_id).await?;
+        let file = match file_id {
+            Some(id) => Some(self.attachable(sender.id, kind, &id).await?),
+            None => None,
+        };
         if let Some(peer) = conversation.direct_peer(sender.id) {
             self.check_direct(sender.id, peer).await?;
         }
@@ -274,6 +333,7 @@ impl Messaging {
             content,
             reply_to,
             client_msg_id: Some(client_msg_id.clone()),
+            file,
         };
         let stored = self
             .writers
@@ -283,6 +343,18 @@ impl Messaging {
             .into_iter()
             .next()
             .ok_or_else(|| ImError::Store(crate::StoreError::Backend("nothing stored".into())))?;
+        if stored.kind == MessageKind::Voice
+            && let (Some(queue), Some(file)) = (self.transcription.get(), &stored.file)
+        {
+            // The message is stored and acknowledged whatever happens here: a transcription
+            // that cannot be queued only means no transcript.
+            if let Err(error) = queue
+                .enqueue(stored.conversation_id, stored.seq, &file.id)
+                .await
+            {
+                tracing::warn!(%error, "queueing a voice message for transcription failed");
+            }
+        }
         Ok(Ack {
             client_msg_id,
             conversation_id: stored.conversation_id,
@@ -292,10 +364,32 @@ impl Messaging {
         })
     }
 
+    /// The upload `file_id` if `user` may attach it to a message of `kind`: they can read it
+    /// (it is theirs, or was shared with them), and an image message needs an image.
+    async fn attachable(
+        &self,
+        user: i64,
+        kind: MessageKind,
+        file_id: &str,
+    ) -> Result<FileRef, ImError> {
+        let file = readable_by(&*self.files, user, file_id).await?;
+        if kind == MessageKind::Image && !file.is_image() {
+            return Err(ImError::invalid(
+                "not_an_image",
+                "image messages need a PNG, JPEG, GIF or WebP upload; send it as a file",
+            ));
+        }
+        Ok(file.to_ref())
+    }
+
     fn check_content(&self, content: &str) -> Result<(), ImError> {
         if content.trim().is_empty() {
             return Err(ImError::invalid("empty_content", "message is empty"));
         }
+        self.check_length(content)
+    }
+
+    fn check_length(&self, content: &str) -> Result<(), ImError> {
         let max = self.limits.max_content_chars;
         if content.chars().count() > max {
             return Err(ImError::invalid(
@@ -317,14 +411,44 @@ impl Messaging {
         let (conversation, member) = self.membership(user, conversation_id).await?;
         let limit = limit.clamp(1, self.policy.max_page);
         let after = after.max(member.joined_seq);
-        let messages = self
+        let mut messages = self
             .messages
             .messages_after(conversation_id, user, after, limit)
             .await?;
+        self.describe_files(&mut messages).await?;
         Ok(Pulled {
             messages: messages.iter().map(ChatMessage::to_native).collect(),
             last_seq: conversation.last_seq,
         })
+    }
+
+    /// Fills in the description of the files that messages read from storage reference (one
+    /// query for the page). The reader may see them: they can read the messages.
+    async fn describe_files(&self, messages: &mut [ChatMessage]) -> Result<(), ImError> {
+        let mut wanted: Vec<String> = messages
+            .iter()
+            .filter_map(|m| m.file.as_ref())
+            .filter(|f| f.meta.is_none())
+            .map(|f| f.id.clone())
+            .collect();
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        wanted.sort();
+        wanted.dedup();
+        let found: HashMap<String, Box<FileRef>> = self
+            .files
+            .files(&wanted)
+            .await?
+            .into_iter()
+            .map(|f| (f.id.clone(), Box::new(f.to_ref())))
+            .collect();
+        for attachment in messages.iter_mut().filter_map(|m| m.file.as_mut()) {
+            if attachment.meta.is_none() {
+                attachment.meta = found.get(&attachment.id).cloned();
+            }
+        }
+        Ok(())
     }
 
     /// Every conversation's position, and inbox events after `inbox_after`.
@@ -444,8 +568,12 @@ impl Messaging {
         seq: i64,
         content: String,
     ) -> Result<(), ImError> {
-        self.check_content(&content)?;
-        let (conversation, _) = self.own_message(user.id, conversation_id, seq).await?;
+        self.check_length(&content)?;
+        let (conversation, message) = self.own_message(user.id, conversation_id, seq).await?;
+        // Text needs words; the caption of an upload may be emptied.
+        if message.kind == MessageKind::Text {
+            self.check_content(&content)?;
+        }
         if self
             .messages
             .edit(conversation_id, seq, &content, now_ms())
@@ -500,6 +628,7 @@ impl Messaging {
             content: body.to_string(),
             reply_to: None,
             client_msg_id: None,
+            file: None,
         };
         self.writers.append(conversation, vec![message]).await?;
         Ok(())

@@ -1,7 +1,7 @@
 //! The domain's data types.
 
 pub use hearth_proto::native::{ConversationKind, MessageKind, Role};
-use hearth_proto::native::{ImMessage, global_message_id};
+use hearth_proto::native::{FileRef, ImMessage, global_message_id};
 use hearth_proto::room::Message;
 pub use hearth_proto::room::MessageId;
 pub use hearth_proto::room::UserRef;
@@ -106,6 +106,8 @@ pub struct NewMessage {
     pub reply_to: Option<i64>,
     /// The sender's id for this send; a retry with the same id is the same message.
     pub client_msg_id: Option<String>,
+    /// The upload it carries (image, file and voice messages), already checked readable.
+    pub file: Option<FileRef>,
 }
 
 impl NewMessage {
@@ -116,8 +118,18 @@ impl NewMessage {
             content,
             reply_to: None,
             client_msg_id: None,
+            file: None,
         }
     }
+}
+
+/// The upload a stored message references: its id, and its description once looked up
+/// (messages read from storage carry only the id until [`crate::messaging`] fills it in).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attachment {
+    pub id: String,
+    /// Boxed: keeps every message small, most carry no file.
+    pub meta: Option<Box<FileRef>>,
 }
 
 /// A stored message of a conversation.
@@ -137,6 +149,9 @@ pub struct ChatMessage {
     pub recalled: bool,
     /// Deleted by the viewing user for themselves (only set on reads for a viewer).
     pub hidden: bool,
+    pub file: Option<Attachment>,
+    /// What a voice message says, once transcribed.
+    pub transcript: Option<String>,
 }
 
 impl ChatMessage {
@@ -176,6 +191,16 @@ impl ChatMessage {
             edited_at: self.edited_ms,
             recalled: self.recalled,
             hidden: self.hidden,
+            file: if withheld {
+                None
+            } else {
+                self.file.as_ref().and_then(|f| f.meta.clone())
+            },
+            transcript: if withheld {
+                None
+            } else {
+                self.transcript.clone()
+            },
         }
     }
 }

@@ -4,6 +4,7 @@
 //! write them in the same transaction, so a notification exists exactly when its change does.
 
 use crate::StoreError;
+use crate::admin::{Counts, RoomInfo, UserInfo, UserRole};
 use crate::model::{
     ChatMessage, Conversation, ConversationRef, Member, NewMessage, NewUser, Role, Room, User,
     UserRef,
@@ -26,6 +27,10 @@ pub trait UserStore: Send + Sync {
     async fn search_users(&self, prefix: &str, limit: usize) -> Result<Vec<UserRef>, StoreError>;
     async fn set_last_seen(&self, user_id: i64, ms: i64) -> Result<(), StoreError>;
     async fn last_seen(&self, user_id: i64) -> Result<Option<i64>, StoreError>;
+    /// The user if they may act: exists and is not banned. What a session resolves to.
+    async fn active_user(&self, id: i64) -> Result<Option<User>, StoreError>;
+    /// A trivial round trip to the database, for readiness probes.
+    async fn ping(&self) -> Result<(), StoreError>;
 }
 
 /// Sessions are keyed by the SHA-256 of the token; the token itself is never stored.
@@ -40,6 +45,12 @@ pub trait SessionStore: Send + Sync {
     /// The session's user if the session exists and has not expired at `now_ms`.
     async fn session_user(&self, token_hash: &str, now_ms: i64) -> Result<Option<i64>, StoreError>;
     async fn delete_session(&self, token_hash: &str) -> Result<(), StoreError>;
+    /// Ends every session of the user (ban, admin revocation); how many there were.
+    async fn delete_user_sessions(&self, user_id: i64) -> Result<u64, StoreError>;
+    /// Live sessions, if the backend can count them.
+    async fn count_sessions(&self, now_ms: i64) -> Result<Option<u64>, StoreError>;
+    /// A trivial round trip to where sessions live (Redis in cluster mode).
+    async fn ping(&self) -> Result<(), StoreError>;
 }
 
 /// The messages of every kind of conversation.
@@ -49,6 +60,8 @@ pub trait MessageStore: Send + Sync {
     async fn upsert_room(&self, slug: &str, name: &str) -> Result<Room, StoreError>;
     /// Every room, oldest first.
     async fn rooms(&self) -> Result<Vec<Room>, StoreError>;
+    /// Deletes a room. One with messages is kept unless `force`, which deletes them too.
+    async fn delete_room(&self, slug: &str, force: bool) -> Result<RoomDeletion, StoreError>;
     /// The newest `seq` of a conversation (0 if it has none).
     async fn last_seq(&self, conversation_id: i64) -> Result<i64, StoreError>;
     /// Stores `messages` atomically (all or none), giving them the next `seq`s in order and a
@@ -107,6 +120,16 @@ pub trait MessageStore: Send + Sync {
         seq: i64,
         events: Vec<NewEvent>,
     ) -> Result<Vec<(i64, InboxEvent)>, StoreError>;
+}
+
+/// What [`MessageStore::delete_room`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RoomDeletion {
+    NotFound,
+    /// Kept: it has this many messages and deletion was not forced.
+    HasMessages(i64),
+    /// Gone, with this many messages.
+    Deleted(i64),
 }
 
 /// A notification for one user's inbox.
@@ -305,6 +328,24 @@ pub trait InboxStore: Send + Sync {
     ) -> Result<(Vec<InboxEvent>, i64), StoreError>;
 }
 
+/// Operator tools: user roles and bans, counts. Only the durable (SQL) store has these.
+#[async_trait]
+pub trait AdminStore: Send + Sync {
+    /// Users whose username starts with `prefix` (case-insensitively), by username.
+    async fn list_users(&self, prefix: &str, limit: usize) -> Result<Vec<UserInfo>, StoreError>;
+    async fn user_info(&self, id: i64) -> Result<Option<UserInfo>, StoreError>;
+    /// Looked up case-insensitively, as usernames are unique.
+    async fn user_by_username(&self, username: &str) -> Result<Option<UserInfo>, StoreError>;
+    /// False if there is no such user.
+    async fn set_user_role(&self, id: i64, role: UserRole) -> Result<bool, StoreError>;
+    /// `Some(ms)` bans (since `ms`), `None` lifts the ban. False if there is no such user.
+    async fn set_banned(&self, id: i64, banned_ms: Option<i64>) -> Result<bool, StoreError>;
+    /// Rooms with their message counts and creation times.
+    async fn room_infos(&self) -> Result<Vec<RoomInfo>, StoreError>;
+    /// Counts of everything but sessions (which may live elsewhere).
+    async fn counts(&self) -> Result<Counts, StoreError>;
+}
+
 /// The set of stores a node runs on, chosen at start-up.
 #[derive(Clone)]
 pub struct Stores {
@@ -314,4 +355,8 @@ pub struct Stores {
     pub social: Arc<dyn SocialStore>,
     pub conversations: Arc<dyn ConversationStore>,
     pub inbox: Arc<dyn InboxStore>,
+    pub feed: Arc<dyn crate::search::FeedStore>,
+    pub admin: Arc<dyn AdminStore>,
+    pub files: Arc<dyn crate::files::FileStore>,
+    pub transcriptions: Arc<dyn crate::transcription::TranscriptionStore>,
 }

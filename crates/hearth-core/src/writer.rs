@@ -100,6 +100,16 @@ impl Writers {
         tx
     }
 
+    /// Posts waiting for their writer: the total over every conversation and the longest
+    /// queue (sampled by the metrics endpoint).
+    pub fn queued(&self) -> (usize, usize) {
+        let queues = self.queues.lock().unwrap_or_else(|p| p.into_inner());
+        queues
+            .values()
+            .map(|q| q.max_capacity() - q.capacity())
+            .fold((0, 0), |(total, max), n| (total + n, max.max(n)))
+    }
+
     fn forget(&self, id: i64, queue: &mpsc::Sender<Post>) {
         let mut queues = self.queues.lock().unwrap_or_else(|p| p.into_inner());
         if queues.get(&id).is_some_and(|q| q.same_channel(queue)) {

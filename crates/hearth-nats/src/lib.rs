@@ -13,7 +13,7 @@ use hearth_core::StoreError;
 use hearth_core::bus::{Bus, BusHandler};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock, Weak};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 type Handler = Arc<OnceLock<Weak<dyn BusHandler>>>;
@@ -21,9 +21,16 @@ type Handler = Arc<OnceLock<Weak<dyn BusHandler>>>;
 /// Per topic: how many local subscribers, and the task forwarding its messages.
 type Topics = HashMap<String, (usize, Option<JoinHandle<()>>)>;
 
+/// What the publisher task does, in order.
+enum Outgoing {
+    Publish(String, Bytes),
+    /// Answered once the publishes queued before it reached the server (a PING round trip).
+    Flush(oneshot::Sender<Result<(), StoreError>>),
+}
+
 pub struct NatsBus {
     client: Client,
-    outbox: mpsc::UnboundedSender<(String, Bytes)>,
+    outbox: mpsc::UnboundedSender<Outgoing>,
     prefix: String,
     handler: Handler,
     topics: Mutex<Topics>,
@@ -61,12 +68,19 @@ impl NatsBus {
                 }
             })
             .collect();
-        let (outbox, mut queue) = mpsc::unbounded_channel::<(String, Bytes)>();
+        let (outbox, mut queue) = mpsc::unbounded_channel::<Outgoing>();
         let publisher = client.clone();
         tokio::spawn(async move {
-            while let Some((subject, payload)) = queue.recv().await {
-                if let Err(error) = publisher.publish(subject, payload).await {
-                    tracing::warn!(%error, "publishing to NATS failed");
+            while let Some(outgoing) = queue.recv().await {
+                match outgoing {
+                    Outgoing::Publish(subject, payload) => {
+                        if let Err(error) = publisher.publish(subject, payload).await {
+                            tracing::warn!(%error, "publishing to NATS failed");
+                        }
+                    }
+                    Outgoing::Flush(done) => {
+                        let _ = done.send(publisher.flush().await.map_err(unavailable));
+                    }
                 }
             }
         });
@@ -96,7 +110,17 @@ impl Bus for NatsBus {
 
     fn publish(&self, topic: String, payload: Bytes) {
         // One queue, one publisher task: publishes leave in call order.
-        let _ = self.outbox.send((self.subject(&topic), payload));
+        let _ = self
+            .outbox
+            .send(Outgoing::Publish(self.subject(&topic), payload));
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        let (done, answer) = oneshot::channel();
+        let _ = self.outbox.send(Outgoing::Flush(done));
+        answer
+            .await
+            .map_err(|_| unavailable("the publisher stopped"))?
     }
 
     async fn subscribe(&self, topic: &str) -> Result<(), StoreError> {

@@ -1,6 +1,21 @@
 //! JSON bodies of the HTTP API (`/api/...`).
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// Decodes a request body. Bodies are JSON objects: serde alone would also read a body struct
+/// from an array of its fields (`["ann@example.com", "pw"]`).
+pub fn decode_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, serde_json::Error> {
+    from_object(serde_json::from_slice(bytes)?)
+}
+
+/// The second step of [`decode_body`], for servers whose framework already parsed the object.
+pub fn from_object<T: DeserializeOwned>(
+    object: Map<String, Value>,
+) -> Result<T, serde_json::Error> {
+    T::deserialize(Value::Object(object))
+}
 
 /// `POST /api/create-account`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -26,6 +41,13 @@ pub struct LoginRequest {
 pub struct ErrorBody {
     pub id: String,
     pub message: String,
+    /// With `429 rate_limited`: how long to wait before retrying (also `Retry-After`).
+    #[serde(
+        rename = "retryAfterMs",
+        skip_serializing_if = "Option::is_none",
+        default
+    )]
+    pub retry_after_ms: Option<u64>,
 }
 
 /// The ids the reference protocol defines, plus the few Hearth adds for HTTP-level failures.
@@ -35,6 +57,10 @@ pub mod error_id {
     pub const USERNAME_EXISTS: &str = "USERNAME_EXISTS";
     pub const EMAIL_EXISTS: &str = "EMAIL_EXISTS";
     pub const UNAUTHORIZED: &str = "UNAUTHORIZED";
+    /// Logged in, but not allowed (the admin API for non-admins).
+    pub const FORBIDDEN: &str = "FORBIDDEN";
+    /// Right password, banned account.
+    pub const ACCOUNT_BANNED: &str = "ACCOUNT_BANNED";
     pub const NOT_FOUND: &str = "NOT_FOUND";
     pub const METHOD_NOT_ALLOWED: &str = "METHOD_NOT_ALLOWED";
     pub const PAYLOAD_TOO_LARGE: &str = "PAYLOAD_TOO_LARGE";

@@ -8,9 +8,24 @@ use serde::{Deserialize, Serialize};
 
 use crate::room::UserRef;
 
-/// The kinds of message. Clients send `text`; `system` messages are written by the server
-/// (joins, leaves, role changes, recalls, edits); `image`, `file` and `voice` reference uploads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// `Deserialize` for a plain enum from its name, a JSON string, only (serde's derive would also
+/// take `{"name": null}`).
+macro_rules! from_name {
+    ($ty:ident, [$($name:literal),*]) => {
+        impl<'de> Deserialize<'de> for $ty {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let name = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+                $ty::parse(&name)
+                    .ok_or_else(|| serde::de::Error::unknown_variant(&name, &[$($name),*]))
+            }
+        }
+    };
+}
+
+/// The kinds of message. Clients send `text`, `image`, `file` and `voice` (the last three
+/// reference an upload); `system` messages are written by the server (joins, leaves, role
+/// changes, recalls, edits).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum MessageKind {
     Text,
@@ -19,6 +34,8 @@ pub enum MessageKind {
     Voice,
     System,
 }
+
+from_name!(MessageKind, ["text", "image", "file", "voice", "system"]);
 
 impl MessageKind {
     pub fn as_str(self) -> &'static str {
@@ -43,13 +60,15 @@ impl MessageKind {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ConversationKind {
     Room,
     Direct,
     Group,
 }
+
+from_name!(ConversationKind, ["room", "direct", "group"]);
 
 impl ConversationKind {
     pub fn as_str(self) -> &'static str {
@@ -70,13 +89,15 @@ impl ConversationKind {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     Member,
     Admin,
     Owner,
 }
+
+from_name!(Role, ["member", "admin", "owner"]);
 
 impl Role {
     pub fn as_str(self) -> &'static str {
@@ -123,6 +144,47 @@ pub struct ImMessage {
     pub recalled: bool,
     #[serde(skip_serializing_if = "std::ops::Not::not", default)]
     pub hidden: bool,
+    /// The upload an `image`, `file` or `voice` message carries (`content` is its caption).
+    /// Absent on other kinds and on recalled or hidden messages.
+    /// Boxed: most messages have none, and frames stay small.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub file: Option<Box<FileRef>>,
+    /// What a `voice` message says, once the offline transcriber has heard it (it also
+    /// arrives later as a `transcribed` system message).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub transcript: Option<String>,
+}
+
+/// An uploaded file as a message shows it: enough to render it and to fetch it from
+/// `/api/files/{id}` (and `/api/files/{id}/thumbnail` when `hasThumbnail`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FileRef {
+    /// 32 lowercase hex digits (128 random bits).
+    pub id: String,
+    pub name: String,
+    /// Bytes.
+    pub size: i64,
+    pub content_type: String,
+    /// Pixels; only for images (PNG, JPEG, GIF, WebP, recognized by their bytes).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub width: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub height: Option<i64>,
+    pub has_thumbnail: bool,
+}
+
+/// Everything about an upload: what `POST /api/files` answers and `GET /api/files/{id}/meta`
+/// returns.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FileMeta {
+    #[serde(flatten)]
+    pub file: FileRef,
+    /// SHA-256 of the bytes, lowercase hex; also the download's `ETag`.
+    pub sha256: String,
+    pub uploader_id: i64,
+    pub created_at: i64,
 }
 
 /// The global id of message `seq` of conversation `conversation_id`.
@@ -247,6 +309,9 @@ pub struct Send {
     pub content: String,
     #[serde(default)]
     pub reply_to: Option<i64>,
+    /// The upload an `image`, `file` or `voice` message carries; never on `text`.
+    #[serde(default)]
+    pub file_id: Option<String>,
 }
 
 fn text_kind() -> MessageKind {
@@ -329,6 +394,8 @@ pub mod http {
         pub content: String,
         #[serde(default)]
         pub reply_to: Option<i64>,
+        #[serde(default)]
+        pub file_id: Option<String>,
     }
 
     #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -117,6 +117,9 @@ pub struct ErrorPayload {
     /// Set when the refused frame was a native `send`, so the client knows which one.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub client_msg_id: Option<String>,
+    /// With `rate_limited`: how long to wait before retrying.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub retry_after_ms: Option<u64>,
 }
 
 /// Frames the server sends.
@@ -135,6 +138,7 @@ impl ServerFrame {
             code: code.as_str().to_owned(),
             message: message.into(),
             client_msg_id: None,
+            retry_after_ms: None,
         })
     }
 
@@ -148,6 +152,21 @@ impl ServerFrame {
             code: code.to_owned(),
             message: message.into(),
             client_msg_id,
+            retry_after_ms: None,
+        })
+    }
+
+    /// `rate_limited`: the frame was refused, nothing was stored; retry after the wait.
+    pub fn rate_limited(
+        message: impl Into<String>,
+        retry_after_ms: u64,
+        client_msg_id: Option<String>,
+    ) -> Self {
+        ServerFrame::Error(ErrorPayload {
+            code: "rate_limited".to_owned(),
+            message: message.into(),
+            client_msg_id,
+            retry_after_ms: Some(retry_after_ms),
         })
     }
 
@@ -159,10 +178,22 @@ impl ServerFrame {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct OutgoingMessage {
     pub content: String,
+}
+
+impl<'de> Deserialize<'de> for OutgoingMessage {
+    /// Only `{"content": string}`: serde's derive would also take `["…"]`.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Fields {
+            content: String,
+        }
+        let Fields { content } = crate::object_only(d)?;
+        Ok(OutgoingMessage { content })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -258,6 +289,13 @@ impl ClientFrame {
         let fail = |code, message: String| DecodeError { code, message };
         let value: serde_json::Value = serde_json::from_str(text)
             .map_err(|e| fail(ErrorCode::InvalidJson, format!("frame is not JSON: {e}")))?;
+        // serde would also read the envelope from `[type, payload]`.
+        if !value.is_object() {
+            return Err(fail(
+                ErrorCode::BadFrame,
+                "frame must be {\"type\": string, \"payload\": object}".to_owned(),
+            ));
+        }
         let envelope: Envelope = serde_json::from_value(value).map_err(|e| {
             fail(
                 ErrorCode::BadFrame,
@@ -348,6 +386,25 @@ mod tests {
             code(r#"{"type":"requestRoomHistory","payload":{"roomId":"a","firstMessageId":"x"}}"#),
             ErrorCode::BadPayload
         );
+    }
+
+    #[test]
+    fn decode_refuses_shapes_serde_would_let_through() {
+        let code = |t: &str| ClientFrame::decode(t).unwrap_err().code;
+        assert_eq!(code(r#"["sync",{"inboxAfter":0}]"#), ErrorCode::BadFrame);
+        assert_eq!(
+            code(r#"{"type":"clientMessages","payload":{"roomId":"a","messages":[["hi"]]}}"#),
+            ErrorCode::BadPayload
+        );
+        assert_eq!(
+            code(
+                r#"{"type":"send","payload":{"conversationId":1,"clientMsgId":"c","kind":{"text":null},"content":"x"}}"#
+            ),
+            ErrorCode::BadPayload
+        );
+        let body = crate::http::decode_body::<crate::http::LoginRequest>;
+        assert!(body(br#"["a@b.c","correct horse"]"#).is_err());
+        assert!(body(br#"{"email":"a@b.c","password":"correct horse"}"#).is_ok());
     }
 
     #[test]

@@ -23,6 +23,8 @@ enum Command {
     Publish(String, Bytes),
     Subscribe(String, oneshot::Sender<Result<(), StoreError>>),
     Unsubscribe(String, oneshot::Sender<Result<(), StoreError>>),
+    /// Answered after the publishes queued before it went out.
+    Ping(oneshot::Sender<Result<(), StoreError>>),
 }
 
 type Handler = Arc<OnceLock<Weak<dyn BusHandler>>>;
@@ -137,6 +139,12 @@ async fn run(
                 }
                 Command::Subscribe(topic, done) => (true, topic, done),
                 Command::Unsubscribe(topic, done) => (false, topic, done),
+                Command::Ping(done) => {
+                    flush(&mut conn, &mut publishes, &mut pending).await;
+                    let pong = redis::cmd("PING").query_async::<Value>(&mut conn).await;
+                    let _ = done.send(pong.map(drop).map_err(store_error));
+                    continue;
+                }
             };
             // Keep order: the publishes queued before this command go first.
             flush(&mut conn, &mut publishes, &mut pending).await;
@@ -199,6 +207,12 @@ impl Bus for RedisBus {
             }
         }
         result
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        let (done, wait) = oneshot::channel();
+        let _ = self.commands.send(Command::Ping(done));
+        Self::wait(wait).await
     }
 
     async fn unsubscribe(&self, topic: &str) -> Result<(), StoreError> {

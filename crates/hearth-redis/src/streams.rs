@@ -14,7 +14,7 @@ use hearth_core::model::{
     ChatMessage, ConversationKind, ConversationRef, MessageId, MessageKind, NewMessage, Room,
     UserRef,
 };
-use hearth_core::store::{MessageStore, NewEvent};
+use hearth_core::store::{MessageStore, NewEvent, RoomDeletion};
 use hearth_proto::native::InboxEvent;
 use std::sync::Arc;
 
@@ -134,6 +134,9 @@ fn parse_entry(conversation_id: i64, id: &str, fields: &[String]) -> Option<Chat
         edited_ms: None,
         recalled: false,
         hidden: false,
+        // Room messages carry no files.
+        file: None,
+        transcript: None,
     })
 }
 
@@ -145,6 +148,25 @@ impl MessageStore for StreamCachedRooms {
 
     async fn rooms(&self) -> Result<Vec<Room>, StoreError> {
         self.durable.rooms().await
+    }
+
+    async fn delete_room(&self, slug: &str, force: bool) -> Result<RoomDeletion, StoreError> {
+        let room = self
+            .durable
+            .rooms()
+            .await?
+            .into_iter()
+            .find(|r| r.slug == slug);
+        let deleted = self.durable.delete_room(slug, force).await?;
+        if let (RoomDeletion::Deleted(_), Some(room)) = (deleted, room) {
+            // Conversation ids are never reused, so a leftover stream would only waste memory.
+            redis::cmd("DEL")
+                .arg(self.stream_key(&room.conversation()))
+                .query_async::<i64>(&mut self.redis.conn.clone())
+                .await
+                .map_err(store_error)?;
+        }
+        Ok(deleted)
     }
 
     async fn last_seq(&self, conversation_id: i64) -> Result<i64, StoreError> {

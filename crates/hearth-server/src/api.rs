@@ -6,6 +6,8 @@
 
 use crate::App;
 use crate::auth::{COOKIE_NAME, session_token, session_tokens};
+use crate::rate::Limited;
+use crate::security::peer;
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request, State};
@@ -20,6 +22,7 @@ use hearth_proto::http::{
     CreateAccountRequest, ErrorBody, LoginRequest, Me, SessionCreated, error_id,
 };
 use serde::de::DeserializeOwned;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 /// An HTTP error as the client sees it.
@@ -28,6 +31,8 @@ pub struct ApiError {
     status: StatusCode,
     id: &'static str,
     message: String,
+    /// Set on 429: sent as `Retry-After` (seconds) and `retryAfterMs`.
+    retry_after: Option<Limited>,
 }
 
 impl ApiError {
@@ -36,6 +41,7 @@ impl ApiError {
             status,
             id,
             message: message.into(),
+            retry_after: None,
         }
     }
 }
@@ -45,8 +51,43 @@ impl IntoResponse for ApiError {
         let body = ErrorBody {
             id: self.id.to_owned(),
             message: self.message,
+            retry_after_ms: self
+                .retry_after
+                .map(|l| l.retry_after.as_millis().try_into().unwrap_or(u64::MAX)),
         };
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(limited) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, limited.retry_after_secs().into());
+        }
+        response
+    }
+}
+
+impl From<Limited> for ApiError {
+    fn from(limited: Limited) -> Self {
+        limited.report();
+        ApiError {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            id: "rate_limited",
+            message: limited.message(),
+            retry_after: Some(limited),
+        }
+    }
+}
+
+/// The client's address (the peer, or the proxy's `X-Forwarded-For` when trusted).
+pub struct ClientIp(pub IpAddr);
+
+impl FromRequestParts<Arc<App>> for ClientIp {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, ApiError> {
+        Ok(ClientIp(
+            app.security
+                .client_ip(&parts.headers, peer(&parts.extensions)),
+        ))
     }
 }
 
@@ -87,11 +128,7 @@ impl From<ImError> for ApiError {
                     Refusal::NotFound => StatusCode::NOT_FOUND,
                     Refusal::Conflict => StatusCode::CONFLICT,
                 };
-                ApiError {
-                    status,
-                    id: code,
-                    message,
-                }
+                ApiError::new(status, code, message)
             }
             ImError::Store(e) => e.into(),
         }
@@ -106,6 +143,11 @@ impl From<AccountError> for ApiError {
             AccountError::UsernameTaken => bad(error_id::USERNAME_EXISTS, &error),
             AccountError::EmailTaken => bad(error_id::EMAIL_EXISTS, &error),
             AccountError::LoginFailed => bad(error_id::LOGIN_FAILED, &error),
+            AccountError::Banned => ApiError::new(
+                StatusCode::FORBIDDEN,
+                error_id::ACCOUNT_BANNED,
+                error.to_string(),
+            ),
             AccountError::CreatedWithoutSession(_) => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 error_id::SERVICE_UNAVAILABLE,
@@ -123,10 +165,24 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        match Json::<T>::from_request(req, state).await {
-            Ok(Json(value)) => Ok(ApiJson(value)),
-            Err(rejection) => Err(json_rejection(rejection)),
-        }
+        // An object first (Json<T> would also take a struct from an array of its fields).
+        let object = match Json::<serde_json::Map<String, serde_json::Value>>::from_request(
+            req, state,
+        )
+        .await
+        {
+            Ok(Json(object)) => object,
+            Err(rejection) => return Err(json_rejection(rejection)),
+        };
+        hearth_proto::http::from_object(object)
+            .map(ApiJson)
+            .map_err(|e| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    error_id::BAD_REQUEST,
+                    format!("Failed to deserialize the JSON body into the target type: {e}"),
+                )
+            })
     }
 }
 
@@ -207,9 +263,13 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
 }
 
 /// `204` with the session cookie, as the reference chat room answers a login.
-fn cookie_login(app: &App, session: &Session) -> Response {
+fn cookie_login(app: &App, headers: &HeaderMap, session: &Session) -> Response {
     let max_age = app.accounts.session_ttl().as_secs();
-    let secure = if app.secure_cookies { "; Secure" } else { "" };
+    let secure = if app.secure_cookies || app.security.forwarded_https(headers) {
+        "; Secure"
+    } else {
+        ""
+    };
     let cookie = format!(
         "{COOKIE_NAME}={}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age}{secure}",
         session.token
@@ -235,29 +295,47 @@ fn me_body(user: User) -> Me {
 
 pub async fn create_account(
     State(app): State<Arc<App>>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
     ApiJson(body): ApiJson<CreateAccountRequest>,
 ) -> Result<Response, ApiError> {
+    app.rate.signup(ip)?;
     let session = app
         .accounts
         .create_account(&body.username, &body.email, &body.password)
         .await?;
-    Ok(cookie_login(&app, &session))
+    Ok(cookie_login(&app, &headers, &session))
 }
 
 pub async fn login(
     State(app): State<Arc<App>>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
     ApiJson(body): ApiJson<LoginRequest>,
 ) -> Result<Response, ApiError> {
-    let session = app.accounts.login(&body.email, &body.password).await?;
-    Ok(cookie_login(&app, &session))
+    let session = limited_login(&app, ip, &body).await?;
+    Ok(cookie_login(&app, &headers, &session))
+}
+
+/// A login behind the per-IP and per-account limits; failures earn the account a lock-out.
+async fn limited_login(app: &App, ip: IpAddr, body: &LoginRequest) -> Result<Session, ApiError> {
+    app.rate.login(ip, &body.email)?;
+    let result = app.accounts.login(&body.email, &body.password).await;
+    match &result {
+        Ok(_) => app.rate.login_result(&body.email, true),
+        Err(AccountError::LoginFailed) => app.rate.login_result(&body.email, false),
+        Err(_) => {}
+    }
+    Ok(result?)
 }
 
 /// The native login: the token in the body, for `Authorization: Bearer`.
 pub async fn create_token_session(
     State(app): State<Arc<App>>,
+    ClientIp(ip): ClientIp,
     ApiJson(body): ApiJson<LoginRequest>,
 ) -> Result<Json<SessionCreated>, ApiError> {
-    let session = app.accounts.login(&body.email, &body.password).await?;
+    let session = limited_login(&app, ip, &body).await?;
     Ok(Json(SessionCreated {
         token: session.token,
         expires_at: session.expires_at_ms,

@@ -5,15 +5,15 @@
 //!
 //! ```text
 //! writer ─► Gateway::room_messages ─► bus "room.<id>" ─► every node: Gateway::deliver
-//!                                                         ─► RoomSequencer ─► room ring ─► sockets
+//!                                                         ─► RoomSequencer ─► Fanout ─► every socket
 //! writer ─► Gateway::to_users ─► bus "user.<id>" (per recipient) ─► nodes holding that user
-//!                                                         ─► Registry mailboxes ─► sockets
+//!                                                         ─► Registry ─► that user's sockets
 //! ```
 //!
 //! In embedded mode the bus is an in-process loopback, so the same path costs a function call.
 
+use crate::outlet::{Outlet, RoomFrame, RoomFrames, text_frame};
 use crate::registry::Registry;
-use axum::extract::ws::Utf8Bytes;
 use bytes::{BufMut, Bytes, BytesMut};
 use hearth_core::bus::{Bus, BusHandler, CONTROL_TOPIC, room_topic, user_topic};
 use hearth_core::delivery::Deliver;
@@ -23,39 +23,92 @@ use hearth_core::store::MessageStore;
 use hearth_proto::native::ImServerFrame;
 use hearth_proto::room::{ServerFrame, ServerMessages};
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
-use tokio::sync::broadcast;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
 
-/// One stored batch, ready to write to any socket.
-#[derive(Clone)]
-pub struct Delivery {
-    pub conversation_id: i64,
-    /// The highest `seq` in the batch; a socket whose `hello` already went past it skips it.
-    pub last_seq: i64,
-    pub frame: Utf8Bytes,
-}
-
-/// The node's room ring: a fixed-size broadcast every socket reads. A socket that falls a
-/// whole ring behind is told it lagged and is closed, so a slow client costs no memory.
+/// Every socket on this node, and the task that writes room batches to all of them.
+///
+/// Stored batches queue here; the task takes everything queued at once, joins it into one
+/// buffer and writes that to each socket with one non-blocking system call. A burst therefore
+/// costs one write per socket per pass, not one per message, and no socket task wakes up.
 pub struct Fanout {
-    tx: broadcast::Sender<Delivery>,
+    outlets: RwLock<HashMap<u64, Arc<Outlet>>>,
+    queue: mpsc::UnboundedSender<RoomFrame>,
+    /// Batches in `queue` (the channel does not say): a gauge at scrape time.
+    queued: AtomicUsize,
 }
+
+/// Room batches written to every socket in one pass, at most.
+const MAX_PASS: usize = 1024;
 
 impl Fanout {
-    pub fn new(backlog: usize) -> Self {
-        Fanout {
-            tx: broadcast::Sender::new(backlog.max(16)),
+    pub fn new() -> Arc<Self> {
+        let (queue, mut batches) = mpsc::unbounded_channel();
+        let fanout = Arc::new(Fanout {
+            outlets: RwLock::default(),
+            queue,
+            queued: AtomicUsize::new(0),
+        });
+        let weak = Arc::downgrade(&fanout);
+        tokio::spawn(async move {
+            let mut pass = Vec::with_capacity(MAX_PASS);
+            loop {
+                let taken = batches.recv_many(&mut pass, MAX_PASS).await;
+                if taken == 0 {
+                    return;
+                }
+                let Some(fanout) = weak.upgrade() else { return };
+                fanout.queued.fetch_sub(taken, Ordering::Relaxed);
+                let oldest = pass.iter().map(|f| f.since).min();
+                let frames = RoomFrames::new(std::mem::take(&mut pass));
+                let mut written = 0;
+                for outlet in fanout.read().values() {
+                    written += outlet.send_rooms(&frames);
+                }
+                // Recorded once per pass: the per-socket loop above only adds integers.
+                crate::telemetry::room_frames_out(written);
+                if let Some(oldest) = oldest {
+                    crate::telemetry::fanout_pass(oldest.elapsed());
+                }
+            }
+        });
+        fanout
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<u64, Arc<Outlet>>> {
+        self.outlets.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<u64, Arc<Outlet>>> {
+        self.outlets.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn attach(&self, socket_id: u64, outlet: Arc<Outlet>) {
+        self.write().insert(socket_id, outlet);
+    }
+
+    pub fn detach(&self, socket_id: u64) {
+        self.write().remove(&socket_id);
+    }
+
+    fn send(&self, frame: RoomFrame) {
+        // Fails only when the task is gone, that is when the node is shutting down.
+        if self.queue.send(frame).is_ok() {
+            self.queued.fetch_add(1, Ordering::Relaxed);
         }
     }
 
-    pub fn subscribe(&self) -> broadcast::Receiver<Delivery> {
-        self.tx.subscribe()
-    }
-
-    fn send(&self, delivery: Delivery) {
-        // No receivers is fine: nobody is connected.
-        let _ = self.tx.send(delivery);
+    /// Batches waiting for the fan-out task, and the bytes waiting in sockets' outlets (total,
+    /// largest). Walks every socket: for `/metrics`, not for hot paths.
+    pub fn depths(&self) -> (usize, usize, usize) {
+        let (total, max) = self
+            .read()
+            .values()
+            .map(|outlet| outlet.queued_bytes())
+            .fold((0, 0), |(total, max), n| (total + n, max.max(n)));
+        (self.queued.load(Ordering::Relaxed), total, max)
     }
 }
 
@@ -80,8 +133,8 @@ pub struct RoomSequencer {
 struct RoomOrder {
     /// The next `seq` to release.
     next: i64,
-    /// Early batches by first `seq`: (last `seq`, frame).
-    early: BTreeMap<i64, (i64, Utf8Bytes)>,
+    /// Early batches by first `seq`: (last `seq`, framed batch, when it arrived).
+    early: BTreeMap<i64, (i64, Bytes, Instant)>,
     repairing: bool,
 }
 
@@ -120,7 +173,7 @@ impl RoomSequencer {
 
     /// Takes a batch `first..=last` of a room; releases whatever is now in order. Returns true
     /// when a gap is open and a repair should be scheduled.
-    fn accept(&self, conversation: i64, first: i64, last: i64, frame: Utf8Bytes) -> bool {
+    fn accept(&self, conversation: i64, first: i64, last: i64, frame: Bytes) -> bool {
         let mut state = self.lock();
         let Some(order) = state.get_mut(&conversation) else {
             return false;
@@ -128,7 +181,7 @@ impl RoomSequencer {
         if last < order.next {
             return false; // already released (or repaired from storage)
         }
-        order.early.insert(first, (last, frame));
+        order.early.insert(first, (last, frame, Instant::now()));
         self.release(conversation, order);
         let gap = !order.early.is_empty() && !order.repairing;
         if gap {
@@ -142,14 +195,15 @@ impl RoomSequencer {
             if first > order.next {
                 break;
             }
-            let Some((first, (last, frame))) = order.early.pop_first() else {
+            let Some((first, (last, frame, since))) = order.early.pop_first() else {
                 break;
             };
             if last >= order.next && first <= order.next {
-                self.fanout.send(Delivery {
+                self.fanout.send(RoomFrame {
                     conversation_id: conversation,
                     last_seq: last,
-                    frame,
+                    wire: frame,
+                    since,
                 });
                 order.next = last + 1;
             }
@@ -194,10 +248,13 @@ impl RoomSequencer {
             return;
         };
         let (first, last) = (first.seq, last.seq);
-        let frame = encode_room_batch(room, &messages);
+        let frame = text_frame(room_batch_json(room, &messages).as_bytes());
         let mut state = self.lock();
         if let Some(order) = state.get_mut(&conversation) {
-            order.early.entry(first).or_insert((last, frame));
+            order
+                .early
+                .entry(first)
+                .or_insert((last, frame, Instant::now()));
             self.release(conversation, order);
         }
     }
@@ -215,12 +272,13 @@ impl RoomSequencer {
     }
 }
 
-fn encode_room_batch(room: &Room, messages: &[ChatMessage]) -> Utf8Bytes {
+/// The `serverMessages` JSON of a batch (what the bus carries).
+fn room_batch_json(room: &Room, messages: &[ChatMessage]) -> String {
     let frame = ServerFrame::ServerMessages(ServerMessages {
         room_id: room.slug.clone(),
         messages: messages.iter().map(ChatMessage::to_wire).collect(),
     });
-    frame.to_json().into()
+    frame.to_json()
 }
 
 /// The node's delivery hub: publisher for the core, handler for the bus.
@@ -265,10 +323,10 @@ impl Gateway {
         }
         let first = i64::from_be_bytes(payload[..8].try_into().unwrap_or([0; 8]));
         let last = i64::from_be_bytes(payload[8..16].try_into().unwrap_or([0; 8]));
-        let Ok(frame) = Utf8Bytes::try_from(payload.slice(16..)) else {
+        if std::str::from_utf8(&payload[16..]).is_err() {
             return;
-        };
-        if sequencer.accept(conversation, first, last, frame) {
+        }
+        if sequencer.accept(conversation, first, last, text_frame(&payload[16..])) {
             tokio::spawn(sequencer.clone().repair(conversation));
         }
     }
@@ -279,7 +337,7 @@ impl Deliver for Gateway {
         let (Some(first), Some(last)) = (messages.first(), messages.last()) else {
             return;
         };
-        let frame = encode_room_batch(room, messages);
+        let frame = room_batch_json(room, messages);
         let mut payload = BytesMut::with_capacity(16 + frame.len());
         payload.put_i64(first.seq);
         payload.put_i64(last.seq);
@@ -292,12 +350,12 @@ impl Deliver for Gateway {
         if users.is_empty() {
             return;
         }
-        let encoded: Utf8Bytes = frame.to_json().into();
+        let json = frame.to_json();
         if self.bus.is_local() {
-            self.registry.send(users, &encoded);
+            self.registry.send(users, &text_frame(json.as_bytes()));
             return;
         }
-        let bytes = Bytes::from(encoded);
+        let bytes = Bytes::from(json);
         for &user in users {
             self.bus.publish(user_topic(user), bytes.clone());
         }
@@ -317,8 +375,8 @@ impl Deliver for Gateway {
 impl BusHandler for Gateway {
     fn deliver(&self, topic: &str, payload: Bytes) {
         if let Some(user) = topic.strip_prefix("user.").and_then(|u| u.parse().ok()) {
-            if let Ok(frame) = Utf8Bytes::try_from(payload) {
-                self.registry.send(&[user], &frame);
+            if std::str::from_utf8(&payload).is_ok() {
+                self.registry.send(&[user], &text_frame(&payload));
             }
         } else if let Some(room) = topic.strip_prefix("room.").and_then(|r| r.parse().ok()) {
             self.on_room(room, payload);
@@ -326,6 +384,12 @@ impl BusHandler for Gateway {
             let text = String::from_utf8_lossy(&payload);
             if let Some(id) = text.strip_prefix("members ").and_then(|c| c.parse().ok()) {
                 self.members.invalidate(id);
+            } else if let Some(user) = text
+                .strip_prefix("revoke-user ")
+                .and_then(|u| u.parse().ok())
+            {
+                // A ban or an admin's revocation: every node closes the user's sockets (1008).
+                self.registry.revoke_user(user);
             }
         }
     }
@@ -336,6 +400,6 @@ impl BusHandler for Gateway {
             tokio::spawn(sequencer.clone().catch_up());
         }
         self.registry
-            .to_native_sockets(&Utf8Bytes::from_static(r#"{"type":"resync","payload":{}}"#));
+            .to_native_sockets(&text_frame(br#"{"type":"resync","payload":{}}"#));
     }
 }

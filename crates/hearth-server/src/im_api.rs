@@ -161,6 +161,7 @@ async fn request_friend(
     CurrentUser(me): CurrentUser,
     ApiJson(body): ApiJson<FriendRequestBody>,
 ) -> Done {
+    app.rate.friend_request(me.id)?;
     app.social
         .request(&me.as_ref(), body.user_id, &body.note)
         .await?;
@@ -244,6 +245,7 @@ async fn request_join(
     ApiPath(id): ApiPath<i64>,
     ApiJson(body): ApiJson<NoteBody>,
 ) -> Done {
+    app.rate.join_request(me.id)?;
     app.groups
         .request_join(&me.as_ref(), id, &body.note)
         .await?;
@@ -380,6 +382,7 @@ async fn send(
     ApiPath(id): ApiPath<i64>,
     ApiJson(body): ApiJson<SendBody>,
 ) -> Result<Json<Ack>, ApiError> {
+    app.rate.messages(me.id, 1)?;
     let ack = app
         .messaging
         .send(
@@ -389,6 +392,7 @@ async fn send(
             body.kind,
             body.content,
             body.reply_to,
+            body.file_id,
         )
         .await?;
     Ok(Json(ack))

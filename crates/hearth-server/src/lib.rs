@@ -4,16 +4,33 @@
 //!
 //! * [`api`] — account endpoints, error bodies, the JSON/path/query extractors;
 //! * [`im_api`] — friends, groups, conversations, messages, presence over HTTP;
+//! * [`search_api`] — message and user search (the index is `hearth-search`);
+//! * [`files_api`] — streamed uploads, downloads with ranges and caching;
 //! * [`ws`] — one task per WebSocket: `hello`, client frames, live deliveries;
 //! * [`fanout`] — encodes each stored batch once and broadcasts the shared bytes;
-//! * [`registry`] — each user's sockets on this node and their bounded mailboxes;
-//! * [`web`] — the built web client, embedded in the binary.
+//! * [`registry`] — each user's sockets on this node;
+//! * [`outlet`] — a socket's write side: anyone writes pre-framed bytes to it without a task switch;
+//! * [`handshake`] — the WebSocket upgrade, keeping the raw TCP stream;
+//! * [`web`] — the built web client, embedded in the binary;
+//! * [`ops`] — `/healthz`, `/readyz`, `/metrics` and the request log; [`telemetry`] — the
+//!   metrics themselves; [`timed`] — store timings; [`admin_api`] — `/api/admin/...`.
 
+mod admin_api;
 mod api;
 mod auth;
 mod fanout;
+mod files_api;
+mod handshake;
 mod im_api;
+mod ops;
+mod outlet;
+mod rate;
 mod registry;
+mod search_api;
+mod security;
+pub mod telemetry;
+mod timed;
+mod voice;
 mod web;
 mod ws;
 
@@ -23,17 +40,25 @@ use axum::routing::{any, get, post};
 use fanout::{Fanout, Gateway, RoomSequencer};
 use hearth_core::accounts::Accounts;
 use hearth_core::bus::{Bus, BusHandler, PresenceStore, room_topic};
+use hearth_core::files::{BlobStore, FileLimits, Files};
 use hearth_core::groups::Groups;
 use hearth_core::local::{LocalBus, LocalPresence};
 use hearth_core::messaging::{MemberCache, Messaging, Router as MessageRouter};
+use hearth_core::model::{ChatMessage, ConversationRef};
 use hearth_core::presence::Presence;
 use hearth_core::rooms::RoomHub;
 use hearth_core::social::Social;
 use hearth_core::store::Stores;
-use hearth_core::writer::Writers;
+use hearth_core::writer::{Committed, Writers};
 use hearth_core::{Limits, Policy, StoreError};
+use hearth_search::Search;
+pub use ops::MetricsConfig;
+use rate::RateGate;
+pub use rate::{Rate, RateLimits};
 use registry::Registry;
+pub use security::Security;
 use std::future::Future;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -51,6 +76,35 @@ pub struct ServerConfig {
     pub policy: Policy,
     /// How often this node looks for dead nodes whose users must be announced offline.
     pub reap_interval: Duration,
+    pub security: Security,
+    pub rate_limits: RateLimits,
+    /// This node's search index directory (each node needs its own); `None` keeps the index
+    /// in memory, rebuilt from the database at every start.
+    pub search_dir: Option<PathBuf>,
+    /// `GET /metrics`: served or not, and the bearer token it wants.
+    pub metrics: MetricsConfig,
+    pub files: FileSettings,
+    /// Offline transcription of voice messages (off unless configured).
+    pub transcriber: hearth_voice::TranscriberConfig,
+}
+
+/// Where uploads go and how large they may be.
+#[derive(Clone)]
+pub struct FileSettings {
+    pub limits: FileLimits,
+    /// Local directory for uploads in progress.
+    pub staging: PathBuf,
+    /// Where finished files are kept (local disk or S3).
+    pub blobs: Arc<dyn BlobStore>,
+}
+
+impl std::fmt::Debug for FileSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileSettings")
+            .field("limits", &self.limits)
+            .field("staging", &self.staging)
+            .finish_non_exhaustive()
+    }
 }
 
 /// How this node reaches the others: the bus its deliveries travel and where presence lives.
@@ -78,11 +132,17 @@ pub struct App {
     social: Social,
     groups: Groups,
     presence: Presence,
+    files: Files,
     gateway: Arc<Gateway>,
+    search: Arc<Search>,
     limits: Limits,
     secure_cookies: bool,
+    security: Security,
+    rate: Arc<RateGate>,
     /// Flips to `true` when the node starts shutting down; sockets then close with 1012.
     shutdown: watch::Receiver<bool>,
+    /// Probes, metrics, admin tools.
+    ops: ops::Ops,
 }
 
 /// Announces the users of dead nodes as offline, for as long as the node lives.
@@ -97,10 +157,35 @@ async fn reap_dead_nodes(app: std::sync::Weak<App>, every: Duration) {
     }
 }
 
+/// Forgets idle rate-limit keys every minute, for as long as the node lives.
+async fn purge_rate_limits(rate: std::sync::Weak<RateGate>) {
+    loop {
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        let Some(rate) = rate.upgrade() else { return };
+        rate.purge();
+    }
+}
+
+/// After each commit: route the messages, then have search read the feed at once instead of
+/// at its next poll (other nodes' commits are found by polling).
+struct IndexAfterCommit {
+    router: Arc<MessageRouter>,
+    search: Arc<Search>,
+}
+
+#[async_trait::async_trait]
+impl Committed for IndexAfterCommit {
+    async fn committed(&self, conversation: &ConversationRef, messages: &[ChatMessage]) {
+        self.router.committed(conversation, messages).await;
+        self.search.changed();
+    }
+}
+
 /// A ready-to-serve node.
 pub struct Server {
     app: Arc<App>,
     shutdown: watch::Sender<bool>,
+    transcription: Option<Arc<hearth_core::transcription::TranscriptionQueue>>,
 }
 
 impl Server {
@@ -109,11 +194,12 @@ impl Server {
         config: ServerConfig,
         cluster: Cluster,
     ) -> Result<Server, StoreError> {
-        let fanout = Arc::new(Fanout::new(config.limits.socket_backlog));
+        let stores = timed::timed(stores);
+        let fanout = Fanout::new();
         let members = Arc::new(MemberCache::default());
         let gateway = Gateway::new(
             fanout.clone(),
-            Arc::new(Registry::new(config.limits.socket_backlog)),
+            Arc::new(Registry::default()),
             cluster.bus.clone(),
             members.clone(),
         );
@@ -124,7 +210,23 @@ impl Server {
             gateway.clone(),
             members.clone(),
         ));
-        let writers = Arc::new(Writers::new(stores.messages.clone(), router.clone()));
+        let search = Arc::new(
+            Search::start(stores.feed.clone(), config.search_dir.clone())
+                .await
+                .map_err(|e| StoreError::Backend(e.to_string()))?,
+        );
+        let committed = Arc::new(IndexAfterCommit {
+            router: router.clone(),
+            search: search.clone(),
+        });
+        let writers = Arc::new(Writers::new(stores.messages.clone(), committed));
+        let ops = ops::Ops::new(
+            &stores,
+            cluster.bus.clone(),
+            writers.clone(),
+            config.rooms.iter().map(|(slug, _)| slug.clone()).collect(),
+            config.metrics.clone(),
+        );
         let rooms = RoomHub::start(
             stores.messages.clone(),
             writers.clone(),
@@ -152,12 +254,25 @@ impl Server {
             stores.conversations.clone(),
             stores.social.clone(),
             stores.inbox.clone(),
+            stores.files.clone(),
             gateway.clone(),
             writers,
             members,
             config.limits.clone(),
             config.policy.clone(),
         ));
+        let files = Files::new(
+            stores.files.clone(),
+            config.files.blobs.clone(),
+            config.files.staging.clone(),
+            config.files.limits.clone(),
+        )
+        .map_err(|e| {
+            StoreError::Backend(format!(
+                "upload staging directory {}: {e}",
+                config.files.staging.display()
+            ))
+        })?;
         let (shutdown, shutdown_rx) = watch::channel(false);
         let app = App {
             accounts: Accounts::new(stores.users.clone(), stores.sessions, config.session_ttl),
@@ -182,18 +297,46 @@ impl Server {
                 gateway.clone(),
             ),
             messaging,
+            files,
             gateway,
+            search,
             limits: config.limits,
             secure_cookies: config.secure_cookies,
+            security: config.security,
+            rate: Arc::new(RateGate::new(config.rate_limits)),
             shutdown: shutdown_rx,
+            ops,
         };
         let app = Arc::new(app);
+        let transcription = hearth_voice::start(
+            &config.transcriber,
+            stores.transcriptions.clone(),
+            Arc::new(voice::BlobAudio {
+                files: stores.files.clone(),
+                blobs: config.files.blobs.clone(),
+                staging: config.files.staging.clone(),
+            }),
+            Arc::new(voice::PostTranscript {
+                store: stores.transcriptions.clone(),
+                messaging: app.messaging.clone(),
+            }),
+        )
+        .map_err(|e| StoreError::Backend(format!("voice transcription: {e}")))?
+        .map(Arc::new);
+        if let Some(queue) = &transcription {
+            app.messaging.set_transcription(queue.clone());
+        }
         tokio::spawn(reap_dead_nodes(Arc::downgrade(&app), config.reap_interval));
-        Ok(Server { app, shutdown })
+        tokio::spawn(purge_rate_limits(Arc::downgrade(&app.rate)));
+        Ok(Server {
+            app,
+            shutdown,
+            transcription,
+        })
     }
 
     pub fn router(&self) -> Router {
-        Router::new()
+        let router = Router::new()
             .route("/api/create-account", post(api::create_account))
             .route("/api/login", post(api::login))
             .route("/api/logout", post(api::logout))
@@ -201,13 +344,22 @@ impl Server {
             .route("/api/sessions", post(api::create_token_session))
             .route("/api/ws", get(ws::upgrade))
             .merge(im_api::routes())
+            .merge(search_api::routes())
+            .merge(admin_api::routes())
+            .merge(ops::routes())
+            .merge(files_api::routes())
             .route("/api", any(api::not_found))
             .route("/api/", any(api::not_found))
             .route("/api/{*rest}", any(api::not_found))
             .fallback(web::serve)
             .method_not_allowed_fallback(api::method_not_allowed)
+            .layer(axum::middleware::from_fn_with_state(
+                self.app.clone(),
+                security::check_origin,
+            ))
             .layer(DefaultBodyLimit::max(self.app.limits.max_http_body_bytes))
-            .with_state(self.app.clone())
+            .with_state(self.app.clone());
+        ops::with_request_log(router)
     }
 
     /// Serves until `signal` resolves, then closes every socket with 1012 ("service restart":
@@ -236,6 +388,13 @@ impl Server {
         while Arc::strong_count(&self.app) > 1 && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+        // Running transcriptions go back to the queue for the next start (their processes are
+        // killed).
+        if let Some(queue) = &self.transcription {
+            queue.shutdown().await;
+        }
+        // Let go of the index directory, so a node started next in this process can open it.
+        self.app.search.stop().await;
         Ok(())
     }
 }

@@ -1,78 +1,49 @@
-//! Which sockets each user has open on this node, and their bounded mailboxes.
+//! Which sockets each user has open on this node.
 //!
 //! Native frames (messages of direct and group conversations, acks to other devices, inbox
-//! events, receipts, typing, presence) are encoded once by the caller and pushed as shared
-//! bytes into the mailbox of every socket of every recipient. A mailbox that is full means
-//! the socket is not keeping up: it is told to close (4001) and the client resyncs by `seq`,
-//! so a slow client costs a bounded amount of memory.
+//! events, receipts, typing, presence) are framed once by the caller and written as shared
+//! bytes to the [`Outlet`] of every socket of every recipient. An outlet whose backlog is full
+//! stops the socket (4001) and the client resyncs by `seq`, so a slow client costs a bounded
+//! amount of memory.
 
-use axum::extract::ws::Utf8Bytes;
+use crate::outlet::{Outlet, Stop};
+use bytes::Bytes;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use tokio::sync::{Notify, mpsc};
-
-/// What a socket's task receives besides room broadcasts.
-#[derive(Debug, Clone)]
-pub enum Outbound {
-    Frame(Utf8Bytes),
-    /// Close with this code: the session was revoked (1008).
-    Close(u16, &'static str),
-}
 
 struct Socket {
     id: u64,
     session: String,
     /// Speaks the native protocol (it asked for a sync), so it understands `resync`.
     native: bool,
-    mailbox: mpsc::Sender<Outbound>,
-    /// Rung when the mailbox overflowed.
-    overflow: Arc<Notify>,
+    outlet: Arc<Outlet>,
 }
 
-/// The receiving end a connection owns.
-pub struct Mailbox {
-    pub id: u64,
-    pub frames: mpsc::Receiver<Outbound>,
-    pub overflow: Arc<Notify>,
-}
-
+#[derive(Default)]
 pub struct Registry {
     sockets: Mutex<HashMap<i64, Vec<Socket>>>,
     next_id: AtomicU64,
-    capacity: usize,
 }
 
 impl Registry {
-    pub fn new(capacity: usize) -> Registry {
-        Registry {
-            sockets: Mutex::default(),
-            next_id: AtomicU64::new(1),
-            capacity: capacity.max(16),
-        }
-    }
-
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<i64, Vec<Socket>>> {
         self.sockets.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Registers a socket of `user` opened with the session whose token hash is `session`.
-    pub fn register(&self, user: i64, session: String) -> Mailbox {
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let (tx, rx) = mpsc::channel(self.capacity);
-        let overflow = Arc::new(Notify::new());
+    /// A new socket id, unique on this node.
+    pub fn next_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// Registers socket `id` of `user`, opened with the session whose token hash is `session`.
+    pub fn register(&self, user: i64, id: u64, session: String, outlet: Arc<Outlet>) {
         self.lock().entry(user).or_default().push(Socket {
             id,
             session,
             native: false,
-            mailbox: tx,
-            overflow: overflow.clone(),
+            outlet,
         });
-        Mailbox {
-            id,
-            frames: rx,
-            overflow,
-        }
     }
 
     pub fn unregister(&self, user: i64, id: u64) {
@@ -85,18 +56,12 @@ impl Registry {
         }
     }
 
-    /// Pushes one encoded frame to every socket of these users.
-    pub fn send(&self, users: &[i64], frame: &Utf8Bytes) {
+    /// Writes one framed message to every socket of these users.
+    pub fn send(&self, users: &[i64], wire: &Bytes) {
         let sockets = self.lock();
         for user in users {
             for socket in sockets.get(user).into_iter().flatten() {
-                if socket
-                    .mailbox
-                    .try_send(Outbound::Frame(frame.clone()))
-                    .is_err()
-                {
-                    socket.overflow.notify_one();
-                }
+                socket.outlet.send(wire.clone());
             }
         }
     }
@@ -112,16 +77,18 @@ impl Registry {
     }
 
     /// A frame for every native socket on this node (a `resync` hint after a bus outage).
-    pub fn to_native_sockets(&self, frame: &Utf8Bytes) {
+    pub fn to_native_sockets(&self, wire: &Bytes) {
         let sockets = self.lock();
         for socket in sockets.values().flatten().filter(|s| s.native) {
-            if socket
-                .mailbox
-                .try_send(Outbound::Frame(frame.clone()))
-                .is_err()
-            {
-                socket.overflow.notify_one();
-            }
+            socket.outlet.send(wire.clone());
+        }
+    }
+
+    /// Closes every socket of the user on this node (ban, admin revocation).
+    pub fn revoke_user(&self, user: i64) {
+        let sockets = self.lock();
+        for socket in sockets.get(&user).into_iter().flatten() {
+            socket.outlet.stop(Stop::Revoked);
         }
     }
 
@@ -129,13 +96,7 @@ impl Registry {
     pub fn revoke(&self, session: &str) {
         let sockets = self.lock();
         for socket in sockets.values().flatten().filter(|s| s.session == session) {
-            if socket
-                .mailbox
-                .try_send(Outbound::Close(1008, "logged out"))
-                .is_err()
-            {
-                socket.overflow.notify_one();
-            }
+            socket.outlet.stop(Stop::Revoked);
         }
     }
 }

@@ -6,20 +6,23 @@
 //! the snapshot are recognised by `seq` (each room's writer commits and publishes in `seq`
 //! order) and skipped.
 //!
-//! Close codes: 1008 not authenticated (log in again), 1009 frame over the hard size limit,
-//! 1012 server restarting (reconnect), 1013 backend unavailable (retry later), 4001 the client
-//! fell too far behind the live stream (reconnect; `hello` resyncs it).
+//! Close codes: 1007 a text frame that is not UTF-8, 1008 not authenticated (log in again),
+//! 1009 frame over the hard size limit, 1012 server restarting (reconnect), 1013 backend
+//! unavailable (retry later), 4001 the client fell too far behind the live stream (reconnect;
+//! `hello` resyncs it).
 
 use crate::App;
-use crate::api::{ApiError, ApiQuery};
+use crate::api::{ApiError, ApiQuery, ClientIp};
 use crate::auth::session_token;
-use crate::fanout::Delivery;
-use crate::registry::{Mailbox, Outbound};
+use crate::handshake::Handshake;
+use crate::outlet::{Outlet, SocketIo, Stop, text_frame};
+use crate::rate::Limited;
+use crate::security::bad_origin;
 use axum::extract::State;
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::http::HeaderMap;
 use axum::response::Response;
-use futures_util::SinkExt;
+use bytes::Bytes;
+use futures_util::StreamExt;
 use hearth_core::ImError;
 use hearth_core::StoreError;
 use hearth_core::accounts::token_hash;
@@ -28,13 +31,18 @@ use hearth_core::model::{ChatMessage, User};
 use hearth_core::rooms::{RoomError, RoomSnapshot};
 use hearth_proto::native::ImServerFrame;
 use hearth_proto::room::{self, ClientFrame, ErrorCode, Hello, RoomHistory, ServerFrame};
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+use tokio::net::TcpStream;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{self, Message};
 
+/// A text frame that is not UTF-8 (RFC 6455 §8.1).
+pub const CLOSE_NOT_UTF8: u16 = 1007;
 pub const CLOSE_NOT_AUTHENTICATED: u16 = 1008;
 pub const CLOSE_TOO_BIG: u16 = 1009;
+pub const CLOSE_IDLE: u16 = 1001;
 pub const CLOSE_RESTARTING: u16 = 1012;
 pub const CLOSE_TRY_LATER: u16 = 1013;
 pub const CLOSE_TOO_SLOW: u16 = 4001;
@@ -42,13 +50,11 @@ pub const CLOSE_TOO_SLOW: u16 = 4001;
 /// Bytes read from a socket at a time (larger frames take several reads; 4 KiB keeps an idle
 /// socket near 13 KiB of server memory).
 const READ_BUFFER: usize = 4 * 1024;
-/// Deliveries written before one flush, so a burst costs one syscall, not one per message.
-const MAX_BATCH: usize = 256;
-/// A client that does not take a write within this long is dead or hopelessly slow.
-const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often an open socket re-checks its session, so that expiry (and a logout on another
 /// node) ends it within this long.
 const SESSION_RECHECK: Duration = Duration::from_secs(30);
+/// How long a closing socket waits for the client's side of the closing handshake.
+const CLOSE_LINGER: Duration = Duration::from_secs(5);
 
 /// The device kinds a socket may say it is (`/api/ws?platform=…`, default `web`).
 const PLATFORMS: [&str; 4] = ["web", "android", "ios", "desktop"];
@@ -60,10 +66,15 @@ pub struct Connect {
 
 pub async fn upgrade(
     State(app): State<Arc<App>>,
+    ClientIp(ip): ClientIp,
     headers: HeaderMap,
     ApiQuery(connect): ApiQuery<Connect>,
-    upgrade: WebSocketUpgrade,
+    handshake: Handshake,
 ) -> Result<Response, ApiError> {
+    // A page of another site must not open a socket with this site's cookie.
+    if !app.security.origin_allowed(&headers) {
+        return Err(bad_origin());
+    }
     let platform = connect.platform.unwrap_or_else(|| "web".into());
     let Some(platform) = PLATFORMS.iter().copied().find(|p| *p == platform) else {
         return Err(
@@ -77,33 +88,56 @@ pub async fn upgrade(
         Some(token) => app.accounts.authenticate(token).await,
         None => Ok(None),
     };
-    let hard_limit = app.limits.hard_max_frame_bytes;
-    Ok(upgrade
-        .max_message_size(hard_limit)
-        .max_frame_size(hard_limit)
-        // tungstenite reads into a 128 KiB buffer by default, allocated per socket: most of
-        // an idle socket's memory. Frames larger than this are read in several chunks.
-        .read_buffer_size(READ_BUFFER)
-        .on_upgrade(move |socket| async move {
-            match (user, token) {
-                (Ok(Some(user)), Some(token)) => {
-                    Connection::open(app, user, token, platform, socket).await
+    Ok(handshake.accept(move |stream, early| async move {
+        let (socket, outlet) = websocket(&app, stream, early).await;
+        match (user, token) {
+            (Ok(Some(user)), Some(token)) => match app.rate.open_socket(user.id, ip) {
+                Ok(_slot) => Connection::open(app, user, token, platform, socket, outlet).await,
+                Err(limited) => {
+                    limited.report();
+                    let reason = format!("rate limited: retry in {} s", limited.retry_after_secs());
+                    outlet.close(CLOSE_TRY_LATER, &reason).await
                 }
-                (Ok(_), _) => close_now(socket, CLOSE_NOT_AUTHENTICATED, "not authenticated").await,
-                (Err(error), _) => {
-                    tracing::warn!(%error, "authenticating a socket failed");
-                    close_now(socket, CLOSE_TRY_LATER, "backend unavailable, retry").await
-                }
+            },
+            (Ok(_), _) => {
+                outlet
+                    .close(CLOSE_NOT_AUTHENTICATED, "not authenticated")
+                    .await
             }
-        }))
+            (Err(error), _) => {
+                tracing::warn!(%error, "authenticating a socket failed");
+                outlet
+                    .close(CLOSE_TRY_LATER, "backend unavailable, retry")
+                    .await
+            }
+        }
+    }))
 }
 
-async fn close_now(mut socket: WebSocket, code: u16, reason: &'static str) {
-    let frame = CloseFrame {
-        code,
-        reason: reason.into(),
+/// The frame reader over the socket's read half; writes go through the returned outlet.
+async fn websocket(
+    app: &App,
+    stream: TcpStream,
+    early: Bytes,
+) -> (WebSocketStream<SocketIo>, Arc<Outlet>) {
+    // Frames are written whole with one call each: Nagle would only delay them.
+    let _ = stream.set_nodelay(true);
+    let (read, write) = stream.into_split();
+    let outlet = Arc::new(Outlet::new(write, app.limits.socket_backlog_bytes));
+    let hard_limit = app.limits.hard_max_frame_bytes;
+    let config = WebSocketConfig::default()
+        .max_message_size(Some(hard_limit))
+        .max_frame_size(Some(hard_limit))
+        // tungstenite reads into a 128 KiB buffer by default, allocated per socket: most of
+        // an idle socket's memory. Frames larger than this are read in several chunks.
+        .read_buffer_size(READ_BUFFER);
+    let io = SocketIo {
+        read,
+        outlet: outlet.clone(),
     };
-    let _ = socket.send(Message::Close(Some(frame))).await;
+    let socket =
+        WebSocketStream::from_partially_read(io, early.to_vec(), Role::Server, Some(config)).await;
+    (socket, outlet)
 }
 
 struct Connection {
@@ -111,12 +145,12 @@ struct Connection {
     user: User,
     /// The session token, re-checked periodically so expiry and revocation end the socket.
     token: String,
-    /// This socket's id in the registry.
+    /// This socket's id in the registry and the fan-out.
     socket_id: u64,
-    /// Not split into halves: one task reads and writes, so no lock between the two.
-    socket: WebSocket,
-    /// Per room: the highest `seq` this socket has been sent.
-    sent_up_to: HashMap<i64, i64>,
+    /// Reads client frames; this task is its only user.
+    socket: WebSocketStream<SocketIo>,
+    /// Writes: shared with the fan-out and the registry, which write without waking us.
+    outlet: Arc<Outlet>,
 }
 
 /// Why the connection loop ended; the close frame to send, if any.
@@ -131,22 +165,28 @@ impl Connection {
         user: User,
         token: String,
         platform: &'static str,
-        socket: WebSocket,
+        socket: WebSocketStream<SocketIo>,
+        outlet: Arc<Outlet>,
     ) {
+        let _open = crate::telemetry::connection_opened(platform);
         // Every subscription comes before any state is read: nothing stored from here on can
-        // be missed (rooms de-duplicate by seq below; native clients by seq themselves).
-        let mut live = app.gateway.rooms.subscribe();
-        let mut mailbox = app.gateway.registry.register(user.id, token_hash(&token));
+        // be missed. The outlet holds what arrives until the hello is written, then skips
+        // room batches the hello already contains (by seq); native clients de-duplicate by
+        // seq themselves.
+        let registry = &app.gateway.registry;
+        let socket_id = registry.next_id();
+        app.gateway.rooms.attach(socket_id, outlet.clone());
+        registry.register(user.id, socket_id, token_hash(&token), outlet.clone());
         let topic = user_topic(user.id);
         let subscribed = app.gateway.bus().subscribe(&topic).await;
         app.presence.connected(user.id, platform).await;
         let mut conn = Connection {
-            socket_id: mailbox.id,
-            sent_up_to: HashMap::new(),
+            socket_id,
             app: app.clone(),
             user,
             token,
             socket,
+            outlet,
         };
         let snapshot = match &subscribed {
             Ok(()) => app.rooms.snapshot().await,
@@ -154,25 +194,36 @@ impl Connection {
         };
         let end = match snapshot {
             Ok(snapshot) => {
-                conn.sent_up_to = snapshot
+                let sent: Vec<(i64, i64)> = snapshot
                     .iter()
                     .map(|s| (s.room.conversation_id, s.last_seq()))
                     .collect();
                 let hello = hello_frame(&conn.user, snapshot);
-                match conn.send_now(hello.to_json().into()).await {
-                    Ok(()) => conn.run(&mut live, &mut mailbox).await,
-                    Err(()) => End::Quietly,
-                }
+                conn.outlet
+                    .open(text_frame(hello.to_json().as_bytes()), sent);
+                conn.run().await
             }
             Err(error) => {
                 tracing::warn!(%error, "reading the hello snapshot failed");
                 End::Close(CLOSE_TRY_LATER, "backend unavailable, retry")
             }
         };
+        app.gateway.rooms.detach(socket_id);
+        app.gateway.registry.unregister(conn.user.id, socket_id);
         if let End::Close(code, reason) = end {
-            let _ = close(&mut conn.socket, code, reason).await;
+            conn.outlet.close(code, reason).await;
+            // Let the client's answer (its close frame, or EOF) arrive before the socket is
+            // dropped: closing with unread input sends a reset, and a reset can destroy the
+            // close frame still waiting in the client's buffer.
+            let _ = tokio::time::timeout(CLOSE_LINGER, async {
+                while let Some(Ok(message)) = conn.socket.next().await {
+                    if message.is_close() {
+                        break;
+                    }
+                }
+            })
+            .await;
         }
-        app.gateway.registry.unregister(conn.user.id, mailbox.id);
         if subscribed.is_ok()
             && let Err(error) = app.gateway.bus().unsubscribe(&topic).await
         {
@@ -181,56 +232,57 @@ impl Connection {
         app.presence.disconnected(conn.user.id, platform).await;
     }
 
-    async fn run(
-        &mut self,
-        live: &mut tokio::sync::broadcast::Receiver<Delivery>,
-        mailbox: &mut Mailbox,
-    ) -> End {
+    async fn run(&mut self) -> End {
         let stopping = stopping(self.app.shutdown.clone());
         tokio::pin!(stopping);
         let mut recheck = tokio::time::interval(SESSION_RECHECK);
         recheck.tick().await;
+        let limits = &self.app.limits;
+        let ping_every = Duration::from_secs(limits.ping_interval_secs.max(1));
+        let idle_limit = Duration::from_secs(limits.idle_timeout_secs.max(1));
+        let mut heartbeat = tokio::time::interval(ping_every);
+        heartbeat.tick().await;
+        let mut last_heard = tokio::time::Instant::now();
+        let outlet = self.outlet.clone();
         loop {
             tokio::select! {
-                // Cancel-safe: a partly read frame stays in the socket's buffer.
-                incoming = self.socket.recv() => match incoming {
+                // Cancel-safe: a partly read frame stays in the reader's buffer.
+                incoming = self.socket.next() => match incoming {
                     None | Some(Ok(Message::Close(_))) => return End::Quietly,
                     Some(Err(error)) => return read_failure(&error),
+                    Some(Ok(message)) if { last_heard = tokio::time::Instant::now(); false } => {
+                        drop(message);
+                    }
                     Some(Ok(Message::Text(text))) => {
                         if self.on_text(text.as_str()).await.is_err() {
                             return End::Quietly;
                         }
                     }
                     Some(Ok(Message::Binary(_))) => {
+                        crate::telemetry::frame_in_kind("binary");
                         let frame = ServerFrame::error(
                             ErrorCode::BinaryNotSupported,
                             "binary frames are not part of the protocol; send JSON text frames",
                         );
-                        if self.send_now(frame.to_json().into()).await.is_err() {
+                        if self.send_now(frame.to_json()).await.is_err() {
                             return End::Quietly;
                         }
                     }
                     // Pings are answered by the WebSocket layer itself.
-                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                    Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
                 },
-                delivery = live.recv() => match delivery {
-                    Ok(first) => {
-                        if let Err(end) = self.deliver_batch(first, live).await {
-                            return end;
-                        }
+                // Queued bytes wait for the socket, or someone stopped the outlet.
+                () = outlet.woken() => {
+                    if outlet.drain().await.is_err() {
+                        return End::Quietly;
                     }
-                    Err(RecvError::Lagged(_)) => return too_slow(),
-                    Err(RecvError::Closed) => return restarting(),
-                },
-                outbound = mailbox.frames.recv() => match outbound {
-                    Some(first) => {
-                        if let Err(end) = self.deliver_mail(first, &mut mailbox.frames).await {
-                            return end;
-                        }
+                    match outlet.stopped() {
+                        Some(Stop::TooSlow) => return too_slow(),
+                        Some(Stop::Revoked) => return End::Close(CLOSE_NOT_AUTHENTICATED, "logged out"),
+                        Some(Stop::Broken) => return End::Quietly,
+                        None => {}
                     }
-                    None => return restarting(),
-                },
-                () = mailbox.overflow.notified() => return too_slow(),
+                }
                 _ = recheck.tick() => {
                     match self.app.accounts.authenticate(&self.token).await {
                         Ok(Some(_)) => {}
@@ -239,77 +291,22 @@ impl Connection {
                         Err(error) => tracing::debug!(%error, "session re-check failed"),
                     }
                 }
+                // A peer that answers nothing (not even pongs) is gone, or a half-open
+                // connection: close it rather than keep its memory and presence forever.
+                _ = heartbeat.tick() => {
+                    if last_heard.elapsed() > idle_limit {
+                        return End::Close(CLOSE_IDLE, "no answer to pings; reconnect");
+                    }
+                    outlet.send(Bytes::from_static(&[0x89, 0x00]));
+                }
                 () = &mut stopping => return restarting(),
             }
         }
     }
 
-    /// Writes `first` and whatever else is already in the mailbox, then flushes once.
-    async fn deliver_mail(
-        &mut self,
-        first: Outbound,
-        frames: &mut tokio::sync::mpsc::Receiver<Outbound>,
-    ) -> Result<(), End> {
-        let mut next = Some(first);
-        let mut written = 0;
-        while let Some(outbound) = next.take() {
-            match outbound {
-                Outbound::Frame(frame) => {
-                    self.feed(Message::Text(frame))
-                        .await
-                        .map_err(|()| End::Quietly)?;
-                    written += 1;
-                }
-                Outbound::Close(code, reason) => return Err(End::Close(code, reason)),
-            }
-            if written < MAX_BATCH {
-                next = frames.try_recv().ok();
-            }
-        }
-        self.flush().await.map_err(|()| End::Quietly)
-    }
-
-    /// Writes `first` and whatever else is already queued, then flushes once.
-    async fn deliver_batch(
-        &mut self,
-        first: Delivery,
-        live: &mut tokio::sync::broadcast::Receiver<Delivery>,
-    ) -> Result<(), End> {
-        let mut next = Some(first);
-        let mut written = 0;
-        while let Some(delivery) = next.take() {
-            if self.is_new(&delivery) {
-                self.feed(Message::Text(delivery.frame))
-                    .await
-                    .map_err(|()| End::Quietly)?;
-                written += 1;
-            }
-            if written < MAX_BATCH {
-                next = match live.try_recv() {
-                    Ok(d) => Some(d),
-                    Err(TryRecvError::Empty) => None,
-                    // `try_recv` reports a lag once and then skips ahead: close now, or the
-                    // client would silently miss the overwritten messages.
-                    Err(TryRecvError::Lagged(_)) => return Err(too_slow()),
-                    Err(TryRecvError::Closed) => return Err(restarting()),
-                };
-            }
-        }
-        self.flush().await.map_err(|()| End::Quietly)
-    }
-
-    /// Skips batches the `hello` snapshot already contained.
-    fn is_new(&mut self, delivery: &Delivery) -> bool {
-        let sent = self.sent_up_to.entry(delivery.conversation_id).or_insert(0);
-        if delivery.last_seq <= *sent {
-            return false;
-        }
-        *sent = delivery.last_seq;
-        true
-    }
-
     async fn on_text(&mut self, text: &str) -> Result<(), ()> {
         let reply = if text.len() > self.app.limits.max_frame_bytes {
+            crate::telemetry::frame_in_kind("too_large");
             Some(ServerFrame::error(
                 ErrorCode::FrameTooLarge,
                 format!(
@@ -318,9 +315,15 @@ impl Connection {
                 ),
             ))
         } else {
-            match ClientFrame::decode(text) {
+            let decoded = ClientFrame::decode(text);
+            crate::telemetry::frame_in(&decoded);
+            match decoded {
                 Err(e) => Some(ServerFrame::error(e.code, e.message)),
                 Ok(ClientFrame::ClientMessages(frame)) => {
+                    let count = u32::try_from(frame.messages.len()).unwrap_or(u32::MAX);
+                    if let Err(limited) = self.app.rate.messages(self.user.id, count) {
+                        return self.send_now(rate_limited_frame(limited, None)).await;
+                    }
                     let contents = frame.messages.into_iter().map(|m| m.content).collect();
                     // Success needs no reply: the broadcast echoes the messages to this socket.
                     match self
@@ -335,6 +338,11 @@ impl Connection {
                 }
                 Ok(ClientFrame::Send(send)) => {
                     let client_msg_id = send.client_msg_id.clone();
+                    if let Err(limited) = self.app.rate.messages(self.user.id, 1) {
+                        return self
+                            .send_now(rate_limited_frame(limited, Some(client_msg_id)))
+                            .await;
+                    }
                     let sent = self
                         .app
                         .messaging
@@ -345,15 +353,14 @@ impl Connection {
                             send.kind,
                             send.content,
                             send.reply_to,
+                            send.file_id,
                         )
                         .await;
                     return match sent {
                         Ok(ack) => self.send_native(&ImServerFrame::Ack(ack)).await,
                         Err(error) => {
-                            self.send_now(
-                                im_error_frame(error, Some(client_msg_id)).to_json().into(),
-                            )
-                            .await
+                            self.send_now(im_error_frame(error, Some(client_msg_id)).to_json())
+                                .await
                         }
                     };
                 }
@@ -383,10 +390,7 @@ impl Connection {
                         .await
                     {
                         Ok(state) => self.send_native(&ImServerFrame::SyncState(state)).await,
-                        Err(error) => {
-                            self.send_now(im_error_frame(error, None).to_json().into())
-                                .await
-                        }
+                        Err(error) => self.send_now(im_error_frame(error, None).to_json()).await,
                     };
                 }
                 Ok(ClientFrame::RequestRoomHistory(request)) => Some(
@@ -407,33 +411,35 @@ impl Connection {
             }
         };
         match reply {
-            Some(frame) => self.send_now(frame.to_json().into()).await,
+            Some(frame) => self.send_now(frame.to_json()).await,
             None => Ok(()),
         }
     }
 
-    async fn feed(&mut self, message: Message) -> Result<(), ()> {
-        match tokio::time::timeout(WRITE_TIMEOUT, self.socket.feed(message)).await {
-            Ok(Ok(())) => Ok(()),
-            _ => Err(()),
-        }
-    }
-
-    async fn flush(&mut self) -> Result<(), ()> {
-        match tokio::time::timeout(WRITE_TIMEOUT, self.socket.flush()).await {
-            Ok(Ok(())) => Ok(()),
-            _ => Err(()),
-        }
-    }
-
     async fn send_native(&mut self, frame: &ImServerFrame) -> Result<(), ()> {
-        self.send_now(frame.to_json().into()).await
+        self.send_now(frame.to_json()).await
     }
 
-    async fn send_now(&mut self, text: Utf8Bytes) -> Result<(), ()> {
-        self.feed(Message::Text(text)).await?;
-        self.flush().await
+    /// Writes a reply in order with everything else this socket is sent. Never waits: if the
+    /// socket is full the bytes queue (bounded) and the loop drains them.
+    async fn send_now(&mut self, text: String) -> Result<(), ()> {
+        self.outlet.send(text_frame(text.as_bytes()));
+        match self.outlet.stopped() {
+            Some(Stop::Broken) => Err(()),
+            _ => Ok(()),
+        }
     }
+}
+
+/// The `error` frame of a refused, rate-limited frame (nothing was stored).
+fn rate_limited_frame(limited: Limited, client_msg_id: Option<String>) -> String {
+    limited.report();
+    let wait = limited
+        .retry_after
+        .as_millis()
+        .try_into()
+        .unwrap_or(u64::MAX);
+    ServerFrame::rate_limited(limited.message(), wait, client_msg_id).to_json()
 }
 
 fn too_slow() -> End {
@@ -452,24 +458,15 @@ async fn stopping(mut shutdown: tokio::sync::watch::Receiver<bool>) {
     }
 }
 
-async fn close(socket: &mut WebSocket, code: u16, reason: &'static str) -> Result<(), ()> {
-    let frame = Message::Close(Some(CloseFrame {
-        code,
-        reason: reason.into(),
-    }));
-    match tokio::time::timeout(WRITE_TIMEOUT, socket.send(frame)).await {
-        Ok(Ok(())) => Ok(()),
-        _ => Err(()),
-    }
-}
-
-/// A read error: an oversized frame gets 1009; anything else means the peer is gone.
-fn read_failure(error: &axum::Error) -> End {
-    let text = error.to_string();
-    if text.contains("too long") || text.contains("too big") || text.contains("Space limit") {
-        End::Close(CLOSE_TOO_BIG, "frame exceeds the hard size limit")
-    } else {
-        End::Quietly
+/// A read error: an oversized frame gets 1009, a text frame that is not UTF-8 1007; anything
+/// else means the peer is gone.
+fn read_failure(error: &tungstenite::Error) -> End {
+    match error {
+        tungstenite::Error::Capacity(_) => {
+            End::Close(CLOSE_TOO_BIG, "frame exceeds the hard size limit")
+        }
+        tungstenite::Error::Utf8(_) => End::Close(CLOSE_NOT_UTF8, "text frame is not UTF-8"),
+        _ => End::Quietly,
     }
 }
 

@@ -299,6 +299,12 @@ on_both_backends!(login_table, |backend: Backend| async move {
             400,
             "BAD_REQUEST",
         ),
+        (
+            "the fields as an array (serde alone would take it)",
+            json!([alice.email, alice.password]),
+            400,
+            "BAD_REQUEST",
+        ),
     ];
     for (name, body, status, id) in cases {
         assert_eq!(

@@ -2,7 +2,8 @@
 
 mod common;
 
-use common::{Backend, Client, Deployment, contents, id_parts, room};
+use common::{Backend, Client, Deployment, Event, contents, id_parts, room};
+use futures_util::StreamExt;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -404,6 +405,87 @@ on_both_backends!(
             }
             client.expect_silence(Duration::from_millis(200)).await;
         }
+        node.stop().await;
+        deployment.cleanup().await;
+    }
+);
+
+on_both_backends!(
+    a_client_that_stops_reading_is_closed_with_4001,
+    |backend: Backend| async move {
+        let mut deployment = Deployment::new(backend);
+        deployment.config.limits.socket_backlog_bytes = 256 * 1024;
+        let node = deployment.start().await;
+        let (mut fast, _) = node.connect(&node.register("fast").await).await;
+        let (mut stalled, _) = node.connect(&node.register("stalled").await).await;
+        // ~100 KB per broadcast frame; 250 of them outgrow the kernel's socket buffers plus
+        // the server's 256 KiB backlog for the socket that never reads.
+        let content = "x".repeat(4_000);
+        let batch: Vec<&str> = vec![content.as_str(); 25];
+        // Four posts in flight: quick, so the stalled client starts reading soon after the
+        // server gave up on it (a closing socket waits a bounded time for its close frame to be
+        // taken), while the fast client keeps up with its own echoes.
+        for sent in 0..250 {
+            fast.post("general", &batch).await;
+            if sent >= 3 {
+                let frame = fast.expect("serverMessages").await;
+                assert_eq!(frame["messages"].as_array().unwrap().len(), 25);
+            }
+        }
+        for _ in 0..3 {
+            fast.expect("serverMessages").await;
+        }
+        // The stalled client finally reads: stale frames, then the 4001 close.
+        let mut frames = 0;
+        let code = loop {
+            match stalled.next_event().await {
+                Event::Frame(_) => frames += 1,
+                Event::Closed(code) => break code,
+            }
+        };
+        assert_eq!(code, Some(4001), "closed as too slow after {frames} frames");
+        assert!(
+            frames < 250,
+            "the server dropped what the client could not take"
+        );
+        // The fast client is unaffected.
+        fast.post("general", &["still here"]).await;
+        let frame = fast.expect("serverMessages").await;
+        assert_eq!(contents(&frame["messages"]), ["still here"]);
+        node.stop().await;
+        deployment.cleanup().await;
+    }
+);
+
+on_both_backends!(
+    a_peer_that_answers_no_pings_is_closed_with_1001,
+    |backend: Backend| async move {
+        let mut deployment = Deployment::new(backend);
+        deployment.config.limits.ping_interval_secs = 1;
+        deployment.config.limits.idle_timeout_secs = 2;
+        let node = deployment.start().await;
+        let (mut silent, _) = node.connect(&node.register("silent").await).await;
+        let (mut lively, _) = node.connect(&node.register("lively").await).await;
+        // The silent client reads nothing (so answers no ping) for a while; the lively one
+        // keeps reading, and its WebSocket layer answers the pings.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(4);
+        while tokio::time::Instant::now() < deadline {
+            let _ = tokio::time::timeout(Duration::from_millis(200), lively.stream.next()).await;
+        }
+        let mut code = None;
+        for _ in 0..20 {
+            match silent.next_event().await {
+                Event::Frame(_) => {}
+                Event::Closed(c) => {
+                    code = c;
+                    break;
+                }
+            }
+        }
+        assert_eq!(code, Some(1001), "the silent peer is closed as idle");
+        lively.post("general", &["still here"]).await;
+        let (frame, _) = lively.until("serverMessages").await;
+        assert_eq!(contents(&frame["messages"]), ["still here"]);
         node.stop().await;
         deployment.cleanup().await;
     }

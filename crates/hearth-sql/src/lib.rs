@@ -8,13 +8,17 @@
 //! writer, and a single writer never fights over the database lock. Message writes are
 //! `synchronous=FULL`, so a commit that returned is on disk.
 
+mod admin;
 mod commits;
 mod conversations;
 mod dialect;
+mod feed;
+mod files;
 mod inbox;
 mod messages;
 mod sessions;
 mod social;
+mod transcripts;
 mod users;
 
 pub use dialect::Backend;
@@ -44,7 +48,7 @@ pub enum SqlError {
     Migration(#[from] sqlx::migrate::MigrateError),
 }
 
-/// A connected SQL store; implements the core's user, session and room stores.
+/// A connected SQL store; implements every store trait of the core.
 #[derive(Clone)]
 pub struct SqlStore {
     backend: Backend,
@@ -128,7 +132,11 @@ impl SqlStore {
             messages: shared.clone(),
             social: shared.clone(),
             conversations: shared.clone(),
-            inbox: shared,
+            inbox: shared.clone(),
+            feed: shared.clone(),
+            admin: shared.clone(),
+            files: shared.clone(),
+            transcriptions: shared,
         }
     }
 

@@ -8,10 +8,10 @@ use crate::inbox::append_events;
 use crate::{SqlStore, store_error};
 use async_trait::async_trait;
 use hearth_core::model::{
-    ChatMessage, ConversationKind, ConversationRef, MessageId, MessageKind, NewMessage, Room,
-    UserRef,
+    Attachment, ChatMessage, ConversationKind, ConversationRef, MessageId, MessageKind, NewMessage,
+    Room, UserRef,
 };
-use hearth_core::store::{MessageStore, NewEvent};
+use hearth_core::store::{MessageStore, NewEvent, RoomDeletion};
 use hearth_core::{StoreError, now_ms};
 use hearth_proto::native::InboxEvent;
 use sqlx::{Any, Transaction};
@@ -23,9 +23,10 @@ const ROWS_PER_INSERT: usize = 200;
 type RoomRow = (i64, String, String);
 
 /// The columns every message read selects, in [`MessageRow`] order. `h.seq` is the viewer's
-/// hidden marker; queries without a viewer select `NULL` for it.
+/// hidden marker; queries without a viewer select `NULL` for it. `m.file_id` comes last, after
+/// it.
 const MESSAGE_COLUMNS: &str = "m.conversation_id, m.seq, m.ms, m.sender_id, u.username, m.kind, \
-     m.content, m.reply_to, m.client_msg_id, m.edited_ms, m.recalled";
+     m.content, m.reply_to, m.client_msg_id, m.edited_ms, m.recalled, m.transcript";
 
 /// Reads a page of one conversation: the page is cut from the primary key first (a derived
 /// table), and only its rows are joined to `users`. Joining first lets MySQL's planner walk
@@ -42,7 +43,7 @@ fn page_sql(order: &str, bound: &str, hidden: bool) -> String {
         ("NULL", "")
     };
     format!(
-        "SELECT {MESSAGE_COLUMNS}, {hidden_column} FROM \
+        "SELECT {MESSAGE_COLUMNS}, {hidden_column}, m.file_id FROM \
          (SELECT * FROM messages WHERE conversation_id = ? AND seq {bound} ? \
           ORDER BY seq {order} LIMIT ?) m \
          JOIN users u ON u.id = m.sender_id {hidden_join} ORDER BY m.seq {order}"
@@ -61,13 +62,16 @@ type MessageRow = (
     Option<String>,
     Option<i64>,
     i64,
+    Option<String>,
     Option<i64>,
+    Option<String>,
 );
 
 fn message(row: MessageRow) -> ChatMessage {
     let (conversation_id, seq, ms, sender_id, username, kind, content, reply_to) =
         (row.0, row.1, row.2, row.3, row.4, row.5, row.6, row.7);
-    let (client_msg_id, edited_ms, recalled, hidden) = (row.8, row.9, row.10, row.11);
+    let (client_msg_id, edited_ms, recalled, transcript, hidden) =
+        (row.8, row.9, row.10, row.11, row.12);
     ChatMessage {
         conversation_id,
         seq,
@@ -83,6 +87,9 @@ fn message(row: MessageRow) -> ChatMessage {
         edited_ms,
         recalled: recalled != 0,
         hidden: hidden.is_some(),
+        // Described by the messaging service, which looks up a page's files at once.
+        file: row.13.map(|id| Attachment { id, meta: None }),
+        transcript,
     }
 }
 
@@ -122,6 +129,10 @@ impl MessageStore for SqlStore {
         .await
         .map_err(store_error)?;
         Ok(rows.into_iter().map(room).collect())
+    }
+
+    async fn delete_room(&self, slug: &str, force: bool) -> Result<RoomDeletion, StoreError> {
+        crate::admin::delete_room(self, slug, force).await
     }
 
     async fn last_seq(&self, conversation_id: i64) -> Result<i64, StoreError> {
@@ -176,8 +187,8 @@ impl MessageStore for SqlStore {
         let mut found = Vec::new();
         // One indexed lookup per id: retries are rare and batches small.
         let sql = format!(
-            "SELECT {MESSAGE_COLUMNS}, NULL FROM messages m JOIN users u ON u.id = m.sender_id \
-             WHERE m.sender_id = ? AND m.client_msg_id = ?"
+            "SELECT {MESSAGE_COLUMNS}, NULL, m.file_id FROM messages m \
+             JOIN users u ON u.id = m.sender_id WHERE m.sender_id = ? AND m.client_msg_id = ?"
         );
         for id in client_msg_ids {
             let row = sqlx::query_as::<_, MessageRow>(sqlx::AssertSqlSafe(sql.clone()))
@@ -217,8 +228,8 @@ impl MessageStore for SqlStore {
         seq: i64,
     ) -> Result<Option<ChatMessage>, StoreError> {
         let sql = format!(
-            "SELECT {MESSAGE_COLUMNS}, NULL FROM messages m JOIN users u ON u.id = m.sender_id \
-             WHERE m.conversation_id = ? AND m.seq = ?"
+            "SELECT {MESSAGE_COLUMNS}, NULL, m.file_id FROM messages m \
+             JOIN users u ON u.id = m.sender_id WHERE m.conversation_id = ? AND m.seq = ?"
         );
         let row = sqlx::query_as::<_, MessageRow>(sqlx::AssertSqlSafe(sql))
             .bind(conversation_id)
@@ -334,16 +345,21 @@ pub(crate) async fn append_in(
             edited_ms: None,
             recalled: false,
             hidden: false,
+            file: m.file.map(|f| Attachment {
+                id: f.id.clone(),
+                meta: Some(Box::new(f)),
+            }),
+            transcript: None,
         })
         .collect();
     for chunk in stored.chunks(ROWS_PER_INSERT) {
         let mut sql = String::from(
             "INSERT INTO messages (conversation_id, seq, ms, sender_id, content, kind, \
-             reply_to, client_msg_id) VALUES ",
+             reply_to, client_msg_id, file_id) VALUES ",
         );
         for i in 0..chunk.len() {
             sql.push_str(if i == 0 { "" } else { ", " });
-            sql.push_str("(?, ?, ?, ?, ?, ?, ?, ?)");
+            sql.push_str("(?, ?, ?, ?, ?, ?, ?, ?, ?)");
         }
         // Built only from the constant fragments above: no data in the SQL text.
         let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql));
@@ -356,7 +372,8 @@ pub(crate) async fn append_in(
                 .bind(m.content.as_str())
                 .bind(m.kind.as_str())
                 .bind(m.reply_to)
-                .bind(m.client_msg_id.as_deref());
+                .bind(m.client_msg_id.as_deref())
+                .bind(m.file.as_ref().map(|f| f.id.as_str()));
         }
         insert.execute(&mut **tx).await.map_err(store_error)?;
     }
@@ -380,5 +397,34 @@ pub(crate) async fn append_in(
             .map_err(store_error)?;
         }
     }
+    // Last, so that on MySQL the feed id is taken as close to the commit as possible (ids
+    // committing out of order are waited for, but only for a while).
+    crate::feed::record(tx, conversation.id, &stored).await?;
     Ok(stored)
+}
+
+/// Messages by `(conversation_id, seq)`, as `viewer` sees them (0: nobody's hidden marks);
+/// for search, which reads the feed's messages and its hits this way.
+pub(crate) async fn messages_by_key(
+    pool: &sqlx::AnyPool,
+    viewer: i64,
+    keys: &[(i64, i64)],
+) -> Result<Vec<ChatMessage>, StoreError> {
+    let mut found = Vec::with_capacity(keys.len());
+    for chunk in keys.chunks(ROWS_PER_INSERT) {
+        let wanted = vec!["(m.conversation_id = ? AND m.seq = ?)"; chunk.len()].join(" OR ");
+        let sql = format!(
+            "SELECT {MESSAGE_COLUMNS}, h.seq, m.file_id FROM messages m JOIN users u ON u.id = m.sender_id \
+             LEFT JOIN hidden_messages h ON h.user_id = ? AND h.conversation_id = m.conversation_id \
+             AND h.seq = m.seq WHERE {wanted}"
+        );
+        // Only constant fragments and placeholders are formatted into the text.
+        let mut query = sqlx::query_as::<_, MessageRow>(sqlx::AssertSqlSafe(sql)).bind(viewer);
+        for &(conversation_id, seq) in chunk {
+            query = query.bind(conversation_id).bind(seq);
+        }
+        let rows = query.fetch_all(pool).await.map_err(store_error)?;
+        found.extend(rows.into_iter().map(message));
+    }
+    Ok(found)
 }

@@ -48,4 +48,30 @@ impl SessionStore for SqlStore {
             .map_err(store_error)?;
         Ok(())
     }
+
+    async fn delete_user_sessions(&self, user_id: i64) -> Result<u64, StoreError> {
+        sqlx::query("DELETE FROM sessions WHERE user_id = ?")
+            .bind(user_id)
+            .execute(&self.write)
+            .await
+            .map(|done| done.rows_affected())
+            .map_err(store_error)
+    }
+
+    async fn count_sessions(&self, now_ms: i64) -> Result<Option<u64>, StoreError> {
+        let n = sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM sessions WHERE expires_ms > ?")
+            .bind(now_ms)
+            .fetch_one(&self.read)
+            .await
+            .map_err(store_error)?;
+        Ok(Some(u64::try_from(n).unwrap_or(0)))
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.read)
+            .await
+            .map(drop)
+            .map_err(store_error)
+    }
 }

@@ -126,6 +126,25 @@ impl UserStore for SqlStore {
         Ok(seen.flatten())
     }
 
+    async fn active_user(&self, id: i64) -> Result<Option<User>, StoreError> {
+        let row = sqlx::query_as::<_, UserRow>(
+            "SELECT id, username, email FROM users WHERE id = ? AND banned_ms IS NULL",
+        )
+        .bind(id)
+        .fetch_optional(&self.read)
+        .await
+        .map_err(store_error)?;
+        Ok(row.map(user))
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.read)
+            .await
+            .map(drop)
+            .map_err(store_error)
+    }
+
     async fn user(&self, id: i64) -> Result<Option<User>, StoreError> {
         let row =
             sqlx::query_as::<_, UserRow>("SELECT id, username, email FROM users WHERE id = ?")

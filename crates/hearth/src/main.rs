@@ -1,9 +1,10 @@
-//! `hearth`: the chat server binary.
+//! `hearth`: the chat server binary (`serve`, `migrate`, `admin`).
 //!
 //! Configuration is layered, highest precedence first: command-line flags, `HEARTH_*`
 //! environment variables (nested keys with `__`, e.g. `HEARTH_LIMITS__MAX_CONTENT_CHARS`), the
 //! TOML file given by `--config`, then built-in defaults.
 
+mod admin;
 mod config;
 
 use anyhow::Context;
@@ -37,15 +38,20 @@ enum Command {
     Serve,
     /// Bring the database schema up to date and exit.
     Migrate,
+    /// Operator tools (rooms, users, sessions, stats) run against the database directly.
+    #[command(subcommand)]
+    Admin(admin::AdminCommand),
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let config = Config::load(&cli.options)?;
-    init_logging(&config.log_format);
+    // The admin commands print their results on stdout: logs go to stderr there.
+    init_logging(&config.log_format, matches!(cli.command, Command::Admin(_)));
     match cli.command {
         Command::Serve => serve(config).await,
+        Command::Admin(command) => admin::run(&config, command).await,
         Command::Migrate => {
             let store = SqlStore::open(&config.database_url()?).await?;
             store.close().await;
@@ -85,7 +91,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             (stores, Cluster { bus, presence })
         }
     };
-    let server = Server::start(stores, config.server_config(), cluster)
+    let server_config = config.server_config().context("opening the files store")?;
+    let server = Server::start(stores, server_config, cluster)
         .await
         .context("starting the server")?;
     let listener = tokio::net::TcpListener::bind(&config.listen)
@@ -96,6 +103,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         database = %config::redact(&database),
         redis = config.redis.as_deref().map(config::redact).unwrap_or_default(),
         bus = config.bus.as_deref().map(config::redact).unwrap_or_default(),
+        files = %config.files.store,
         "hearth is serving on http://{}", config.listen
     );
     server.serve(listener, shutdown_signal()).await?;
@@ -103,14 +111,16 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn init_logging(format: &str) {
+fn init_logging(format: &str, to_stderr: bool) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let default = if to_stderr { "warn" } else { "info" };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    if format == "json" {
-        builder.json().init();
-    } else {
-        builder.init();
+    match (format == "json", to_stderr) {
+        (true, false) => builder.json().init(),
+        (true, true) => builder.json().with_writer(std::io::stderr).init(),
+        (false, false) => builder.init(),
+        (false, true) => builder.with_writer(std::io::stderr).init(),
     }
 }
 

@@ -9,7 +9,7 @@
 use futures_util::{SinkExt, StreamExt};
 use hearth_core::store::Stores;
 use hearth_redis::{Redis, RedisBus, RedisPresence};
-use hearth_server::{Cluster, Server, ServerConfig};
+use hearth_server::{Cluster, FileSettings, Server, ServerConfig};
 use hearth_sql::SqlStore;
 use serde_json::{Value, json};
 use std::path::PathBuf;
@@ -79,6 +79,9 @@ pub struct Deployment {
     pub backend: Backend,
     database_url: String,
     sqlite_dir: Option<PathBuf>,
+    /// Uploads: `<files_dir>/blobs` and `<files_dir>/tmp` (local disk on both backends unless
+    /// a test swaps `config.files.blobs`).
+    pub files_dir: PathBuf,
     pub redis_prefix: String,
     /// Roughly how many messages each room's Redis stream keeps (cluster only).
     pub stream_max_len: usize,
@@ -99,10 +102,19 @@ impl Deployment {
             }
             Backend::Cluster => (format!("{}/{name}", mysql_base()), None),
         };
+        let files_dir = std::env::temp_dir().join(format!("{name}_files"));
+        let files = FileSettings {
+            limits: hearth_core::files::FileLimits::default(),
+            staging: files_dir.join("tmp"),
+            blobs: std::sync::Arc::new(
+                hearth_blobs::LocalBlobs::open(&files_dir.join("blobs")).unwrap(),
+            ),
+        };
         Deployment {
             backend,
             database_url,
             sqlite_dir,
+            files_dir,
             redis_prefix: format!("{name}:"),
             stream_max_len: 1_000,
             config: ServerConfig {
@@ -116,6 +128,16 @@ impl Deployment {
                 secure_cookies: false,
                 policy: hearth_core::Policy::default(),
                 reap_interval: Duration::from_secs(3),
+                security: hearth_server::Security::default(),
+                // Tests open many sessions from one address; the limits have their own test.
+                rate_limits: hearth_server::RateLimits {
+                    enabled: false,
+                    ..hearth_server::RateLimits::default()
+                },
+                search_dir: None,
+                metrics: hearth_server::MetricsConfig::default(),
+                files,
+                transcriber: hearth_voice::TranscriberConfig::default(),
             },
         }
     }
@@ -178,6 +200,11 @@ impl Deployment {
         }
     }
 
+    /// The deployment's database URL (SQLite file or MySQL database).
+    pub fn database_url(&self) -> &str {
+        &self.database_url
+    }
+
     /// Runs a `SELECT COUNT(*) …` with one integer parameter against the deployment's database.
     pub async fn count(&self, sql: &'static str, param: i64) -> i64 {
         sqlx::any::install_default_drivers();
@@ -196,6 +223,7 @@ impl Deployment {
         if let Some(dir) = &self.sqlite_dir {
             let _ = std::fs::remove_dir_all(dir);
         }
+        let _ = std::fs::remove_dir_all(&self.files_dir);
         if self.backend == Backend::Cluster {
             use sqlx::Executor;
             sqlx::any::install_default_drivers();

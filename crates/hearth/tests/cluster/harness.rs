@@ -78,11 +78,18 @@ impl Cluster {
             .arg("serve")
             .args(["--listen", &format!("127.0.0.1:{port}")])
             .args(["--data-dir", &self.dir.display().to_string()])
+            // The data directory is shared; a search index is one node's alone.
+            .args([
+                "--search-dir",
+                &self.dir.join(format!("search{i}")).display().to_string(),
+            ])
             .args(["--database", &self.database])
             .args(["--redis", &self.redis])
             .args(["--redis-prefix", &self.prefix])
             .args(["--node-ttl-secs", &self.node_ttl_secs.to_string()])
             .env("RUST_LOG", "info")
+            // Hundreds of sessions from one address; the limits have their own tests.
+            .env("HEARTH_RATE_LIMITS__ENABLED", "false")
             .env_remove("RUST_BACKTRACE")
             .stdout(Stdio::from(log.try_clone().unwrap()))
             .stderr(Stdio::from(log));

@@ -8,6 +8,7 @@
 #[path = "../../../hearth-server/tests/common/mod.rs"]
 mod common;
 mod harness;
+mod ops;
 
 use common::{Account, Client, Node, contents, id_parts, redis_url};
 use harness::{Cluster, PrivateMariaDb, PrivateRedis, eventually, free_port};

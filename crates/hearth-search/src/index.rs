@@ -1,0 +1,538 @@
+//! The tantivy index: schema, opening (or rebuilding), writing documents, and the ranked
+//! candidate search. Everything here is synchronous; callers run it on the blocking pool.
+
+use crate::SearchError;
+use crate::query::TextQuery;
+use crate::tokenizer;
+use hearth_core::model::{ChatMessage, MessageKind};
+use std::ops::Bound;
+use std::path::{Path, PathBuf};
+use tantivy::collector::TopDocs;
+use tantivy::query::{
+    BooleanQuery, ConstScoreQuery, Occur, Query, RangeQuery, TermQuery, TermSetQuery,
+};
+use tantivy::schema::{
+    FAST, Field, INDEXED, IndexRecordOption, STRING, Schema, TextFieldIndexing, TextOptions,
+};
+use tantivy::snippet::SnippetGenerator;
+use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, Score, SegmentReader, Term, doc};
+
+/// Bumped whenever the schema or the analysis changes: an index of another version is rebuilt.
+pub const INDEX_VERSION: u32 = 1;
+
+/// Indexing memory before tantivy flushes a segment (its minimum is 15 MB).
+const WRITER_MEMORY: usize = 24_000_000;
+
+/// The longest snippet, in bytes of the original text (tantivy's unit).
+const SNIPPET_BYTES: usize = 240;
+
+#[derive(Clone, Copy)]
+pub(crate) struct Fields {
+    /// `conversation_id · 2³² + seq`, the protocol's global message id: deletes go by it.
+    pub key: Field,
+    pub conversation: Field,
+    pub seq: Field,
+    pub sender: Field,
+    pub ms: Field,
+    pub kind: Field,
+    pub text: Field,
+}
+
+fn schema() -> (Schema, Fields) {
+    let mut b = Schema::builder();
+    let indexing = TextFieldIndexing::default()
+        .set_tokenizer(tokenizer::NAME)
+        // Positions: multi-character CJK queries are phrases of bigrams.
+        .set_index_option(IndexRecordOption::WithFreqsAndPositions);
+    let fields = Fields {
+        key: b.add_i64_field("key", INDEXED | FAST),
+        conversation: b.add_i64_field("conversation", INDEXED | FAST),
+        seq: b.add_i64_field("seq", INDEXED | FAST),
+        sender: b.add_i64_field("sender", INDEXED | FAST),
+        ms: b.add_i64_field("ms", INDEXED | FAST),
+        kind: b.add_text_field("kind", STRING),
+        // Not stored: hits are shown from the database row (current edits, recalls, hides),
+        // and their snippets are cut from that same text.
+        text: b.add_text_field(
+            "text",
+            TextOptions::default().set_indexing_options(indexing),
+        ),
+    };
+    (b.build(), fields)
+}
+
+pub(crate) fn key(conversation_id: i64, seq: i64) -> i64 {
+    (conversation_id << 32) + seq
+}
+
+fn unkey(key: i64) -> (i64, i64) {
+    (key >> 32, key & 0xFFFF_FFFF)
+}
+
+/// The text a message is found by: the one place that decides what is searchable.
+///
+/// Text messages are found by their content. Image, file and voice messages cannot be sent
+/// yet; when uploads land, add the file's name (and any caption) here, and for voice the
+/// transcript, joined with newlines — indexing and snippets both go through this function.
+/// System messages (joins, edits, …) are not searchable.
+pub fn indexed_text(message: &ChatMessage) -> Option<String> {
+    if message.recalled {
+        return None;
+    }
+    let mut parts: Vec<&str> = Vec::new();
+    match message.kind {
+        MessageKind::Text => parts.push(&message.content),
+        MessageKind::Image | MessageKind::File | MessageKind::Voice => {
+            // The caption, and what a voice message says once transcribed (a `transcribed`
+            // system message makes the tailer read the message again).
+            parts.push(&message.content);
+            if let Some(transcript) = &message.transcript {
+                parts.push(transcript);
+            }
+        }
+        MessageKind::System => return None,
+    }
+    let text = parts.join("\n");
+    (!text.trim().is_empty()).then_some(text)
+}
+
+/// What the feed says about one message: index it with this text, or drop it.
+pub(crate) enum Change {
+    Put(Box<ChatMessage>),
+    Remove(i64, i64),
+}
+
+pub(crate) struct SearchIndex {
+    /// Also holds the index (and its tokenizers) alive.
+    reader: IndexReader,
+    pub fields: Fields,
+}
+
+/// The committed state of an index, stored as its commit payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct Payload {
+    pub version: u32,
+    /// Every feed id up to this one is applied (or was given up on).
+    pub cursor: i64,
+}
+
+impl SearchIndex {
+    /// Opens the index in `dir` (created if missing), or an in-memory one. An index that
+    /// cannot be opened, or of another version, is deleted and started afresh: the feed
+    /// rebuilds it. Returns the index, its writer and the feed cursor it had reached.
+    pub fn open(dir: Option<&Path>) -> Result<(SearchIndex, IndexWriter, i64), SearchError> {
+        let (schema, fields) = schema();
+        let index = match dir {
+            None => Index::create_in_ram(schema.clone()),
+            Some(dir) => open_dir(dir, &schema)?,
+        };
+        index
+            .tokenizers()
+            .register(tokenizer::NAME, tokenizer::analyzer());
+        let writer = index
+            .writer_with_num_threads(1, WRITER_MEMORY)
+            .map_err(|e| match e {
+                tantivy::TantivyError::LockFailure(..) => {
+                    SearchError::Locked(dir.map(Path::to_path_buf).unwrap_or_default())
+                }
+                other => other.into(),
+            })?;
+        let cursor = match index
+            .load_metas()?
+            .payload
+            .as_deref()
+            .map(serde_json::from_str)
+        {
+            Some(Ok(Payload { version, cursor })) if version == INDEX_VERSION => cursor,
+            _ => 0,
+        };
+        let reader = index
+            .reader_builder()
+            // The tailer reloads after each commit: a search sees a commit at once.
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()?;
+        Ok((SearchIndex { reader, fields }, writer, cursor))
+    }
+
+    /// Deletes the documents of these messages and adds the new versions (idempotent).
+    pub fn apply(&self, writer: &IndexWriter, changes: Vec<Change>) -> Result<(), SearchError> {
+        let f = self.fields;
+        for change in changes {
+            let (conversation_id, seq, message) = match change {
+                Change::Put(m) => (m.conversation_id, m.seq, Some(m)),
+                Change::Remove(c, s) => (c, s, None),
+            };
+            let key = key(conversation_id, seq);
+            writer.delete_term(Term::from_field_i64(f.key, key));
+            let Some(message) = message else { continue };
+            let Some(text) = indexed_text(&message) else {
+                continue;
+            };
+            writer.add_document(doc!(
+                f.key => key,
+                f.conversation => conversation_id,
+                f.seq => seq,
+                f.sender => message.sender.id,
+                f.ms => message.ms,
+                f.kind => message.kind.as_str(),
+                f.text => text,
+            ))?;
+        }
+        Ok(())
+    }
+
+    /// Makes everything applied so far durable and visible, with the feed position reached.
+    pub fn commit(&self, writer: &mut IndexWriter, cursor: i64) -> Result<(), SearchError> {
+        let payload = serde_json::to_string(&Payload {
+            version: INDEX_VERSION,
+            cursor,
+        })?;
+        let mut commit = writer.prepare_commit()?;
+        commit.set_payload(&payload);
+        commit.commit()?;
+        self.reader.reload()?;
+        Ok(())
+    }
+
+    /// Forgets every document (the index belongs to another database).
+    pub fn clear(&self, writer: &mut IndexWriter) -> Result<(), SearchError> {
+        writer.delete_all_documents()?;
+        self.commit(writer, 0)
+    }
+
+    /// The top `k` matches as `(conversation_id, seq)`, best first: BM25, then newest, then
+    /// highest key (so equal scores page deterministically). Also whether that was all.
+    pub fn top(&self, query: &dyn Query, k: usize) -> Result<(Vec<(i64, i64)>, bool), SearchError> {
+        let searcher = self.reader.searcher();
+        let collector = TopDocs::with_limit(k.max(1)).tweak_score(|segment: &SegmentReader| {
+            let ms = segment.fast_fields().i64("ms").ok();
+            let key = segment.fast_fields().i64("key").ok();
+            move |doc, score: Score| {
+                let ms = ms.as_ref().and_then(|c| c.first(doc)).unwrap_or(0);
+                let key = key.as_ref().and_then(|c| c.first(doc)).unwrap_or(0);
+                (score, ms, key)
+            }
+        });
+        let top = searcher.search(query, &collector)?;
+        let exhausted = top.len() < k;
+        Ok((
+            top.into_iter().map(|((_, _, key), _)| unkey(key)).collect(),
+            exhausted,
+        ))
+    }
+
+    /// The text query combined with who-may-read-what and the caller's filters.
+    pub fn full_query(&self, text: &TextQuery, filters: &Filters) -> Box<dyn Query> {
+        let f = self.fields;
+        let constant =
+            |q: Box<dyn Query>| -> Box<dyn Query> { Box::new(ConstScoreQuery::new(q, 0.0)) };
+        let term = |field: Field, value: i64| -> Box<dyn Query> {
+            Box::new(TermQuery::new(
+                Term::from_field_i64(field, value),
+                IndexRecordOption::Basic,
+            ))
+        };
+        let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![(Occur::Must, text.build(f.text))];
+        // Readable: whole conversations in one set; those joined later only after joined_seq.
+        let mut access: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+        let whole: Vec<Term> = filters
+            .readable
+            .iter()
+            .filter(|(_, joined)| *joined <= 0)
+            .map(|(c, _)| Term::from_field_i64(f.conversation, *c))
+            .collect();
+        if !whole.is_empty() {
+            access.push((Occur::Should, Box::new(TermSetQuery::new(whole))));
+        }
+        for &(conversation, joined) in filters.readable.iter().filter(|(_, j)| *j > 0) {
+            let after: Box<dyn Query> = Box::new(RangeQuery::new(
+                Bound::Excluded(Term::from_field_i64(f.seq, joined)),
+                Bound::Unbounded,
+            ));
+            access.push((
+                Occur::Should,
+                Box::new(BooleanQuery::new(vec![
+                    (Occur::Must, term(f.conversation, conversation)),
+                    (Occur::Must, after),
+                ])),
+            ));
+        }
+        // No readable conversation at all: an empty disjunction matches nothing, as it should.
+        clauses.push((Occur::Must, constant(Box::new(BooleanQuery::new(access)))));
+        if let Some(sender) = filters.sender {
+            clauses.push((Occur::Must, constant(term(f.sender, sender))));
+        }
+        if filters.from.is_some() || filters.to.is_some() {
+            let bound = |ms: Option<i64>| {
+                ms.map_or(Bound::Unbounded, |ms| {
+                    Bound::Included(Term::from_field_i64(f.ms, ms))
+                })
+            };
+            clauses.push((
+                Occur::Must,
+                constant(Box::new(RangeQuery::new(
+                    bound(filters.from),
+                    bound(filters.to),
+                ))),
+            ));
+        }
+        Box::new(BooleanQuery::new(clauses))
+    }
+
+    /// Highlights the query's terms in `text` (a message as stored now).
+    pub fn snippets(&self, query: &dyn Query) -> Result<SnippetGenerator, SearchError> {
+        let searcher = self.reader.searcher();
+        let mut generator = SnippetGenerator::create(&searcher, query, self.fields.text)?;
+        generator.set_max_num_chars(SNIPPET_BYTES);
+        Ok(generator)
+    }
+
+    /// How many documents the index holds (for tests and logs).
+    pub fn num_docs(&self) -> u64 {
+        self.reader.searcher().num_docs()
+    }
+}
+
+/// Who may read what, and what the caller narrowed the search to.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Filters {
+    /// `(conversation_id, joined_seq)`: readable after `joined_seq` (0: all of it).
+    pub readable: Vec<(i64, i64)>,
+    pub sender: Option<i64>,
+    /// Inclusive bounds on the message time (ms).
+    pub from: Option<i64>,
+    pub to: Option<i64>,
+}
+
+/// Files tantivy keeps in an index directory. Anything else there means the directory is not
+/// (only) ours, and it is never deleted.
+fn is_index_file(name: &str) -> bool {
+    if matches!(name, "meta.json" | ".managed.json") || name.starts_with(".tantivy-") {
+        return true;
+    }
+    // Segment files: "<32 hex digits>.<component>", and "<32 hex>.<opstamp>.del".
+    let stem = name.split('.').next().unwrap_or_default();
+    stem.len() == 32 && stem.bytes().all(|b| b.is_ascii_hexdigit()) && name.len() > 33
+}
+
+fn open_dir(dir: &Path, schema: &Schema) -> Result<Index, SearchError> {
+    std::fs::create_dir_all(dir)?;
+    let foreign: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(Result::ok)
+        .filter(|e| !is_index_file(&e.file_name().to_string_lossy()))
+        .map(|e| e.path())
+        .collect();
+    if !foreign.is_empty() {
+        return Err(SearchError::NotAnIndex(dir.to_path_buf()));
+    }
+    let has_meta = dir.join("meta.json").exists();
+    if has_meta {
+        match Index::open_in_dir(dir) {
+            Ok(index) if index.schema() == *schema => return Ok(index),
+            Ok(_) => {
+                tracing::warn!(dir = %dir.display(), "search index has another schema; rebuilding it from the feed")
+            }
+            Err(error) => {
+                tracing::warn!(dir = %dir.display(), %error, "search index cannot be opened; rebuilding it from the feed")
+            }
+        }
+        // Only tantivy's own files are here (checked above): start afresh.
+        for entry in std::fs::read_dir(dir)?.filter_map(Result::ok) {
+            let path = entry.path();
+            if path.is_dir() {
+                std::fs::remove_dir_all(&path)?;
+            } else {
+                std::fs::remove_file(&path)?;
+            }
+        }
+    }
+    Ok(Index::create_in_dir(dir, schema.clone())?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hearth_core::model::UserRef;
+
+    fn message(conversation_id: i64, seq: i64, sender: i64, ms: i64, content: &str) -> ChatMessage {
+        ChatMessage {
+            conversation_id,
+            seq,
+            ms,
+            sender: UserRef {
+                id: sender,
+                username: format!("user{sender}"),
+            },
+            kind: MessageKind::Text,
+            content: content.to_owned(),
+            reply_to: None,
+            client_msg_id: None,
+            edited_ms: None,
+            recalled: false,
+            hidden: false,
+            file: None,
+            transcript: None,
+        }
+    }
+
+    fn indexed(messages: &[ChatMessage]) -> SearchIndex {
+        let (index, mut writer, cursor) = SearchIndex::open(None).unwrap();
+        assert_eq!(cursor, 0);
+        let changes = messages
+            .iter()
+            .map(|m| Change::Put(Box::new(m.clone())))
+            .collect();
+        index.apply(&writer, changes).unwrap();
+        index.commit(&mut writer, 7).unwrap();
+        index
+    }
+
+    fn find(index: &SearchIndex, q: &str, filters: &Filters) -> Vec<(i64, i64)> {
+        let query = index.full_query(&TextQuery::parse(q), filters);
+        index.top(&*query, 100).unwrap().0
+    }
+
+    fn everyone() -> Filters {
+        Filters {
+            readable: vec![(1, 0), (2, 0)],
+            ..Filters::default()
+        }
+    }
+
+    #[test]
+    fn stems_substrings_and_filters() {
+        let index = indexed(&[
+            message(1, 1, 10, 1_000, "He runs every morning"),
+            message(1, 2, 11, 2_000, "Running is fun"),
+            message(1, 3, 10, 3_000, "我们用数据库存储消息"),
+            message(2, 1, 11, 4_000, "大数据库存管理"),
+            message(2, 2, 10, 5_000, "你好，世界"),
+            message(2, 3, 11, 6_000, "好的"),
+        ]);
+        let all = everyone();
+        // Stemming: "running" finds "runs" and "Running"; newest first among equals.
+        assert_eq!(find(&index, "running", &all), [(1, 2), (1, 1)]);
+        assert_eq!(find(&index, "run", &all), [(1, 2), (1, 1)]);
+        // A CJK substring whichever way jieba cut it.
+        let mut hits = find(&index, "数据库", &all);
+        hits.sort();
+        assert_eq!(hits, [(1, 3), (2, 1)]);
+        assert_eq!(find(&index, "你好", &all), [(2, 2)]);
+        let mut one = find(&index, "好", &all);
+        one.sort();
+        assert_eq!(one, [(2, 2), (2, 3)]);
+        assert!(find(&index, "数据仓库", &all).is_empty());
+        // Every part must match.
+        assert_eq!(find(&index, "running fun", &all), [(1, 2)]);
+        // Filters: readable conversations, joined_seq, sender, time.
+        let only_one = Filters {
+            readable: vec![(1, 0)],
+            ..Filters::default()
+        };
+        assert_eq!(find(&index, "数据库", &only_one), [(1, 3)]);
+        let joined_late = Filters {
+            readable: vec![(1, 1)],
+            ..Filters::default()
+        };
+        assert_eq!(find(&index, "run", &joined_late), [(1, 2)]);
+        let by_sender = Filters {
+            sender: Some(10),
+            ..everyone()
+        };
+        assert_eq!(find(&index, "run", &by_sender), [(1, 1)]);
+        let in_time = Filters {
+            from: Some(1_500),
+            to: Some(2_000),
+            ..everyone()
+        };
+        assert_eq!(find(&index, "run", &in_time), [(1, 2)]);
+        assert!(find(&index, "run", &Filters::default()).is_empty());
+    }
+
+    #[test]
+    fn updates_replace_and_removals_delete() {
+        let (index, mut writer, _) = SearchIndex::open(None).unwrap();
+        let mut m = message(1, 1, 10, 1_000, "original words");
+        index
+            .apply(&writer, vec![Change::Put(Box::new(m.clone()))])
+            .unwrap();
+        m.content = "edited text".into();
+        index
+            .apply(&writer, vec![Change::Put(Box::new(m.clone()))])
+            .unwrap();
+        index.commit(&mut writer, 2).unwrap();
+        assert!(find(&index, "original", &everyone()).is_empty());
+        assert_eq!(find(&index, "edited", &everyone()), [(1, 1)]);
+        assert_eq!(index.num_docs(), 1);
+        index.apply(&writer, vec![Change::Remove(1, 1)]).unwrap();
+        index.commit(&mut writer, 3).unwrap();
+        assert_eq!(index.num_docs(), 0);
+    }
+
+    #[test]
+    fn snippets_mark_the_terms() {
+        let index = indexed(&[message(1, 1, 10, 1_000, "我们用数据库存储消息")]);
+        let query = index.full_query(&TextQuery::parse("数据库"), &everyone());
+        let snippet = index
+            .snippets(&*query)
+            .unwrap()
+            .snippet("我们用数据库存储消息");
+        let marked: Vec<&str> = tantivy::snippet::collapse_overlapped_ranges(snippet.highlighted())
+            .into_iter()
+            .map(|r| &snippet.fragment()[r])
+            .collect();
+        assert_eq!(marked, ["数据库"]);
+    }
+
+    #[test]
+    fn a_directory_index_keeps_its_cursor_and_refuses_foreign_files() {
+        let dir = std::env::temp_dir().join(format!("hearth-search-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        {
+            let (index, mut writer, cursor) = SearchIndex::open(Some(&dir)).unwrap();
+            assert_eq!(cursor, 0);
+            index
+                .apply(
+                    &writer,
+                    vec![Change::Put(Box::new(message(1, 1, 1, 1, "kept")))],
+                )
+                .unwrap();
+            index.commit(&mut writer, 42).unwrap();
+            // A second writer on the same directory is refused.
+            assert!(matches!(
+                SearchIndex::open(Some(&dir)),
+                Err(SearchError::Locked(_))
+            ));
+        }
+        let (index, _writer, cursor) = SearchIndex::open(Some(&dir)).unwrap();
+        assert_eq!((cursor, index.num_docs()), (42, 1));
+        drop((index, _writer));
+        // A corrupt index is started afresh.
+        std::fs::write(dir.join("meta.json"), "garbage").unwrap();
+        let (index, _writer, cursor) = SearchIndex::open(Some(&dir)).unwrap();
+        assert_eq!((cursor, index.num_docs()), (0, 0));
+        drop((index, _writer));
+        std::fs::write(dir.join("notes.txt"), "mine").unwrap();
+        assert!(matches!(
+            SearchIndex::open(Some(&dir)),
+            Err(SearchError::NotAnIndex(_))
+        ));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn keys_round_trip() {
+        assert_eq!(unkey(key(7, 42)), (7, 42));
+        assert_eq!(key(1, 1), 4_294_967_297);
+    }
+
+    #[test]
+    fn only_tantivy_files_count_as_the_index() {
+        assert!(is_index_file("meta.json"));
+        assert!(is_index_file(".tantivy-writer.lock"));
+        assert!(is_index_file("0123456789abcdef0123456789abcdef.idx"));
+        assert!(is_index_file("0123456789abcdef0123456789abcdef.12.del"));
+        assert!(!is_index_file("hearth.db"));
+        assert!(!is_index_file("0123456789abcdef0123456789abcdef"));
+    }
+}

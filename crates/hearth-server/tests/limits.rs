@@ -1,0 +1,394 @@
+//! Abuse limits and the Origin check: each limit triggers with the documented refusal, and
+//! recovers once the advertised wait has passed.
+
+mod common;
+
+use common::{Account, Backend, Deployment, Event, Node};
+use hearth_server::{Rate, RateLimits};
+use serde_json::{Value, json};
+use std::time::Duration;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+
+/// A node whose limits are all generous except the ones a test tightens.
+async fn node_with(limits: RateLimits) -> (Deployment, Node) {
+    let mut deployment = Deployment::new(Backend::Sqlite);
+    deployment.config.rate_limits = limits;
+    let node = deployment.start().await;
+    (deployment, node)
+}
+
+fn generous() -> RateLimits {
+    let lots = Rate {
+        burst: 10_000,
+        per_minute: 10_000,
+    };
+    RateLimits {
+        enabled: true,
+        signups_per_ip: lots,
+        logins_per_ip: lots,
+        logins_per_account: lots,
+        messages_per_user: lots,
+        friend_requests_per_user: lots,
+        join_requests_per_user: lots,
+        uploads_per_user: lots,
+        connections_per_ip: lots,
+        max_sockets_per_user: 1_000,
+        max_sockets_per_ip: 1_000,
+    }
+}
+
+/// One every five seconds after a burst of `burst`: slow enough that nothing refills while
+/// a test uses up the burst (password hashing is slow in debug builds), quick to recover.
+fn tight(burst: u32) -> Rate {
+    Rate {
+        burst,
+        per_minute: 12,
+    }
+}
+
+/// Asserts a 429 `rate_limited` with a consistent `Retry-After` and `retryAfterMs`; returns
+/// the wait.
+async fn assert_limited(response: reqwest::Response) -> Duration {
+    assert_eq!(response.status(), 429);
+    let retry_after: u64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["id"], "rate_limited", "{body}");
+    let wait_ms = body["retryAfterMs"].as_u64().expect("retryAfterMs");
+    assert!(
+        wait_ms <= retry_after * 1000,
+        "{wait_ms} ms vs {retry_after} s"
+    );
+    assert!(retry_after >= 1);
+    Duration::from_millis(wait_ms + 50)
+}
+
+fn signup_body(name: &str) -> Value {
+    let username = common::unique(name);
+    json!({"username": username, "email": format!("{username}@example.com"), "password": "correct horse battery"})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signups_per_ip_trigger_and_recover() {
+    let (deployment, node) = node_with(RateLimits {
+        signups_per_ip: tight(2),
+        ..generous()
+    })
+    .await;
+    for name in ["s1", "s2"] {
+        let response = node
+            .post_json("/api/create-account", signup_body(name))
+            .await;
+        assert_eq!(response.status(), 204);
+    }
+    let refused = node
+        .post_json("/api/create-account", signup_body("s3"))
+        .await;
+    let wait = assert_limited(refused).await;
+    tokio::time::sleep(wait).await;
+    let response = node
+        .post_json("/api/create-account", signup_body("s4"))
+        .await;
+    assert_eq!(
+        response.status(),
+        204,
+        "recovered after the advertised wait"
+    );
+    node.stop().await;
+    deployment.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_logins_back_off_and_a_good_login_recovers() {
+    let (deployment, node) = node_with(generous()).await;
+    let ann = node.register("ann").await;
+    let wrong = json!({"email": ann.email, "password": "not the password"});
+    for _ in 0..5 {
+        let response = node.post_json("/api/login", wrong.clone()).await;
+        assert_eq!(response.status(), 400, "a wrong password is LOGIN_FAILED");
+    }
+    // The account is now locked for a moment, even with the right password, and from the
+    // bearer-token login too.
+    let right = json!({"email": ann.email, "password": ann.password});
+    let wait = assert_limited(node.post_json("/api/login", right.clone()).await).await;
+    assert_limited(node.post_json("/api/sessions", right.clone()).await).await;
+    tokio::time::sleep(wait).await;
+    let response = node.post_json("/api/login", right.clone()).await;
+    assert_eq!(response.status(), 204, "recovered");
+    node.stop().await;
+    deployment.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logins_per_ip_and_per_account() {
+    let (deployment, node) = node_with(RateLimits {
+        logins_per_account: tight(2),
+        ..generous()
+    })
+    .await;
+    let ann = node.register("ann").await;
+    let right = json!({"email": ann.email, "password": ann.password});
+    for _ in 0..2 {
+        assert_eq!(
+            node.post_json("/api/login", right.clone()).await.status(),
+            204
+        );
+    }
+    let wait = assert_limited(node.post_json("/api/login", right.clone()).await).await;
+    tokio::time::sleep(wait).await;
+    assert_eq!(node.post_json("/api/login", right).await.status(), 204);
+    node.stop().await;
+    deployment.cleanup().await;
+
+    let (deployment, node) = node_with(RateLimits {
+        logins_per_ip: tight(1),
+        ..generous()
+    })
+    .await;
+    let ben = node.register("ben").await;
+    let cid = node.register("cid").await;
+    let login = |a: &Account| json!({"email": a.email, "password": a.password});
+    assert_eq!(
+        node.post_json("/api/login", login(&ben)).await.status(),
+        204
+    );
+    // Another account from the same address is refused too.
+    assert_limited(node.post_json("/api/login", login(&cid)).await).await;
+    node.stop().await;
+    deployment.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_per_user_on_the_socket_and_over_http() {
+    let (deployment, node) = node_with(RateLimits {
+        messages_per_user: tight(3),
+        ..generous()
+    })
+    .await;
+    let ann = node.register("ann").await;
+    let bob = node.register("bob").await;
+    node.befriend(&ann, &bob).await;
+    let dm = node
+        .ok(&ann, "POST", "/api/direct", Some(json!({"userId": bob.id})))
+        .await["conversationId"]
+        .as_i64()
+        .unwrap();
+    let (mut socket, _) = node.connect(&ann).await;
+    socket.post("general", &["one", "two", "three"]).await;
+    socket.expect("serverMessages").await;
+    // The burst of three is used up: the next frame is refused whole.
+    socket.post("general", &["four"]).await;
+    let error = socket.expect("error").await;
+    assert_eq!(error["code"], "rate_limited", "{error}");
+    let wait = error["retryAfterMs"].as_u64().expect("retryAfterMs");
+    assert!(wait <= 5_000, "{wait}");
+    // A native send is refused with its clientMsgId, so the client knows which one.
+    socket.send(json!({"type": "send", "payload": {"conversationId": dm, "clientMsgId": "c-1", "kind": "text", "content": "hi"}})).await;
+    let (error, _) = socket.until("error").await;
+    assert_eq!(error["code"], "rate_limited");
+    assert_eq!(error["clientMsgId"], "c-1");
+    let response = node
+        .http
+        .post(node.url(&format!("/api/conversations/{dm}/messages")))
+        .header("cookie", format!("sid={}", ann.sid))
+        .json(&json!({"clientMsgId": "c-2", "kind": "text", "content": "hi"}))
+        .send()
+        .await
+        .unwrap();
+    let wait = assert_limited(response).await;
+    // Nothing refused was stored; after the wait, sending works again.
+    tokio::time::sleep(wait).await;
+    socket.post("general", &["five"]).await;
+    let (frame, _) = socket.until("serverMessages").await;
+    assert_eq!(common::contents(&frame["messages"]), ["five"]);
+    let stored = deployment
+        .count("SELECT COUNT(*) FROM messages WHERE sender_id = ?", ann.id)
+        .await;
+    assert_eq!(stored, 4, "one, two, three, five");
+    node.stop().await;
+    deployment.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn friend_and_join_requests_per_user() {
+    let (deployment, node) = node_with(RateLimits {
+        friend_requests_per_user: tight(1),
+        join_requests_per_user: tight(1),
+        ..generous()
+    })
+    .await;
+    let ann = node.register("ann").await;
+    let bob = node.register("bob").await;
+    let cid = node.register("cid").await;
+    let ask = |to: &Account| {
+        node.http
+            .post(node.url("/api/friends/requests"))
+            .header("cookie", format!("sid={}", ann.sid))
+            .json(&json!({"userId": to.id, "note": "hi"}))
+            .send()
+    };
+    assert_eq!(ask(&bob).await.unwrap().status(), 204);
+    let wait = assert_limited(ask(&cid).await.unwrap()).await;
+    tokio::time::sleep(wait).await;
+    assert_eq!(ask(&cid).await.unwrap().status(), 204);
+
+    let group = |name: &str| {
+        let body = json!({"name": name, "members": []});
+        node.ok(&bob, "POST", "/api/groups", Some(body))
+    };
+    let g1 = group("g1").await["conversationId"].as_i64().unwrap();
+    let g2 = group("g2").await["conversationId"].as_i64().unwrap();
+    let join = |g: i64| {
+        node.http
+            .post(node.url(&format!("/api/groups/{g}/join-requests")))
+            .header("cookie", format!("sid={}", cid.sid))
+            .json(&json!({"note": "let me in"}))
+            .send()
+    };
+    assert_eq!(join(g1).await.unwrap().status(), 204);
+    let wait = assert_limited(join(g2).await.unwrap()).await;
+    tokio::time::sleep(wait).await;
+    assert_eq!(join(g2).await.unwrap().status(), 204);
+    node.stop().await;
+    deployment.cleanup().await;
+}
+
+/// Opens a socket and returns the first thing it says.
+async fn first_event(node: &Node, account: &Account) -> (common::Client, Event) {
+    let mut client = node.connect_with_cookie(Some(&account.sid)).await;
+    let event = client.next_event().await;
+    (client, event)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_per_ip_and_open_sockets_per_user() {
+    let (deployment, node) = node_with(RateLimits {
+        max_sockets_per_user: 2,
+        ..generous()
+    })
+    .await;
+    let ann = node.register("ann").await;
+    let (first, _) = node.connect(&ann).await;
+    let (_second, _) = node.connect(&ann).await;
+    let (_third, event) = first_event(&node, &ann).await;
+    assert!(
+        matches!(event, Event::Closed(Some(1013))),
+        "a third socket is refused with 1013: {event:?}"
+    );
+    first.close().await;
+    // The slot is given back when a socket ends.
+    let mut recovered = None;
+    for _ in 0..50 {
+        let (client, event) = first_event(&node, &ann).await;
+        if let Event::Frame(frame) = &event {
+            assert_eq!(frame["type"], "hello");
+            recovered = Some(client);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(recovered.is_some(), "a socket opens again after one closed");
+    node.stop().await;
+    deployment.cleanup().await;
+
+    let (deployment, node) = node_with(RateLimits {
+        connections_per_ip: tight(2),
+        ..generous()
+    })
+    .await;
+    let bob = node.register("bob").await;
+    let (_a, _) = node.connect(&bob).await;
+    let (_b, _) = node.connect(&bob).await;
+    let (_c, event) = first_event(&node, &bob).await;
+    assert!(matches!(event, Event::Closed(Some(1013))), "{event:?}");
+    tokio::time::sleep(Duration::from_millis(5_100)).await;
+    let (_d, event) = first_event(&node, &bob).await;
+    assert!(matches!(event, Event::Frame(_)), "recovered: {event:?}");
+    node.stop().await;
+    deployment.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cross_origin_sockets_and_cookie_posts_are_refused() {
+    let (deployment, node) = node_with(generous()).await;
+    let ann = node.register("ann").await;
+    let upgrade = |origin: &'static str| {
+        let mut request = node.ws_url.as_str().into_client_request().unwrap();
+        let headers = request.headers_mut();
+        headers.insert(
+            "cookie",
+            HeaderValue::from_str(&format!("sid={}", ann.sid)).unwrap(),
+        );
+        headers.insert("origin", HeaderValue::from_static(origin));
+        tokio_tungstenite::connect_async(request)
+    };
+    match upgrade("http://evil.example").await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 403)
+        }
+        other => panic!(
+            "a cross-origin upgrade must be refused: {:?}",
+            other.map(|_| ())
+        ),
+    }
+    let same = node.base.clone();
+    let same: &'static str = Box::leak(same.into_boxed_str());
+    assert!(
+        upgrade(same).await.is_ok(),
+        "the server's own origin may connect"
+    );
+
+    let post = |origin: &str| {
+        node.http
+            .post(node.url("/api/groups"))
+            .header("cookie", format!("sid={}", ann.sid))
+            .header("origin", origin)
+            .json(&json!({"name": "g", "members": []}))
+            .send()
+    };
+    let refused = post("http://evil.example").await.unwrap();
+    assert_eq!(refused.status(), 403);
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["id"], "bad_origin");
+    assert_eq!(post(&node.base).await.unwrap().status(), 200);
+    // Logging in from a foreign page is refused as well (login CSRF).
+    let login = node
+        .http
+        .post(node.url("/api/login"))
+        .header("origin", "http://evil.example")
+        .json(&json!({"email": ann.email, "password": ann.password}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 403);
+    node.stop().await;
+    deployment.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_per_user_trigger_and_recover() {
+    let (deployment, node) = node_with(RateLimits {
+        uploads_per_user: tight(1),
+        ..generous()
+    })
+    .await;
+    let ann = node.register("ann").await;
+    let upload = || {
+        node.http
+            .post(node.url("/api/files?name=note.txt"))
+            .header("cookie", format!("sid={}", ann.sid))
+            .header("content-type", "text/plain")
+            .body("hello")
+            .send()
+    };
+    assert_eq!(upload().await.unwrap().status(), 201);
+    let wait = assert_limited(upload().await.unwrap()).await;
+    tokio::time::sleep(wait).await;
+    assert_eq!(upload().await.unwrap().status(), 201, "recovered");
+    node.stop().await;
+    deployment.cleanup().await;
+}

@@ -1,0 +1,163 @@
+//! Voice messages end to end: espeak-ng speaks a known sentence into a WAV file, it is
+//! uploaded and sent as a voice message, the offline transcriber (Whisper tiny.en through
+//! scripts/transcribe.py) hears it, the transcript arrives in the conversation (on the
+//! message and as a `transcribed` system message, pushed to the other member's socket), and a
+//! search for one of its words finds the voice message.
+//!
+//! Needs `espeak-ng` (scripts/services.sh) and the transcriber venv
+//! (scripts/install-transcriber.sh, at `$HEARTH_WHISPER_VENV` or `~/.cache/hearth-whisper`);
+//! missing either fails the test with what to run — it never skips.
+
+mod common;
+
+use common::{Backend, Deployment};
+use futures_util::StreamExt;
+use hearth_voice::{Kind, Mode, TranscriberConfig};
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use tokio_tungstenite::tungstenite::Message;
+
+const SENTENCE: &str = "Please check the database before the meeting on Tuesday.";
+/// Loading the model and hearing a few seconds of speech on two busy cores.
+const PATIENCE: Duration = Duration::from_secs(120);
+
+fn venv_python() -> PathBuf {
+    hearth_voice::installed_python().expect(
+        "no transcriber venv: run scripts/install-transcriber.sh (or set HEARTH_WHISPER_VENV)",
+    )
+}
+
+fn speak(dir: &Path) -> Vec<u8> {
+    let wav = dir.join("sentence.wav");
+    let spoken = std::process::Command::new("espeak-ng")
+        .args(["-v", "en-us", "-s", "140", "-w"])
+        .arg(&wav)
+        .arg(SENTENCE)
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run espeak-ng ({e}): run scripts/services.sh"));
+    assert!(spoken.success(), "espeak-ng failed: {spoken}");
+    std::fs::read(&wav).unwrap()
+}
+
+on_both_backends!(
+    a_voice_message_is_transcribed_pushed_and_searchable,
+    |backend: Backend| async move {
+        let mut deployment = Deployment::new(backend);
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/transcribe.py");
+        deployment.config.transcriber = TranscriberConfig {
+            kind: Kind::Command,
+            command: vec![
+                venv_python().display().to_string(),
+                script.display().to_string(),
+                "--worker".into(),
+            ],
+            mode: Mode::Worker,
+            ..TranscriberConfig::default()
+        };
+        let node = deployment.start().await;
+        let ann = node.register("ann").await;
+        let bob = node.register("bob").await;
+        node.befriend(&ann, &bob).await;
+        let dm = node
+            .ok(&ann, "POST", "/api/direct", Some(json!({"userId": bob.id})))
+            .await["conversationId"]
+            .as_i64()
+            .unwrap();
+        let mut bob_socket = node.device(&bob, "desktop").await;
+
+        let dir = std::env::temp_dir().join(common::unique("voice"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let audio = speak(&dir);
+        let uploaded: Value = node
+            .http
+            .post(node.url("/api/files?name=sentence.wav"))
+            .header("cookie", format!("sid={}", ann.sid))
+            .header("content-type", "audio/wav")
+            .body(audio)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let file_id = uploaded[0]["id"]
+            .as_str()
+            .expect("an uploaded file")
+            .to_owned();
+        let ack = node
+            .ok(
+                &ann,
+                "POST",
+                &format!("/api/conversations/{dm}/messages"),
+                Some(json!({"clientMsgId": "voice-1", "kind": "voice", "content": "", "fileId": file_id})),
+            )
+            .await;
+        let voice_seq = ack["seq"].as_i64().unwrap();
+
+        // Bob's socket hears of the transcript: a `transcribed` system message naming the
+        // voice message.
+        let deadline = Instant::now() + PATIENCE;
+        let text = loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let next = tokio::time::timeout(left, bob_socket.stream.next())
+                .await
+                .expect("the transcript arrives in time");
+            let Some(Ok(Message::Text(frame))) = next else {
+                continue;
+            };
+            let frame: Value = serde_json::from_str(frame.as_str()).unwrap();
+            let message = &frame["payload"];
+            if frame["type"] == "message" && message["kind"] == "system" {
+                let event: Value =
+                    serde_json::from_str(message["content"].as_str().unwrap()).unwrap();
+                if event["event"] == "transcribed" {
+                    assert_eq!(event["seq"], voice_seq);
+                    break event["text"].as_str().unwrap().to_owned();
+                }
+            }
+        };
+        let lower = text.to_lowercase();
+        for word in ["check", "meeting", "tuesday"] {
+            assert!(lower.contains(word), "{word:?} not heard in {text:?}");
+        }
+
+        // The voice message itself now carries it, for whoever syncs later.
+        let pulled = node
+            .ok(
+                &bob,
+                "GET",
+                &format!("/api/conversations/{dm}/messages?after=0"),
+                None,
+            )
+            .await;
+        let voice = pulled["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["seq"] == voice_seq)
+            .expect("the voice message")
+            .clone();
+        assert_eq!(voice["kind"], "voice");
+        assert_eq!(voice["file"]["id"], file_id.as_str());
+        assert_eq!(voice["transcript"], text.as_str());
+
+        // And search finds the voice message by a word it says.
+        let mut found = false;
+        while Instant::now() < deadline {
+            let page = node
+                .ok(&bob, "GET", "/api/search/messages?q=tuesday", None)
+                .await;
+            let hits = page["hits"].as_array().unwrap();
+            if hits.iter().any(|h| h["message"]["seq"] == voice_seq) {
+                found = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(found, "search finds the voice message by its transcript");
+        node.stop().await;
+        deployment.cleanup().await;
+        let _ = std::fs::remove_dir_all(dir);
+    }
+);
