@@ -100,7 +100,9 @@ async fn whisper_worker_hears_espeak_in_wav_and_ogg() {
     let first = whisper.transcribe(&wav, "audio/wav").await.unwrap();
     let cold = started.elapsed();
     assert_heard(&first.text);
-    assert!(first.text.to_lowercase().contains("database"), "{first:?}");
+    // Whisper writes the word either way ("database", "data base"); both were heard.
+    let joined: String = first.text.to_lowercase().split_whitespace().collect();
+    assert!(joined.contains("database"), "{first:?}");
     assert_eq!(first.language.as_deref(), Some("en"));
     let duration = first.duration_ms.unwrap_or_default();
     assert!((2_000..8_000).contains(&duration), "{first:?}");
