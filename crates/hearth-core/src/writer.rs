@@ -3,7 +3,11 @@
 //! Posts queue on the conversation's channel; the writer drains whatever has queued (up to a
 //! bound), drops retries of sends it already stored (same sender and `clientMsgId`), stores
 //! the rest in one transaction (group commit: one fsync for many posts), and only then calls
-//! [`Committed`] and answers each poster. One writer per conversation means `seq` order,
+//! [`Committed`] and answers each poster.
+//!
+//! Retries are rare, so they are found the cheap way: the batch is first stored as if it held
+//! none, and the unique key on `(sender, clientMsgId)` refuses it if it did. Only then are the
+//! earlier sends looked up and the batch stored again without them. One writer per conversation means `seq` order,
 //! storage order and delivery order are the same order.
 //!
 //! Writers start on first use. Those of direct and group conversations stop after a minute
@@ -164,7 +168,11 @@ async fn write_batch(
     committed: &dyn Committed,
     posts: &mut Vec<Post>,
 ) {
-    let result = store_batch(conversation, store, posts).await;
+    let mut result = store_batch(conversation, store, posts, false).await;
+    if let Err(StoreError::Backend(_)) = &result {
+        // A retry (or a bad post): look the retries up, then store what is new.
+        result = store_batch(conversation, store, posts, true).await;
+    }
     // One bad post (a row the database refuses) must not sink the others that shared its
     // transaction: retry them one by one. An outage fails them all, as it should.
     if let Err(StoreError::Backend(_)) = &result
@@ -212,16 +220,21 @@ type Stored = (
     Vec<std::ops::Range<usize>>,
 );
 
+/// Stores a batch; with `look_up_retries`, sends stored before are answered from storage
+/// instead (without, the store refuses a batch that holds one).
 async fn store_batch(
     conversation: &ConversationRef,
     store: &dyn MessageStore,
     posts: &[Post],
+    look_up_retries: bool,
 ) -> Result<Stored, StoreError> {
     // Retries: earlier sends with the same (sender, clientMsgId), anywhere.
     let mut wanted: HashMap<i64, Vec<String>> = HashMap::new();
-    for m in posts.iter().flat_map(|p| &p.messages) {
-        if let Some(id) = &m.client_msg_id {
-            wanted.entry(m.sender.id).or_default().push(id.clone());
+    if look_up_retries {
+        for m in posts.iter().flat_map(|p| &p.messages) {
+            if let Some(id) = &m.client_msg_id {
+                wanted.entry(m.sender.id).or_default().push(id.clone());
+            }
         }
     }
     let mut earlier: HashMap<(i64, String), ChatMessage> = HashMap::new();

@@ -454,6 +454,86 @@ on_both_backends!(retry_storm_stores_once, |backend: Backend| async move {
     deployment.cleanup().await;
 });
 
+// Retries and fresh sends of other conversations share commits (SQLite stores every
+// conversation's appends in one transaction): a retry refused by the unique key must not
+// sink, delay forever or duplicate the fresh sends beside it.
+on_both_backends!(
+    retries_beside_fresh_sends_in_other_conversations,
+    |backend: Backend| async move {
+        let deployment = Deployment::new(backend);
+        let node = deployment.start().await;
+        let ann = node.register("ann").await;
+        let bob = node.register("bob").await;
+        let cat = node.register("cat").await;
+        node.befriend(&ann, &bob).await;
+        node.befriend(&cat, &bob).await;
+        let ann_bob = direct(&node, &ann, &bob).await;
+        let cat_bob = direct(&node, &cat, &bob).await;
+        let first_path = format!("/api/conversations/{ann_bob}/messages");
+        let (status, first) = node
+            .call(
+                Some(&ann),
+                "POST",
+                &first_path,
+                Some(json!({"clientMsgId": "old", "content": "stored before"})),
+            )
+            .await;
+        assert_eq!(status, 200, "{first}");
+
+        let retries = (0..30).map(|_| {
+            node.call(
+                Some(&ann),
+                "POST",
+                &first_path,
+                Some(json!({"clientMsgId": "old", "content": "stored before"})),
+            )
+        });
+        let cat_path = format!("/api/conversations/{cat_bob}/messages");
+        let fresh = (0..30).map(|i| {
+            node.call(
+                Some(&cat),
+                "POST",
+                &cat_path,
+                Some(json!({"clientMsgId": format!("fresh-{i}"), "content": format!("fresh {i}")})),
+            )
+        });
+        let (retried, fresh) = tokio::join!(
+            futures_util::future::join_all(retries),
+            futures_util::future::join_all(fresh)
+        );
+        for (status, ack) in &retried {
+            assert_eq!(*status, 200, "{ack}");
+            assert_eq!(ack, &first, "a retry gets the first ack");
+        }
+        let mut seqs: Vec<i64> = fresh
+            .iter()
+            .map(|(status, ack)| {
+                assert_eq!(*status, 200, "{ack}");
+                ack["seq"].as_i64().unwrap()
+            })
+            .collect();
+        seqs.sort_unstable();
+        assert_eq!(
+            seqs,
+            (1..=30).collect::<Vec<_>>(),
+            "each fresh send once, no gaps"
+        );
+        let stored = pull_all(&node, &bob, cat_bob).await;
+        assert_eq!(stored.len(), 30);
+        assert_eq!(
+            deployment
+                .count(
+                    "SELECT COUNT(*) FROM messages WHERE conversation_id = ?",
+                    ann_bob
+                )
+                .await,
+            1
+        );
+        node.stop().await;
+        deployment.cleanup().await;
+    }
+);
+
 on_both_backends!(two_devices_of_one_user, |backend: Backend| async move {
     let deployment = Deployment::new(backend);
     let node = deployment.start().await;

@@ -17,11 +17,11 @@ use std::collections::HashMap;
 /// Rows per statement: keeps every statement well under SQLite's bind-variable limit.
 const CHUNK: usize = 200;
 
-/// Feeds newly stored messages to search (called by the message insert, same transaction).
+/// Feeds newly stored messages (of any conversations) to search; called by the message
+/// insert, in the same transaction.
 pub(crate) async fn record(
     tx: &mut Transaction<'_, Any>,
-    conversation_id: i64,
-    stored: &[ChatMessage],
+    stored: &[&ChatMessage],
 ) -> Result<(), StoreError> {
     for chunk in stored.chunks(CHUNK) {
         let mut sql = String::from("INSERT INTO message_feed (conversation_id, seq) VALUES ");
@@ -31,7 +31,7 @@ pub(crate) async fn record(
         // Built only from the constant fragments above: no data in the SQL text.
         let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql));
         for m in chunk {
-            insert = insert.bind(conversation_id).bind(m.seq);
+            insert = insert.bind(m.conversation_id).bind(m.seq);
         }
         insert.execute(&mut **tx).await.map_err(store_error)?;
     }

@@ -329,8 +329,46 @@ pub(crate) async fn append_in(
             .fetch_one(&mut **tx)
             .await
             .map_err(store_error)?;
-    let first_seq = last_seq - count + 1;
-    let stored: Vec<ChatMessage> = messages
+    let stored = numbered(conversation, messages, last_seq - count + 1, ms);
+    let rows: Vec<&ChatMessage> = stored.iter().collect();
+    insert_rows(tx, &rows).await?;
+    advance_senders(tx, conversation, &stored).await?;
+    // Last, so that on MySQL the feed id is taken as close to the commit as possible (ids
+    // committing out of order are waited for, but only for a while).
+    crate::feed::record(tx, &rows).await?;
+    Ok(stored)
+}
+
+/// SQLite only (`RETURNING`): reserves `count` `seq`s in the conversation and returns the last
+/// one with the conversation's time — one statement instead of [`append_in`]'s two.
+pub(crate) async fn reserve_seqs(
+    tx: &mut Transaction<'_, Any>,
+    conversation_id: i64,
+    count: i64,
+    now_ms: i64,
+) -> Result<(i64, i64), StoreError> {
+    sqlx::query_as::<_, (i64, i64)>(
+        "UPDATE conversations SET last_seq = last_seq + ?, \
+         last_ms = CASE WHEN last_ms > ? THEN last_ms ELSE ? END WHERE id = ? \
+         RETURNING last_seq, last_ms",
+    )
+    .bind(count)
+    .bind(now_ms)
+    .bind(now_ms)
+    .bind(conversation_id)
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(store_error)
+}
+
+/// The messages as stored: `seq`s from `first_seq` on, all at time `ms`.
+pub(crate) fn numbered(
+    conversation: &ConversationRef,
+    messages: Vec<NewMessage>,
+    first_seq: i64,
+    ms: i64,
+) -> Vec<ChatMessage> {
+    messages
         .into_iter()
         .zip(first_seq..)
         .map(|(m, seq)| ChatMessage {
@@ -351,7 +389,14 @@ pub(crate) async fn append_in(
             }),
             transcript: None,
         })
-        .collect();
+        .collect()
+}
+
+/// Inserts the rows of stored messages, of any conversations, a few hundred per statement.
+pub(crate) async fn insert_rows(
+    tx: &mut Transaction<'_, Any>,
+    stored: &[&ChatMessage],
+) -> Result<(), StoreError> {
     for chunk in stored.chunks(ROWS_PER_INSERT) {
         let mut sql = String::from(
             "INSERT INTO messages (conversation_id, seq, ms, sender_id, content, kind, \
@@ -365,7 +410,7 @@ pub(crate) async fn append_in(
         let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql));
         for m in chunk {
             insert = insert
-                .bind(conversation.id)
+                .bind(m.conversation_id)
                 .bind(m.seq)
                 .bind(m.ms)
                 .bind(m.sender.id)
@@ -377,30 +422,37 @@ pub(crate) async fn append_in(
         }
         insert.execute(&mut **tx).await.map_err(store_error)?;
     }
-    if conversation.kind != ConversationKind::Room {
-        // A sender has read up to their own message.
-        let mut newest: HashMap<i64, i64> = HashMap::new();
-        for m in &stored {
-            newest.insert(m.sender.id, m.seq);
-        }
-        for (sender, seq) in newest {
-            sqlx::query(
-                "UPDATE members SET read_seq = ? \
-                 WHERE conversation_id = ? AND user_id = ? AND read_seq < ?",
-            )
-            .bind(seq)
-            .bind(conversation.id)
-            .bind(sender)
-            .bind(seq)
-            .execute(&mut **tx)
-            .await
-            .map_err(store_error)?;
-        }
+    Ok(())
+}
+
+/// A sender has read up to their own message (direct and group conversations; rooms keep no
+/// read positions).
+pub(crate) async fn advance_senders(
+    tx: &mut Transaction<'_, Any>,
+    conversation: &ConversationRef,
+    stored: &[ChatMessage],
+) -> Result<(), StoreError> {
+    if conversation.kind == ConversationKind::Room {
+        return Ok(());
     }
-    // Last, so that on MySQL the feed id is taken as close to the commit as possible (ids
-    // committing out of order are waited for, but only for a while).
-    crate::feed::record(tx, conversation.id, &stored).await?;
-    Ok(stored)
+    let mut newest: HashMap<i64, i64> = HashMap::new();
+    for m in stored {
+        newest.insert(m.sender.id, m.seq);
+    }
+    for (sender, seq) in newest {
+        sqlx::query(
+            "UPDATE members SET read_seq = ? \
+             WHERE conversation_id = ? AND user_id = ? AND read_seq < ?",
+        )
+        .bind(seq)
+        .bind(conversation.id)
+        .bind(sender)
+        .bind(seq)
+        .execute(&mut **tx)
+        .await
+        .map_err(store_error)?;
+    }
+    Ok(())
 }
 
 /// Messages by `(conversation_id, seq)`, as `viewer` sees them (0: nobody's hidden marks);
