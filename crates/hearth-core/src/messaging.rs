@@ -13,7 +13,7 @@ use crate::model::{
 };
 use crate::policy::{DirectPolicy, Policy};
 use crate::store::{ConversationStore, InboxStore, MessageStore, NewEvent, SocialStore};
-use crate::writer::{Committed, Writers};
+use crate::writer::{Committed, Submitted, Writers};
 use crate::{Limits, now_ms};
 use async_trait::async_trait;
 use hearth_proto::native::{
@@ -30,6 +30,49 @@ use std::time::{Duration, Instant};
 pub struct Pulled {
     pub messages: Vec<ImMessage>,
     pub last_seq: i64,
+}
+
+/// A send queued on its conversation's writer (see [`Messaging::submit`]).
+pub struct PendingSend {
+    client_msg_id: String,
+    submitted: Submitted,
+    transcription: Option<Arc<crate::transcription::TranscriptionQueue>>,
+}
+
+impl PendingSend {
+    pub fn client_msg_id(&self) -> &str {
+        &self.client_msg_id
+    }
+
+    /// Waits until the message is durably stored (or was, for a retry) and returns its ack.
+    pub async fn ack(self) -> Result<Ack, ImError> {
+        let stored = self
+            .submitted
+            .stored()
+            .await?
+            .into_iter()
+            .next()
+            .ok_or_else(|| ImError::Store(crate::StoreError::Backend("nothing stored".into())))?;
+        if stored.kind == MessageKind::Voice
+            && let (Some(queue), Some(file)) = (&self.transcription, &stored.file)
+        {
+            // The message is stored and acknowledged whatever happens here: a transcription
+            // that cannot be queued only means no transcript.
+            if let Err(error) = queue
+                .enqueue(stored.conversation_id, stored.seq, &file.id)
+                .await
+            {
+                tracing::warn!(%error, "queueing a voice message for transcription failed");
+            }
+        }
+        Ok(Ack {
+            client_msg_id: self.client_msg_id,
+            conversation_id: stored.conversation_id,
+            id: global_message_id(stored.conversation_id, stored.seq),
+            seq: stored.seq,
+            timestamp: stored.ms,
+        })
+    }
 }
 
 pub struct Messaging {
@@ -282,6 +325,35 @@ impl Messaging {
         reply_to: Option<i64>,
         file_id: Option<String>,
     ) -> Result<Ack, ImError> {
+        self.submit(
+            sender,
+            conversation_id,
+            client_msg_id,
+            kind,
+            content,
+            reply_to,
+            file_id,
+        )
+        .await?
+        .ack()
+        .await
+    }
+
+    /// [`send`](Self::send) in two steps: checks the send and queues it on the conversation's
+    /// writer, returning once it is queued; [`PendingSend::ack`] then waits for the commit.
+    /// Sends submitted one after another are stored in that order, so a socket pipelines its
+    /// sends by awaiting each `submit` and keeping the acks in flight.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn submit(
+        &self,
+        sender: &UserRef,
+        conversation_id: i64,
+        client_msg_id: String,
+        kind: MessageKind,
+        content: String,
+        reply_to: Option<i64>,
+        file_id: Option<String>,
+    ) -> Result<PendingSend, ImError> {
         if !valid_client_msg_id(&client_msg_id) {
             return Err(ImError::invalid(
                 "bad_client_msg_id",
@@ -335,32 +407,14 @@ impl Messaging {
             client_msg_id: Some(client_msg_id.clone()),
             file,
         };
-        let stored = self
+        let submitted = self
             .writers
-            .append(&conversation.as_ref(), vec![message])
+            .submit(&conversation.as_ref(), vec![message])
             .await?;
-        let stored = stored
-            .into_iter()
-            .next()
-            .ok_or_else(|| ImError::Store(crate::StoreError::Backend("nothing stored".into())))?;
-        if stored.kind == MessageKind::Voice
-            && let (Some(queue), Some(file)) = (self.transcription.get(), &stored.file)
-        {
-            // The message is stored and acknowledged whatever happens here: a transcription
-            // that cannot be queued only means no transcript.
-            if let Err(error) = queue
-                .enqueue(stored.conversation_id, stored.seq, &file.id)
-                .await
-            {
-                tracing::warn!(%error, "queueing a voice message for transcription failed");
-            }
-        }
-        Ok(Ack {
+        Ok(PendingSend {
             client_msg_id,
-            conversation_id: stored.conversation_id,
-            id: global_message_id(stored.conversation_id, stored.seq),
-            seq: stored.seq,
-            timestamp: stored.ms,
+            submitted,
+            transcription: self.transcription.get().cloned(),
         })
     }
 

@@ -43,6 +43,18 @@ struct Post {
 
 type Queues = Arc<Mutex<HashMap<i64, mpsc::Sender<Post>>>>;
 
+/// A post queued on its conversation's writer; [`Submitted::stored`] waits for the commit.
+pub struct Submitted(oneshot::Receiver<Result<Vec<ChatMessage>, StoreError>>);
+
+impl Submitted {
+    /// The messages as stored (after the commit), or why they were not.
+    pub async fn stored(self) -> Result<Vec<ChatMessage>, StoreError> {
+        self.0
+            .await
+            .map_err(|_| StoreError::Unavailable("writer stopped".into()))?
+    }
+}
+
 pub struct Writers {
     store: Arc<dyn MessageStore>,
     committed: Arc<dyn Committed>,
@@ -65,17 +77,24 @@ impl Writers {
         conversation: &ConversationRef,
         messages: Vec<NewMessage>,
     ) -> Result<Vec<ChatMessage>, StoreError> {
+        self.submit(conversation, messages).await?.stored().await
+    }
+
+    /// Queues `messages` on the conversation's writer and returns at once with what will
+    /// answer when they are stored. Posts submitted one after another are stored in that
+    /// order, so a socket can keep several sends in flight without reordering them.
+    pub async fn submit(
+        &self,
+        conversation: &ConversationRef,
+        messages: Vec<NewMessage>,
+    ) -> Result<Submitted, StoreError> {
         let (reply, answer) = oneshot::channel();
         let mut post = Post { messages, reply };
         // A writer that just stopped for idleness leaves a closed channel: start another.
         for _ in 0..3 {
             let queue = self.queue(conversation);
             match queue.send(post).await {
-                Ok(()) => {
-                    return answer
-                        .await
-                        .map_err(|_| StoreError::Unavailable("writer stopped".into()))?;
-                }
+                Ok(()) => return Ok(Submitted(answer)),
                 Err(mpsc::error::SendError(returned)) => {
                     post = returned;
                     self.forget(conversation.id, &queue);

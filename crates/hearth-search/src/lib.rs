@@ -6,7 +6,8 @@
 //! said; *who may read it* is decided at query time from the database (rooms, current
 //! memberships after `joined_seq`, delete-for-me marks), so leaving a group or hiding a
 //! message takes effect at once, while new messages, edits and recalls reach the index within
-//! about [`POLL`] (the tailer is also woken by this node's own commits).
+//! about [`POLL`] when quiet (the tailer is also woken by this node's own commits) and within
+//! [`COMMIT_EVERY`] under steady traffic (commits are coalesced).
 //!
 //! * [`tokenizer`] — mixed Chinese/English analysis (CJK unigrams + bigrams + jieba words;
 //!   English lower-cased, folded, stemmed);
@@ -21,7 +22,7 @@ pub mod tokenizer;
 
 pub use index::{INDEX_VERSION, indexed_text};
 pub use query::TextQuery;
-pub use tailer::{GRACE, POLL};
+pub use tailer::{COMMIT_EVERY, GRACE, POLL};
 
 use hearth_core::model::{ChatMessage, MessageKind, UserRef};
 use hearth_core::search::FeedStore;

@@ -23,13 +23,15 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use bytes::Bytes;
 use futures_util::StreamExt;
+use futures_util::future::BoxFuture;
+use futures_util::stream::FuturesOrdered;
 use hearth_core::ImError;
 use hearth_core::StoreError;
 use hearth_core::accounts::token_hash;
 use hearth_core::bus::user_topic;
 use hearth_core::model::{ChatMessage, User};
 use hearth_core::rooms::{RoomError, RoomSnapshot};
-use hearth_proto::native::ImServerFrame;
+use hearth_proto::native::{Ack, ImServerFrame};
 use hearth_proto::room::{self, ClientFrame, ErrorCode, Hello, RoomHistory, ServerFrame};
 use std::sync::Arc;
 use std::time::Duration;
@@ -151,7 +153,17 @@ struct Connection {
     socket: WebSocketStream<SocketIo>,
     /// Writes: shared with the fan-out and the registry, which write without waking us.
     outlet: Arc<Outlet>,
+    /// Sends queued on their writers, waiting for their commit, oldest first: a client may
+    /// pipeline sends, and each commit then holds many of them.
+    acks: FuturesOrdered<PendingAck>,
 }
+
+/// A send's `clientMsgId` and, once stored, its ack.
+type PendingAck = BoxFuture<'static, (String, Result<Ack, ImError>)>;
+
+/// Sends one socket may have waiting for their commit; beyond that the socket is not read
+/// until the oldest is answered (backpressure, bounded memory).
+const SENDS_IN_FLIGHT: usize = 32;
 
 /// Why the connection loop ended; the close frame to send, if any.
 enum End {
@@ -187,6 +199,7 @@ impl Connection {
             token,
             socket,
             outlet,
+            acks: FuturesOrdered::new(),
         };
         let snapshot = match &subscribed {
             Ok(()) => app.rooms.snapshot().await,
@@ -246,8 +259,18 @@ impl Connection {
         let outlet = self.outlet.clone();
         loop {
             tokio::select! {
+                // An ack, in the order the sends came.
+                Some((client_msg_id, sent)) = self.acks.next(), if !self.acks.is_empty() => {
+                    let frame = match sent {
+                        Ok(ack) => ImServerFrame::Ack(ack).to_json(),
+                        Err(error) => im_error_frame(error, Some(client_msg_id)).to_json(),
+                    };
+                    if self.send_now(frame).await.is_err() {
+                        return End::Quietly;
+                    }
+                }
                 // Cancel-safe: a partly read frame stays in the reader's buffer.
-                incoming = self.socket.next() => match incoming {
+                incoming = self.socket.next(), if self.acks.len() < SENDS_IN_FLIGHT => match incoming {
                     None | Some(Ok(Message::Close(_))) => return End::Quietly,
                     Some(Err(error)) => return read_failure(&error),
                     Some(Ok(message)) if { last_heard = tokio::time::Instant::now(); false } => {
@@ -343,10 +366,10 @@ impl Connection {
                             .send_now(rate_limited_frame(limited, Some(client_msg_id)))
                             .await;
                     }
-                    let sent = self
+                    let submitted = self
                         .app
                         .messaging
-                        .send(
+                        .submit(
                             &self.user.as_ref(),
                             send.conversation_id,
                             send.client_msg_id,
@@ -356,8 +379,15 @@ impl Connection {
                             send.file_id,
                         )
                         .await;
-                    return match sent {
-                        Ok(ack) => self.send_native(&ImServerFrame::Ack(ack)).await,
+                    return match submitted {
+                        // Answered by the loop once stored; the next frame is read meanwhile.
+                        Ok(pending) => {
+                            self.acks.push_back(Box::pin(async move {
+                                let client_msg_id = pending.client_msg_id().to_owned();
+                                (client_msg_id, pending.ack().await)
+                            }));
+                            Ok(())
+                        }
                         Err(error) => {
                             self.send_now(im_error_frame(error, Some(client_msg_id)).to_json())
                                 .await

@@ -4,7 +4,7 @@
 //! late), edits, recalls, delete-for-me, filters, bounds, user lookup, an index that survives
 //! restarts and rebuilds itself, and two cluster nodes answering the same.
 //!
-//! The index follows the database within about 200 ms, so tests poll until what they expect
+//! The index follows the database within about 200 ms (1.2 s under traffic), so tests poll until what they expect
 //! shows up, and then check that nothing else did.
 
 mod common;

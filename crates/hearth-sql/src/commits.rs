@@ -5,21 +5,25 @@
 //! still cost one fsync each. Appends therefore queue here; one task drains what has queued
 //! and stores it in a single transaction: one fsync for everything that arrived meanwhile.
 //!
-//! Each statement through the driver costs tens of microseconds, so the common case shares
-//! them: one `UPDATE … RETURNING` per append reserves its `seq`s, then one multi-row `INSERT`
-//! stores every append's messages and one more their search feed rows. When that transaction
-//! fails (one append is bad: a reused client id, a vanished conversation), the batch runs again
-//! with one savepoint per append, so the bad append fails alone. Nobody is answered before the
-//! commit is on disk.
+//! Every statement is a round trip to the connection's worker thread, and the single writer
+//! runs them one after another, so the common case uses four statements for the whole batch
+//! whatever its size: one `UPDATE … FROM (VALUES …) RETURNING` reserves every conversation's
+//! `seq`s, one multi-row `INSERT` stores the messages, one `UPDATE … FROM` moves the senders'
+//! read positions and one `INSERT` adds the search feed rows. When that transaction fails (one
+//! append is bad: a reused client id, a vanished conversation), the batch runs again with one
+//! savepoint per append, so the bad append fails alone. Nobody is answered before the commit
+//! is on disk.
 //!
 //! MySQL needs none of this: appends run in parallel transactions and InnoDB groups their
 //! log flushes itself.
 
-use crate::messages::{advance_senders, append_in, insert_rows, numbered, reserve_seqs};
+use crate::messages::{append_in, insert_rows, numbered};
 use crate::store_error;
 use hearth_core::StoreError;
+use hearth_core::model::ConversationKind;
 use hearth_core::model::{ChatMessage, ConversationRef, NewMessage};
-use sqlx::AnyPool;
+use sqlx::{Any, AnyPool, Transaction};
+use std::collections::HashMap;
 use tokio::sync::{mpsc, oneshot};
 
 struct Append {
@@ -29,8 +33,11 @@ struct Append {
     reply: oneshot::Sender<Result<Vec<ChatMessage>, StoreError>>,
 }
 
-/// Appends taken into one transaction at most.
+/// Appends taken into one transaction at most (three bound values each in `reserve_seqs`:
+/// far below SQLite's limit of 32,766).
 const MAX_APPENDS: usize = 256;
+/// Rows per multi-row statement.
+const ROWS_PER_STATEMENT: usize = 200;
 
 pub(crate) struct CommitQueue {
     queue: mpsc::Sender<Append>,
@@ -103,26 +110,109 @@ async fn commit_together(
     batch: &[Append],
 ) -> Result<Vec<Vec<ChatMessage>>, StoreError> {
     let mut tx = pool.begin().await.map_err(store_error)?;
+    let reserved = reserve_seqs(&mut tx, batch).await?;
     let mut stored = Vec::with_capacity(batch.len());
     for append in batch {
         let count = append.messages.len() as i64;
-        let (last_seq, ms) =
-            reserve_seqs(&mut tx, append.conversation.id, count, append.now_ms).await?;
+        let &(last_seq, ms) = reserved
+            .get(&append.conversation.id)
+            .ok_or_else(|| StoreError::Backend("no such conversation".into()))?;
         // Cloned: a failed batch runs again from the same appends.
-        let messages = numbered(
+        let messages = append.messages.clone();
+        stored.push(numbered(
             &append.conversation,
-            append.messages.clone(),
+            messages,
             last_seq - count + 1,
             ms,
-        );
-        advance_senders(&mut tx, &append.conversation, &messages).await?;
-        stored.push(messages);
+        ));
     }
     let rows: Vec<&ChatMessage> = stored.iter().flatten().collect();
     insert_rows(&mut tx, &rows).await?;
+    advance_senders(&mut tx, batch, &stored).await?;
     crate::feed::record(&mut tx, &rows).await?;
     tx.commit().await.map_err(store_error)?;
     Ok(stored)
+}
+
+/// Reserves each append's `seq`s in its conversation (one statement); returns every
+/// conversation's new `last_seq` and time. Needs one append per conversation — what the
+/// per-conversation writers send; anything else is left to the savepoint path.
+async fn reserve_seqs(
+    tx: &mut Transaction<'_, Any>,
+    batch: &[Append],
+) -> Result<HashMap<i64, (i64, i64)>, StoreError> {
+    let mut ids: Vec<i64> = batch.iter().map(|a| a.conversation.id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    if ids.len() != batch.len() {
+        return Err(StoreError::Backend(
+            "two appends to one conversation".into(),
+        ));
+    }
+    let mut sql = String::from(
+        "UPDATE conversations SET last_seq = last_seq + v.column2, \
+         last_ms = CASE WHEN last_ms > v.column3 THEN last_ms ELSE v.column3 END FROM (VALUES ",
+    );
+    push_tuples(&mut sql, batch.len(), 3);
+    sql.push_str(") AS v WHERE conversations.id = v.column1 RETURNING id, last_seq, last_ms");
+    // Built only from the constant fragments above: no data in the SQL text.
+    let mut update = sqlx::query_as::<_, (i64, i64, i64)>(sqlx::AssertSqlSafe(sql));
+    for append in batch {
+        update = update
+            .bind(append.conversation.id)
+            .bind(append.messages.len() as i64)
+            .bind(append.now_ms);
+    }
+    let rows = update.fetch_all(&mut **tx).await.map_err(store_error)?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, last_seq, ms)| (id, (last_seq, ms)))
+        .collect())
+}
+
+/// A sender has read up to their own message: one statement for every direct and group
+/// conversation of the batch (rooms keep no read positions).
+async fn advance_senders(
+    tx: &mut Transaction<'_, Any>,
+    batch: &[Append],
+    stored: &[Vec<ChatMessage>],
+) -> Result<(), StoreError> {
+    let mut newest: HashMap<(i64, i64), i64> = HashMap::new();
+    for (append, messages) in batch.iter().zip(stored) {
+        if append.conversation.kind == ConversationKind::Room {
+            continue;
+        }
+        for m in messages {
+            newest.insert((m.conversation_id, m.sender.id), m.seq);
+        }
+    }
+    let newest: Vec<_> = newest.into_iter().collect();
+    for chunk in newest.chunks(ROWS_PER_STATEMENT) {
+        let mut sql = String::from("UPDATE members SET read_seq = v.column3 FROM (VALUES ");
+        push_tuples(&mut sql, chunk.len(), 3);
+        sql.push_str(
+            ") AS v WHERE members.conversation_id = v.column1 \
+             AND members.user_id = v.column2 AND members.read_seq < v.column3",
+        );
+        // Built only from the constant fragments above: no data in the SQL text.
+        let mut update = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for &((conversation, sender), seq) in chunk {
+            update = update.bind(conversation).bind(sender).bind(seq);
+        }
+        update.execute(&mut **tx).await.map_err(store_error)?;
+    }
+    Ok(())
+}
+
+/// Appends `rows` placeholder tuples of `width` to a `VALUES` list.
+fn push_tuples(sql: &mut String, rows: usize, width: usize) {
+    let tuple = format!("({})", vec!["?"; width].join(", "));
+    for i in 0..rows {
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(&tuple);
+    }
 }
 
 /// One savepoint per append, so that a bad one rolls back and fails alone.

@@ -339,28 +339,6 @@ pub(crate) async fn append_in(
     Ok(stored)
 }
 
-/// SQLite only (`RETURNING`): reserves `count` `seq`s in the conversation and returns the last
-/// one with the conversation's time — one statement instead of [`append_in`]'s two.
-pub(crate) async fn reserve_seqs(
-    tx: &mut Transaction<'_, Any>,
-    conversation_id: i64,
-    count: i64,
-    now_ms: i64,
-) -> Result<(i64, i64), StoreError> {
-    sqlx::query_as::<_, (i64, i64)>(
-        "UPDATE conversations SET last_seq = last_seq + ?, \
-         last_ms = CASE WHEN last_ms > ? THEN last_ms ELSE ? END WHERE id = ? \
-         RETURNING last_seq, last_ms",
-    )
-    .bind(count)
-    .bind(now_ms)
-    .bind(now_ms)
-    .bind(conversation_id)
-    .fetch_one(&mut **tx)
-    .await
-    .map_err(store_error)
-}
-
 /// The messages as stored: `seq`s from `first_seq` on, all at time `ms`.
 pub(crate) fn numbered(
     conversation: &ConversationRef,
