@@ -287,7 +287,7 @@ elif .scenario == "connections" then
   "| connections: \(.params.connections) idle sockets (fd limit \(.params.fd_limit)) | \(r.open) open, \(r.failed) failed, \(r.connects_per_s) connects/s, server RSS \(r.server_rss_before_mib) → \(r.server_rss_after_mib) MiB = **\(r.server_rss_per_connection_kib) KiB/connection** | " +
   yn(r.server_rss_per_connection_kib <= 10 and r.open >= 50000) + (if r.open < 50000 then " (only \(r.open) sockets: fd limit)" else "" end) + " |"
 elif .scenario == "history" then
-  "| history: \(r.messages_in_room) messages, \(r.pages_done) pages | \(r.pages_per_s) pages/s, \(r.server_cpu_us_per_page) µs server CPU/page, latency \(l("page_latency_ms")), short pages \(r.short_pages)\(if r.fill_msgs_per_s then ", fill \(r.fill_msgs_per_s) msgs/s" else "" end) | " +
+  "| history: \(r.messages_in_room) messages, \(r.pages_done) pages | \(r.pages_per_s) pages/s, \(r.server_cpu_us_per_page) µs server CPU/page, latency \(l("page_latency_ms")), short pages \(r.short_pages)\(if r.fill_msgs_per_s then ", fill \(r.fill_msgs_per_s) msgs/s, then \(r.settle_s) s for the server to go quiet" else "" end) | " +
   yn(r.page_latency_ms.p99 <= 5 and r.messages_in_room >= 1000000) + " |"
 elif .scenario == "login" then
   "| login: concurrency \(.params.concurrency) | \(r.signups_per_s) sign-ups/s (p99 \(r.signup_latency_ms.p99) ms), \(r.logins_per_s) logins/s (p99 \(r.login_latency_ms.p99) ms), \(r.server_cpu_us_per_request) µs server CPU/request | — |"

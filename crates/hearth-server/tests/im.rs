@@ -536,41 +536,44 @@ on_both_backends!(
 
 // A client may send without waiting for acks: more sends than the server keeps in flight per
 // socket (32) are all stored once, in the order sent, and acked in that order.
-on_both_backends!(pipelined_sends_keep_their_order, |backend: Backend| async move {
-    let deployment = Deployment::new(backend);
-    let node = deployment.start().await;
-    let ann = node.register("ann").await;
-    let bob = node.register("bob").await;
-    node.befriend(&ann, &bob).await;
-    let dm = direct(&node, &ann, &bob).await;
-    let mut socket = node.device(&ann, "web").await;
-    const SENDS: usize = 100;
-    for i in 0..SENDS {
-        socket
+on_both_backends!(
+    pipelined_sends_keep_their_order,
+    |backend: Backend| async move {
+        let deployment = Deployment::new(backend);
+        let node = deployment.start().await;
+        let ann = node.register("ann").await;
+        let bob = node.register("bob").await;
+        node.befriend(&ann, &bob).await;
+        let dm = direct(&node, &ann, &bob).await;
+        let mut socket = node.device(&ann, "web").await;
+        const SENDS: usize = 100;
+        for i in 0..SENDS {
+            socket
             .send(json!({"type": "send", "payload": {"conversationId": dm, "clientMsgId": format!("p-{i}"), "content": format!("pipelined {i}")}}))
             .await;
-    }
-    // A read in the middle of the stream is answered too (nothing is stuck behind the acks).
-    socket
-        .send(json!({"type": "read", "payload": {"conversationId": dm, "seq": 1}}))
-        .await;
-    let mut acks = Vec::new();
-    while acks.len() < SENDS {
-        let frame = socket.recv().await;
-        if frame["type"] == "ack" {
-            acks.push(frame["payload"].clone());
         }
+        // A read in the middle of the stream is answered too (nothing is stuck behind the acks).
+        socket
+            .send(json!({"type": "read", "payload": {"conversationId": dm, "seq": 1}}))
+            .await;
+        let mut acks = Vec::new();
+        while acks.len() < SENDS {
+            let frame = socket.recv().await;
+            if frame["type"] == "ack" {
+                acks.push(frame["payload"].clone());
+            }
+        }
+        for (i, ack) in acks.iter().enumerate() {
+            assert_eq!(ack["clientMsgId"], format!("p-{i}"), "acks in send order");
+            assert_eq!(ack["seq"], i as i64 + 1, "stored in send order");
+        }
+        let stored = pull_all(&node, &bob, dm).await;
+        let expected: Vec<String> = (0..SENDS).map(|i| format!("pipelined {i}")).collect();
+        assert_eq!(texts(&stored), expected);
+        node.stop().await;
+        deployment.cleanup().await;
     }
-    for (i, ack) in acks.iter().enumerate() {
-        assert_eq!(ack["clientMsgId"], format!("p-{i}"), "acks in send order");
-        assert_eq!(ack["seq"], i as i64 + 1, "stored in send order");
-    }
-    let stored = pull_all(&node, &bob, dm).await;
-    let expected: Vec<String> = (0..SENDS).map(|i| format!("pipelined {i}")).collect();
-    assert_eq!(texts(&stored), expected);
-    node.stop().await;
-    deployment.cleanup().await;
-});
+);
 
 on_both_backends!(two_devices_of_one_user, |backend: Backend| async move {
     let deployment = Deployment::new(backend);

@@ -5,7 +5,8 @@
 //! small window of frames in flight and counting its own echoes (a socket's frames are stored
 //! in the order it sent them, so a window is enough flow control). The room's message count is
 //! read from the `seq` part of the newest id in `hello`, so a second run against the same
-//! server skips the fill.
+//! server skips the fill. After a fill it waits for the server to go quiet (the search index
+//! takes in the fill for a while) before paging; `settle_s` reports how long that took.
 
 use super::{CpuWindow, per_second};
 use crate::Common;
@@ -110,6 +111,10 @@ pub async fn run(args: &Args) -> Result<Report> {
             .result("filled", stored)
             .result("fill_s", round3(secs))
             .result("fill_msgs_per_s", per_second(stored, secs));
+        // The fill leaves the server busy for a while (the search index catching up with a
+        // million messages): page a quiet server, as a reader of a busy room would.
+        let settle = settle(&args.common.server_pids).await?;
+        report.result("settle_s", round3(settle));
     }
 
     // The newest id after filling, from a fresh hello.
@@ -295,4 +300,23 @@ async fn page(
         }
     }
     Ok((latency, short))
+}
+
+/// Waits until `pids` use less than 5 % of a core over a second (at most five minutes);
+/// returns how long that took.
+async fn settle(pids: &[u32]) -> Result<f64> {
+    let started = Instant::now();
+    let Some(mut before) = crate::procfs::cpu_seconds(pids)? else {
+        return Ok(0.0);
+    };
+    eprintln!("history: waiting for the server to go quiet");
+    while started.elapsed() < Duration::from_secs(300) {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let now = crate::procfs::cpu_seconds(pids)?.unwrap_or(before);
+        if now - before < 0.05 {
+            break;
+        }
+        before = now;
+    }
+    Ok(started.elapsed().as_secs_f64())
 }
