@@ -311,38 +311,14 @@ impl Messaging {
         Ok(conversation.id)
     }
 
-    /// Stores a message from `sender` once (a retry with the same `client_msg_id` gets the
-    /// first ack). `image`, `file` and `voice` messages carry `file_id`, an upload the sender
-    /// can read; their `content` is a caption and may be empty.
-    #[allow(clippy::too_many_arguments)]
-    pub async fn send(
-        &self,
-        sender: &UserRef,
-        conversation_id: i64,
-        client_msg_id: String,
-        kind: MessageKind,
-        content: String,
-        reply_to: Option<i64>,
-        file_id: Option<String>,
-    ) -> Result<Ack, ImError> {
-        self.submit(
-            sender,
-            conversation_id,
-            client_msg_id,
-            kind,
-            content,
-            reply_to,
-            file_id,
-        )
-        .await?
-        .ack()
-        .await
-    }
-
-    /// [`send`](Self::send) in two steps: checks the send and queues it on the conversation's
-    /// writer, returning once it is queued; [`PendingSend::ack`] then waits for the commit.
-    /// Sends submitted one after another are stored in that order, so a socket pipelines its
-    /// sends by awaiting each `submit` and keeping the acks in flight.
+    /// Sends a message from `sender`, stored once (a retry with the same `client_msg_id` gets
+    /// the first ack). `image`, `file` and `voice` messages carry `file_id`, an upload the
+    /// sender can read; their `content` is a caption and may be empty.
+    ///
+    /// In two steps: this checks the send and queues it on the conversation's writer, returning
+    /// once it is queued; [`PendingSend::ack`] then waits for the commit. Sends submitted one
+    /// after another are stored in that order, so a socket pipelines its sends by awaiting each
+    /// `submit` and keeping the acks in flight.
     #[allow(clippy::too_many_arguments)]
     pub async fn submit(
         &self,

@@ -383,9 +383,9 @@ async fn send(
     ApiJson(body): ApiJson<SendBody>,
 ) -> Result<Json<Ack>, ApiError> {
     app.rate.messages(me.id, 1)?;
-    let ack = app
+    let pending = app
         .messaging
-        .send(
+        .submit(
             &me.as_ref(),
             id,
             body.client_msg_id,
@@ -395,7 +395,7 @@ async fn send(
             body.file_id,
         )
         .await?;
-    Ok(Json(ack))
+    Ok(Json(pending.ack().await?))
 }
 
 async fn read(

@@ -81,6 +81,16 @@ async fn pull_all(node: &Node, account: &Account, conversation: i64) -> Vec<Valu
     }
 }
 
+/// Rows stored in `conversation`, read from the database itself.
+async fn stored_count(deployment: &Deployment, conversation: i64) -> i64 {
+    deployment
+        .count(
+            "SELECT COUNT(*) FROM messages WHERE conversation_id = ?",
+            conversation,
+        )
+        .await
+}
+
 fn texts(messages: &[Value]) -> Vec<String> {
     messages
         .iter()
@@ -410,16 +420,7 @@ on_both_backends!(retry_storm_stores_once, |backend: Backend| async move {
         assert_eq!(ack, &answers[0].1, "every retry gets the same ack");
     }
     assert_eq!(answers[0].1["seq"], 1);
-    assert_eq!(
-        deployment
-            .count(
-                "SELECT COUNT(*) FROM messages WHERE conversation_id = ?",
-                dm
-            )
-            .await,
-        1,
-        "one row stored"
-    );
+    assert_eq!(stored_count(&deployment, dm).await, 1, "one row stored");
     // The same over WebSocket, pipelined on one socket and across two sockets.
     let mut s1 = node.device(&ann, "web").await;
     let mut s2 = node.device(&ann, "ios").await;
@@ -441,15 +442,7 @@ on_both_backends!(retry_storm_stores_once, |backend: Backend| async move {
     }
     assert_eq!(acks.len(), 20);
     assert!(acks.iter().all(|a| a == &acks[0]), "{acks:?}");
-    assert_eq!(
-        deployment
-            .count(
-                "SELECT COUNT(*) FROM messages WHERE conversation_id = ?",
-                dm
-            )
-            .await,
-        2
-    );
+    assert_eq!(stored_count(&deployment, dm).await, 2);
     node.stop().await;
     deployment.cleanup().await;
 });
@@ -520,15 +513,7 @@ on_both_backends!(
         );
         let stored = pull_all(&node, &bob, cat_bob).await;
         assert_eq!(stored.len(), 30);
-        assert_eq!(
-            deployment
-                .count(
-                    "SELECT COUNT(*) FROM messages WHERE conversation_id = ?",
-                    ann_bob
-                )
-                .await,
-            1
-        );
+        assert_eq!(stored_count(&deployment, ann_bob).await, 1);
         node.stop().await;
         deployment.cleanup().await;
     }
