@@ -281,7 +281,11 @@ impl Messaging {
 
     /// Whether `a` may write to `b` directly under the configured policy.
     pub async fn check_direct(&self, a: i64, b: i64) -> Result<(), ImError> {
-        let (friends, blocked) = self.social.direct_status(a, b).await?;
+        self.direct_allowed(self.social.direct_status(a, b).await?)
+    }
+
+    /// The policy applied to what `SocialStore::direct_status` says of two users.
+    fn direct_allowed(&self, (friends, blocked): (bool, bool)) -> Result<(), ImError> {
         if blocked {
             return Err(ImError::forbidden(
                 "blocked",
@@ -359,13 +363,19 @@ impl Messaging {
             // A caption: may be empty, not long.
             _ => self.check_length(&content)?,
         }
-        let (conversation, member) = self.membership(sender.id, conversation_id).await?;
+        // Membership and, for a direct conversation, friendship and blocks: one read.
+        let (conversation, member, direct) = self
+            .conversations
+            .send_membership(conversation_id, sender.id)
+            .await?
+            .filter(|(c, _, _)| c.kind != ConversationKind::Room && !c.dissolved)
+            .ok_or_else(ImError::not_member)?;
         let file = match file_id {
             Some(id) => Some(self.attachable(sender.id, kind, &id).await?),
             None => None,
         };
-        if let Some(peer) = conversation.direct_peer(sender.id) {
-            self.check_direct(sender.id, peer).await?;
+        if conversation.kind == ConversationKind::Direct {
+            self.direct_allowed(direct)?;
         }
         if let Some(seq) = reply_to
             && (seq <= member.joined_seq || seq > conversation.last_seq)

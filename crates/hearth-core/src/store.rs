@@ -223,6 +223,14 @@ pub trait ConversationStore: Send + Sync {
         conversation_id: i64,
         user_id: i64,
     ) -> Result<Option<(Conversation, Member)>, StoreError>;
+    /// [`membership`](Self::membership) plus, for a direct conversation, what
+    /// `SocialStore::direct_status` says of the two members (friends, either blocked the
+    /// other; `(false, false)` otherwise): every check of a send in one read.
+    async fn send_membership(
+        &self,
+        conversation_id: i64,
+        user_id: i64,
+    ) -> Result<Option<(Conversation, Member, (bool, bool))>, StoreError>;
     async fn members(&self, conversation_id: i64) -> Result<Vec<Member>, StoreError>;
     /// Whether the two users are both members of some direct or group conversation.
     async fn share_conversation(&self, a: i64, b: i64) -> Result<bool, StoreError>;

@@ -396,6 +396,17 @@ impl ConversationStore for Timed<dyn ConversationStore> {
             self.0.membership(conversation_id, user_id).await
         )
     }
+    async fn send_membership(
+        &self,
+        conversation_id: i64,
+        user_id: i64,
+    ) -> Result<Option<(Conversation, Member, (bool, bool))>, StoreError> {
+        timed!(
+            "conversations",
+            "send_membership",
+            self.0.send_membership(conversation_id, user_id).await
+        )
+    }
     async fn members(&self, conversation_id: i64) -> Result<Vec<Member>, StoreError> {
         timed!(
             "conversations",

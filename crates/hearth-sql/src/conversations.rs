@@ -176,25 +176,31 @@ impl ConversationStore for SqlStore {
         conversation_id: i64,
         user_id: i64,
     ) -> Result<Option<(Conversation, Member)>, StoreError> {
-        type Row = (ConversationRow, MemberRow);
-        let row = sqlx::query_as::<_, (i64, String, Option<String>, String, Option<i64>, i64, i64, Option<String>, i64, String, String, i64, i64)>(
-            "SELECT c.id, c.kind, c.slug, c.name, c.owner_id, c.dissolved, c.last_seq, c.direct_key, \
-             m.user_id, u.username, m.role, m.joined_seq, m.read_seq \
-             FROM members m JOIN conversations c ON c.id = m.conversation_id \
-             JOIN users u ON u.id = m.user_id WHERE m.conversation_id = ? AND m.user_id = ?",
-        )
-        .bind(conversation_id)
-        .bind(user_id)
-        .fetch_optional(&self.read)
-        .await
-        .map_err(store_error)?;
-        Ok(row.map(|r| {
-            let (c, m): Row = (
-                (r.0, r.1, r.2, r.3, r.4, r.5, r.6, r.7),
-                (r.8, r.9, r.10, r.11, r.12),
-            );
-            (conversation(c), member(m))
-        }))
+        let sql = format!("SELECT {MEMBERSHIP_COLUMNS}, 0, 0 {MEMBERSHIP_FROM}");
+        Ok(self
+            .membership_row(sql, conversation_id, user_id)
+            .await?
+            .map(|(c, m, _)| (c, m)))
+    }
+
+    async fn send_membership(
+        &self,
+        conversation_id: i64,
+        user_id: i64,
+    ) -> Result<Option<(Conversation, Member, (bool, bool))>, StoreError> {
+        // The peer is the direct conversation's other member; groups skip both sub-queries.
+        let sql = format!(
+            "SELECT {MEMBERSHIP_COLUMNS}, \
+             CASE WHEN c.kind = 'direct' THEN (SELECT COUNT(*) FROM members o \
+               JOIN friendships f ON f.user_id = m.user_id AND f.friend_id = o.user_id \
+               WHERE o.conversation_id = c.id AND o.user_id <> m.user_id) ELSE 0 END, \
+             CASE WHEN c.kind = 'direct' THEN (SELECT COUNT(*) FROM members o \
+               JOIN blocks b ON (b.user_id = m.user_id AND b.blocked_id = o.user_id) \
+                 OR (b.user_id = o.user_id AND b.blocked_id = m.user_id) \
+               WHERE o.conversation_id = c.id AND o.user_id <> m.user_id) ELSE 0 END \
+             {MEMBERSHIP_FROM}"
+        );
+        self.membership_row(sql, conversation_id, user_id).await
     }
 
     async fn members(&self, conversation_id: i64) -> Result<Vec<Member>, StoreError> {
@@ -591,5 +597,53 @@ impl ConversationStore for SqlStore {
                 .await?;
         }
         Self::finish(tx, events, now_ms).await
+    }
+}
+
+/// The conversation's and the member's columns of a membership read, in `MembershipRow` order.
+const MEMBERSHIP_COLUMNS: &str = "c.id, c.kind, c.slug, c.name, c.owner_id, c.dissolved, \
+     c.last_seq, c.direct_key, m.user_id, u.username, m.role, m.joined_seq, m.read_seq";
+const MEMBERSHIP_FROM: &str = "FROM members m JOIN conversations c ON c.id = m.conversation_id \
+     JOIN users u ON u.id = m.user_id WHERE m.conversation_id = ? AND m.user_id = ?";
+
+/// A conversation row, a member row, then two counts (friendships, blocks).
+type MembershipRow = (
+    i64,
+    String,
+    Option<String>,
+    String,
+    Option<i64>,
+    i64,
+    i64,
+    Option<String>,
+    i64,
+    String,
+    String,
+    i64,
+    i64,
+    i64,
+    i64,
+);
+
+impl SqlStore {
+    /// Runs a membership read built from the constants above.
+    async fn membership_row(
+        &self,
+        sql: String,
+        conversation_id: i64,
+        user_id: i64,
+    ) -> Result<Option<(Conversation, Member, (bool, bool))>, StoreError> {
+        // Built only from the constant fragments above: no data in the SQL text.
+        let row = sqlx::query_as::<_, MembershipRow>(sqlx::AssertSqlSafe(sql))
+            .bind(conversation_id)
+            .bind(user_id)
+            .fetch_optional(&self.read)
+            .await
+            .map_err(store_error)?;
+        Ok(row.map(|r| {
+            let c = (r.0, r.1, r.2, r.3, r.4, r.5, r.6, r.7);
+            let m = (r.8, r.9, r.10, r.11, r.12);
+            (conversation(c), member(m), (r.13 > 0, r.14 > 0))
+        }))
     }
 }
