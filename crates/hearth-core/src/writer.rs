@@ -7,8 +7,10 @@
 //!
 //! Retries are rare, so they are found the cheap way: the batch is first stored as if it held
 //! none, and the unique key on `(sender, clientMsgId)` refuses it if it did. Only then are the
-//! earlier sends looked up and the batch stored again without them. One writer per conversation means `seq` order,
-//! storage order and delivery order are the same order.
+//! earlier sends looked up and the batch stored again without them.
+//!
+//! One writer per conversation means `seq` order, storage order and delivery order are the
+//! same order.
 //!
 //! Writers start on first use. Those of direct and group conversations stop after a minute
 //! without posts, so idle conversations cost nothing; room writers live as long as the node

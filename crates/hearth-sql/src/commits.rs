@@ -17,11 +17,10 @@
 //! MySQL needs none of this: appends run in parallel transactions and InnoDB groups their
 //! log flushes itself.
 
-use crate::messages::{append_in, insert_rows, numbered};
-use crate::store_error;
+use crate::messages::{append_in, insert_rows, newest_per_sender, numbered};
+use crate::{store_error, value_tuples};
 use hearth_core::StoreError;
-use hearth_core::model::ConversationKind;
-use hearth_core::model::{ChatMessage, ConversationRef, NewMessage};
+use hearth_core::model::{ChatMessage, ConversationKind, ConversationRef, NewMessage};
 use sqlx::{Any, AnyPool, Transaction};
 use std::collections::HashMap;
 use tokio::sync::{mpsc, oneshot};
@@ -128,7 +127,7 @@ async fn commit_together(
     }
     let rows: Vec<&ChatMessage> = stored.iter().flatten().collect();
     insert_rows(&mut tx, &rows).await?;
-    advance_senders(&mut tx, batch, &stored).await?;
+    advance_batch_senders(&mut tx, batch, &stored).await?;
     crate::feed::record(&mut tx, &rows).await?;
     tx.commit().await.map_err(store_error)?;
     Ok(stored)
@@ -149,12 +148,13 @@ async fn reserve_seqs(
             "two appends to one conversation".into(),
         ));
     }
-    let mut sql = String::from(
+    let sql = format!(
         "UPDATE conversations SET last_seq = last_seq + v.column2, \
-         last_ms = CASE WHEN last_ms > v.column3 THEN last_ms ELSE v.column3 END FROM (VALUES ",
+         last_ms = CASE WHEN last_ms > v.column3 THEN last_ms ELSE v.column3 END \
+         FROM (VALUES {}) AS v WHERE conversations.id = v.column1 \
+         RETURNING id, last_seq, last_ms",
+        value_tuples(batch.len(), 3)
     );
-    push_tuples(&mut sql, batch.len(), 3);
-    sql.push_str(") AS v WHERE conversations.id = v.column1 RETURNING id, last_seq, last_ms");
     // Built only from the constant fragments above: no data in the SQL text.
     let mut update = sqlx::query_as::<_, (i64, i64, i64)>(sqlx::AssertSqlSafe(sql));
     for append in batch {
@@ -171,48 +171,38 @@ async fn reserve_seqs(
 }
 
 /// A sender has read up to their own message: one statement for every direct and group
-/// conversation of the batch (rooms keep no read positions).
-async fn advance_senders(
+/// conversation of the batch (rooms keep no read positions). SQLite's `UPDATE … FROM`; the
+/// per-conversation form for both backends is `messages::advance_senders`.
+async fn advance_batch_senders(
     tx: &mut Transaction<'_, Any>,
     batch: &[Append],
     stored: &[Vec<ChatMessage>],
 ) -> Result<(), StoreError> {
-    let mut newest: HashMap<(i64, i64), i64> = HashMap::new();
-    for (append, messages) in batch.iter().zip(stored) {
-        if append.conversation.kind == ConversationKind::Room {
-            continue;
-        }
-        for m in messages {
-            newest.insert((m.conversation_id, m.sender.id), m.seq);
-        }
-    }
-    let newest: Vec<_> = newest.into_iter().collect();
+    let newest: Vec<(i64, i64, i64)> = batch
+        .iter()
+        .zip(stored)
+        .filter(|(append, _)| append.conversation.kind != ConversationKind::Room)
+        .flat_map(|(append, messages)| {
+            newest_per_sender(messages)
+                .into_iter()
+                .map(|(sender, seq)| (append.conversation.id, sender, seq))
+        })
+        .collect();
     for chunk in newest.chunks(ROWS_PER_STATEMENT) {
-        let mut sql = String::from("UPDATE members SET read_seq = v.column3 FROM (VALUES ");
-        push_tuples(&mut sql, chunk.len(), 3);
-        sql.push_str(
-            ") AS v WHERE members.conversation_id = v.column1 \
+        let sql = format!(
+            "UPDATE members SET read_seq = v.column3 FROM (VALUES {}) AS v \
+             WHERE members.conversation_id = v.column1 \
              AND members.user_id = v.column2 AND members.read_seq < v.column3",
+            value_tuples(chunk.len(), 3)
         );
-        // Built only from the constant fragments above: no data in the SQL text.
+        // Only placeholders are formatted into the text.
         let mut update = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for &((conversation, sender), seq) in chunk {
+        for &(conversation, sender, seq) in chunk {
             update = update.bind(conversation).bind(sender).bind(seq);
         }
         update.execute(&mut **tx).await.map_err(store_error)?;
     }
     Ok(())
-}
-
-/// Appends `rows` placeholder tuples of `width` to a `VALUES` list.
-fn push_tuples(sql: &mut String, rows: usize, width: usize) {
-    let tuple = format!("({})", vec!["?"; width].join(", "));
-    for i in 0..rows {
-        if i > 0 {
-            sql.push_str(", ");
-        }
-        sql.push_str(&tuple);
-    }
 }
 
 /// One savepoint per append, so that a bad one rolls back and fails alone.

@@ -6,7 +6,7 @@
 //! order on MySQL.
 
 use crate::messages::messages_by_key;
-use crate::{SqlStore, store_error};
+use crate::{SqlStore, store_error, value_tuples};
 use async_trait::async_trait;
 use hearth_core::StoreError;
 use hearth_core::model::{ChatMessage, UserRef};
@@ -24,11 +24,11 @@ pub(crate) async fn record(
     stored: &[&ChatMessage],
 ) -> Result<(), StoreError> {
     for chunk in stored.chunks(CHUNK) {
-        let mut sql = String::from("INSERT INTO message_feed (conversation_id, seq) VALUES ");
-        for i in 0..chunk.len() {
-            sql.push_str(if i == 0 { "(?, ?)" } else { ", (?, ?)" });
-        }
-        // Built only from the constant fragments above: no data in the SQL text.
+        let sql = format!(
+            "INSERT INTO message_feed (conversation_id, seq) VALUES {}",
+            value_tuples(chunk.len(), 2)
+        );
+        // Only placeholders are formatted into the text.
         let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql));
         for m in chunk {
             insert = insert.bind(m.conversation_id).bind(m.seq);

@@ -146,6 +146,13 @@ impl SqlStore {
     }
 }
 
+/// `rows` tuples of `width` placeholders, `(?, ?), (?, ?)`, for a multi-row `VALUES` list: the
+/// only thing multi-row statements format into their SQL text.
+pub(crate) fn value_tuples(rows: usize, width: usize) -> String {
+    let tuple = format!("({})", vec!["?"; width].join(", "));
+    vec![tuple; rows].join(", ")
+}
+
 /// Connection trouble means "unavailable, try again"; anything else is a backend error.
 pub(crate) fn store_error(error: sqlx::Error) -> StoreError {
     match error {
@@ -154,5 +161,14 @@ pub(crate) fn store_error(error: sqlx::Error) -> StoreError {
         | sqlx::Error::PoolClosed
         | sqlx::Error::WorkerCrashed => StoreError::Unavailable(error.to_string()),
         other => StoreError::Backend(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn value_tuples_lists_rows_of_placeholders() {
+        assert_eq!(super::value_tuples(1, 2), "(?, ?)");
+        assert_eq!(super::value_tuples(2, 3), "(?, ?, ?), (?, ?, ?)");
     }
 }

@@ -5,7 +5,7 @@
 //! a rolled-back transaction gives its numbers back, so there are never gaps.
 
 use crate::inbox::append_events;
-use crate::{SqlStore, store_error};
+use crate::{SqlStore, store_error, value_tuples};
 use async_trait::async_trait;
 use hearth_core::model::{
     Attachment, ChatMessage, ConversationKind, ConversationRef, MessageId, MessageKind, NewMessage,
@@ -376,15 +376,12 @@ pub(crate) async fn insert_rows(
     stored: &[&ChatMessage],
 ) -> Result<(), StoreError> {
     for chunk in stored.chunks(ROWS_PER_INSERT) {
-        let mut sql = String::from(
+        let sql = format!(
             "INSERT INTO messages (conversation_id, seq, ms, sender_id, content, kind, \
-             reply_to, client_msg_id, file_id) VALUES ",
+             reply_to, client_msg_id, file_id) VALUES {}",
+            value_tuples(chunk.len(), 9)
         );
-        for i in 0..chunk.len() {
-            sql.push_str(if i == 0 { "" } else { ", " });
-            sql.push_str("(?, ?, ?, ?, ?, ?, ?, ?, ?)");
-        }
-        // Built only from the constant fragments above: no data in the SQL text.
+        // Only placeholders are formatted into the text.
         let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql));
         for m in chunk {
             insert = insert
@@ -403,6 +400,11 @@ pub(crate) async fn insert_rows(
     Ok(())
 }
 
+/// Each sender of `messages` (of one conversation) and the `seq` of their newest one.
+pub(crate) fn newest_per_sender(messages: &[ChatMessage]) -> HashMap<i64, i64> {
+    messages.iter().map(|m| (m.sender.id, m.seq)).collect()
+}
+
 /// A sender has read up to their own message (direct and group conversations; rooms keep no
 /// read positions).
 pub(crate) async fn advance_senders(
@@ -413,11 +415,7 @@ pub(crate) async fn advance_senders(
     if conversation.kind == ConversationKind::Room {
         return Ok(());
     }
-    let mut newest: HashMap<i64, i64> = HashMap::new();
-    for m in stored {
-        newest.insert(m.sender.id, m.seq);
-    }
-    for (sender, seq) in newest {
+    for (sender, seq) in newest_per_sender(stored) {
         sqlx::query(
             "UPDATE members SET read_seq = ? \
              WHERE conversation_id = ? AND user_id = ? AND read_seq < ?",
