@@ -54,6 +54,9 @@ pub fn room_topic(conversation: i64) -> String {
     format!("room.{conversation}")
 }
 
+/// Node-to-node instructions, one per message: `members <conversation>` (its membership
+/// changed), `relation <user> <user>` (friendship or blocks between them changed) and
+/// `revoke-user <user>`.
 pub const CONTROL_TOPIC: &str = "control";
 
 /// The `control` message that closes every socket of a user on every node (ban, revocation).

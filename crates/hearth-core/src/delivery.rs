@@ -12,6 +12,9 @@ pub trait Deliver: Send + Sync + 'static {
     fn to_users(&self, users: &[i64], frame: &ImServerFrame);
     /// The membership of a conversation changed: every node must drop what it cached.
     fn members_changed(&self, conversation: i64);
+    /// Two users became or stopped being friends, or one blocked or unblocked the other:
+    /// every node must drop the send checks it cached for their direct conversation.
+    fn relation_changed(&self, a: i64, b: i64);
 }
 
 /// Pushes freshly written inbox events to their owners' sockets.

@@ -33,6 +33,7 @@ pub mod im_error;
 pub mod limits;
 pub mod local;
 pub mod media;
+pub mod member_cache;
 pub mod messaging;
 pub mod model;
 pub mod policy;

@@ -7,6 +7,7 @@
 use crate::delivery::{Deliver, push_events};
 use crate::files::{FileStore, readable_by};
 use crate::im_error::ImError;
+pub use crate::member_cache::MemberCache;
 use crate::model::{
     ChatMessage, Conversation, ConversationKind, ConversationRef, Member, MessageKind, NewMessage,
     Room, UserRef,
@@ -22,7 +23,6 @@ use hearth_proto::native::{
 use serde_json::json;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 /// A page of a conversation, oldest first.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -88,46 +88,6 @@ pub struct Messaging {
     policy: Policy,
     /// Where stored voice messages go to be transcribed, when a transcriber is configured.
     transcription: std::sync::OnceLock<Arc<crate::transcription::TranscriptionQueue>>,
-}
-
-/// Who is in each direct/group conversation, for routing. Filled on demand; every membership
-/// change invalidates the entry on every node (through the bus). Entries also expire after
-/// [`MEMBER_CACHE_TTL`], so an invalidation lost on the way (the bus is at most once) cannot
-/// keep routing a removed member's pushes for long.
-#[derive(Default)]
-pub struct MemberCache {
-    entries: Mutex<HashMap<i64, CachedMembers>>,
-}
-
-/// When the member list was read, and the members.
-type CachedMembers = (Instant, Arc<[i64]>);
-
-pub const MEMBER_CACHE_TTL: Duration = Duration::from_secs(30);
-
-impl MemberCache {
-    pub async fn get(
-        &self,
-        store: &dyn ConversationStore,
-        conversation: i64,
-    ) -> Result<Arc<[i64]>, crate::StoreError> {
-        if let Some((at, ids)) = self.lock().get(&conversation)
-            && at.elapsed() < MEMBER_CACHE_TTL
-        {
-            return Ok(ids.clone());
-        }
-        let ids: Arc<[i64]> = store.member_ids(conversation).await?.into();
-        self.lock()
-            .insert(conversation, (Instant::now(), ids.clone()));
-        Ok(ids)
-    }
-
-    pub fn invalidate(&self, conversation: i64) {
-        self.lock().remove(&conversation);
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<i64, CachedMembers>> {
-        self.entries.lock().unwrap_or_else(|p| p.into_inner())
-    }
 }
 
 /// Routes what a writer committed: rooms to every socket, other conversations to members.
@@ -363,11 +323,23 @@ impl Messaging {
             // A caption: may be empty, not long.
             _ => self.check_length(&content)?,
         }
-        // Membership and, for a direct conversation, friendship and blocks: one read.
-        let (conversation, member, direct) = self
-            .conversations
-            .send_membership(conversation_id, sender.id)
-            .await?
+        // Membership and, for a direct conversation, friendship and blocks: remembered
+        // between sends (see `MemberCache`). A reply needs the conversation's current
+        // `last_seq`, so it reads them afresh.
+        let check = match reply_to {
+            None => {
+                self.members
+                    .send_check(&*self.conversations, conversation_id, sender.id)
+                    .await?
+            }
+            Some(_) => self
+                .conversations
+                .send_membership(conversation_id, sender.id)
+                .await?
+                .map(Arc::new),
+        };
+        let (conversation, member, direct) = check
+            .as_deref()
             .filter(|(c, _, _)| c.kind != ConversationKind::Room && !c.dissolved)
             .ok_or_else(ImError::not_member)?;
         let file = match file_id {
@@ -375,7 +347,7 @@ impl Messaging {
             None => None,
         };
         if conversation.kind == ConversationKind::Direct {
-            self.direct_allowed(direct)?;
+            self.direct_allowed(*direct)?;
         }
         if let Some(seq) = reply_to
             && (seq <= member.joined_seq || seq > conversation.last_seq)

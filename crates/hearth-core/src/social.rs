@@ -53,9 +53,16 @@ impl Social {
             .ok_or_else(|| ImError::not_found("user_not_found", "no such user"))
     }
 
-    fn applied(&self, applied: Applied, refusal: ImError) -> Result<(), ImError> {
+    /// Pushes the events of a change between `me` and `other`, or refuses.
+    fn applied(
+        &self,
+        (me, other): (i64, i64),
+        applied: Applied,
+        refusal: ImError,
+    ) -> Result<(), ImError> {
         match applied {
             Some(events) => {
+                self.deliver.relation_changed(me, other);
                 push_events(&*self.deliver, events);
                 Ok(())
             }
@@ -99,6 +106,7 @@ impl Social {
             .create_friend_request(me.id, to.id, note, now_ms(), events)
             .await?;
         self.applied(
+            (me.id, to.id),
             applied,
             ImError::conflict(
                 "request_pending",
@@ -146,6 +154,7 @@ impl Social {
             .decide_friend_request(from, to, decision, now_ms(), events)
             .await?;
         self.applied(
+            (me.id, other.id),
             applied,
             ImError::not_found("no_request", "no such pending request"),
         )
@@ -170,6 +179,7 @@ impl Social {
         ];
         let applied = self.social.remove_friend(me.id, friend.id, events).await?;
         self.applied(
+            (me.id, friend.id),
             applied,
             ImError::conflict("not_friends", "you are not friends"),
         )
@@ -185,6 +195,7 @@ impl Social {
             .block(me.id, target.id, now_ms(), events)
             .await?;
         self.applied(
+            (me.id, target.id),
             applied,
             ImError::conflict("already_blocked", "already blocked"),
         )
@@ -193,6 +204,7 @@ impl Social {
     pub async fn unblock(&self, me: &UserRef, target: i64) -> Result<(), ImError> {
         let target = self.other(me, target).await?;
         if self.social.unblock(me.id, target.id).await? {
+            self.deliver.relation_changed(me.id, target.id);
             Ok(())
         } else {
             Err(ImError::conflict("not_blocked", "that user is not blocked"))

@@ -314,6 +314,14 @@ impl Gateway {
         &self.bus
     }
 
+    /// Tells the other nodes (there are none on the local bus).
+    fn control(&self, message: String) {
+        if !self.bus.is_local() {
+            self.bus
+                .publish(CONTROL_TOPIC.to_owned(), Bytes::from(message));
+        }
+    }
+
     fn on_room(&self, conversation: i64, payload: Bytes) {
         let Some(sequencer) = self.sequencer.get() else {
             return;
@@ -363,12 +371,12 @@ impl Deliver for Gateway {
 
     fn members_changed(&self, conversation: i64) {
         self.members.invalidate(conversation);
-        if !self.bus.is_local() {
-            self.bus.publish(
-                CONTROL_TOPIC.to_owned(),
-                Bytes::from(format!("members {conversation}")),
-            );
-        }
+        self.control(format!("members {conversation}"));
+    }
+
+    fn relation_changed(&self, a: i64, b: i64) {
+        self.members.invalidate_pair(a, b);
+        self.control(format!("relation {a} {b}"));
     }
 }
 
@@ -384,6 +392,12 @@ impl BusHandler for Gateway {
             let text = String::from_utf8_lossy(&payload);
             if let Some(id) = text.strip_prefix("members ").and_then(|c| c.parse().ok()) {
                 self.members.invalidate(id);
+            } else if let Some((a, b)) = text
+                .strip_prefix("relation ")
+                .and_then(|pair| pair.split_once(' '))
+                .and_then(|(a, b)| Some((a.parse().ok()?, b.parse().ok()?)))
+            {
+                self.members.invalidate_pair(a, b);
             } else if let Some(user) = text
                 .strip_prefix("revoke-user ")
                 .and_then(|u| u.parse().ok())
@@ -396,6 +410,8 @@ impl BusHandler for Gateway {
 
     fn reconnected(&self) {
         tracing::info!("bus reconnected: catching up rooms, asking native clients to resync");
+        // Invalidations published while this node was away never arrive.
+        self.members.clear();
         if let Some(sequencer) = self.sequencer.get() {
             tokio::spawn(sequencer.clone().catch_up());
         }

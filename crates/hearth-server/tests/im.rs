@@ -303,6 +303,72 @@ on_both_backends!(friend_lifecycle, |backend: Backend| async move {
     deployment.cleanup().await;
 });
 
+// A node remembers what each send checked (membership, friendship, blocks); every change
+// must reach the next send at once, also for a sender whose checks are remembered.
+on_both_backends!(
+    send_checks_follow_every_change,
+    |backend: Backend| async move {
+        let deployment = Deployment::new(backend);
+        let node = deployment.start().await;
+        let ann = node.register("ann").await;
+        let bob = node.register("bob").await;
+        let cid = node.register("cid").await;
+        node.befriend(&ann, &bob).await;
+        node.befriend(&ann, &cid).await;
+        let dm = direct(&node, &ann, &bob).await;
+        let mut a = node.device(&ann, "web").await;
+        let mut b = node.device(&bob, "web").await;
+        assert_eq!(a.send_refusal(dm, "a1").await, None);
+        assert_eq!(b.send_refusal(dm, "b1").await, None);
+
+        node.ok(&bob, "POST", "/api/blocks", Some(json!({"userId": ann.id})))
+            .await;
+        assert_eq!(a.send_refusal(dm, "a2").await.as_deref(), Some("blocked"));
+        assert_eq!(b.send_refusal(dm, "b2").await.as_deref(), Some("blocked"));
+        node.ok(&bob, "DELETE", &format!("/api/blocks/{}", ann.id), None)
+            .await;
+        // Blocking ended the friendship.
+        assert_eq!(
+            a.send_refusal(dm, "a3").await.as_deref(),
+            Some("not_friends")
+        );
+        node.befriend(&ann, &bob).await;
+        assert_eq!(a.send_refusal(dm, "a4").await, None);
+        node.ok(&bob, "DELETE", &format!("/api/friends/{}", ann.id), None)
+            .await;
+        assert_eq!(
+            a.send_refusal(dm, "a5").await.as_deref(),
+            Some("not_friends")
+        );
+
+        // Groups: kicked, invited back, dissolved.
+        let g = group(&node, &ann, "team", &[&cid]).await;
+        let mut c = node.device(&cid, "web").await;
+        assert_eq!(c.send_refusal(g, "c1").await, None);
+        node.ok(
+            &ann,
+            "POST",
+            &format!("/api/groups/{g}/kick"),
+            Some(json!({"userId": cid.id})),
+        )
+        .await;
+        assert_eq!(c.send_refusal(g, "c2").await.as_deref(), Some("not_member"));
+        node.ok(
+            &ann,
+            "POST",
+            &format!("/api/groups/{g}/invite"),
+            Some(json!({"userIds": [cid.id]})),
+        )
+        .await;
+        assert_eq!(c.send_refusal(g, "c3").await, None);
+        node.ok(&ann, "POST", &format!("/api/groups/{g}/dissolve"), None)
+            .await;
+        assert_eq!(c.send_refusal(g, "c4").await.as_deref(), Some("not_member"));
+        node.stop().await;
+        deployment.cleanup().await;
+    }
+);
+
 on_both_backends!(
     offline_sync_delivers_everything_once_in_order,
     |backend: Backend| async move {

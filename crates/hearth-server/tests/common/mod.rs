@@ -602,6 +602,24 @@ impl Client {
         }
     }
 
+    /// Sends a text message; the code it is refused with, or `None` when it is acknowledged.
+    pub async fn send_refusal(&mut self, conversation: i64, client_msg_id: &str) -> Option<String> {
+        self.send(json!({"type": "send", "payload": {
+            "conversationId": conversation, "clientMsgId": client_msg_id, "content": "hi"}}))
+            .await;
+        loop {
+            let frame = self.recv().await;
+            let payload = &frame["payload"];
+            match frame["type"].as_str() {
+                Some("ack") if payload["clientMsgId"] == client_msg_id => return None,
+                Some("error") if payload["clientMsgId"] == client_msg_id => {
+                    return payload["code"].as_str().map(str::to_owned);
+                }
+                _ => {}
+            }
+        }
+    }
+
     pub async fn close(mut self) {
         let _ = self
             .stream

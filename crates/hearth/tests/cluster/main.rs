@@ -444,6 +444,54 @@ async fn a_node_killed_mid_stream_loses_no_acknowledged_message() {
     cluster.cleanup().await;
 }
 
+/// Each node remembers the checks of the sends it took; a block or a kick made on another
+/// node reaches them over the bus well before the entries expire (30 s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_checks_are_invalidated_across_nodes() {
+    let mut cluster = Cluster::new(&redis_url(), None);
+    let nodes = [cluster.start(0).await, cluster.start(1).await];
+    let ann = nodes[0].register("ann").await;
+    let bob = nodes[1].register("bob").await;
+    let cid = nodes[1].register("cid").await;
+    nodes[0].befriend(&ann, &bob).await;
+    nodes[0].befriend(&ann, &cid).await;
+    let dm = direct(&nodes[0], &ann, &bob).await;
+    let g = group(&nodes[1], &cid, &[&ann]).await;
+    let mut a = nodes[0].device(&ann, "web").await;
+    a.send_im(dm, "dm-0", "remembered").await;
+    a.send_im(g, "g-0", "remembered").await;
+
+    nodes[1]
+        .ok(&bob, "POST", "/api/blocks", Some(json!({"userId": ann.id})))
+        .await;
+    let mut n = 0;
+    assert!(
+        eventually(Duration::from_secs(5), async || {
+            n += 1;
+            a.send_refusal(dm, &format!("dm-{n}")).await.as_deref() == Some("blocked")
+        })
+        .await,
+        "a block on node 1 stops sends on node 0"
+    );
+    nodes[1]
+        .ok(
+            &cid,
+            "POST",
+            &format!("/api/groups/{g}/kick"),
+            Some(json!({"userId": ann.id})),
+        )
+        .await;
+    assert!(
+        eventually(Duration::from_secs(5), async || {
+            n += 1;
+            a.send_refusal(g, &format!("g-{n}")).await.as_deref() == Some("not_member")
+        })
+        .await,
+        "a kick on node 1 stops sends on node 0"
+    );
+    cluster.cleanup().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn presence_spans_nodes_and_dead_nodes_expire() {
     let mut cluster = Cluster::new(&redis_url(), None);
