@@ -10,6 +10,13 @@ pub trait Deliver: Send + Sync + 'static {
     fn room_messages(&self, room: &Room, messages: &[ChatMessage]);
     /// A native frame to every socket of each of these users.
     fn to_users(&self, users: &[i64], frame: &ImServerFrame);
+    /// Several native frames, in order, to every socket of each of these users; where it can,
+    /// each socket gets them in one write.
+    fn all_to_users(&self, users: &[i64], frames: &[ImServerFrame]) {
+        for frame in frames {
+            self.to_users(users, frame);
+        }
+    }
     /// The membership of a conversation changed: every node must drop what it cached.
     fn members_changed(&self, conversation: i64);
     /// Two users became or stopped being friends, or one blocked or unblocked the other:

@@ -141,10 +141,11 @@ impl Committed for Router {
             .await
         {
             Ok(members) => {
-                for message in messages {
-                    let frame = ImServerFrame::Message(message.to_native());
-                    self.deliver.to_users(&members, &frame);
-                }
+                let frames: Vec<ImServerFrame> = messages
+                    .iter()
+                    .map(|m| ImServerFrame::Message(m.to_native()))
+                    .collect();
+                self.deliver.all_to_users(&members, &frames);
             }
             // Stored but not pushed: members find it by seq on their next sync.
             Err(error) => tracing::warn!(%error, "cannot route messages; clients will sync"),

@@ -207,10 +207,15 @@ async fn write_batch(
     }
     match result {
         Ok((stored, outcomes, fresh_ranges)) => {
+            // Direct and group messages are one frame each: the whole batch is handed over at
+            // once (one write per socket). A room frame holds what one post held (a client
+            // may wait for the echo of its own frame), so rooms get one delivery per post.
+            let per_post = conversation.kind == ConversationKind::Room;
+            if !per_post && !stored.is_empty() {
+                committed.committed(conversation, &stored).await;
+            }
             for ((post, outcome), fresh) in posts.drain(..).zip(outcomes).zip(fresh_ranges) {
-                // One delivery per post, as the post was sent (a client may wait for the echo
-                // of its own frame), in seq order.
-                if !fresh.is_empty() {
+                if per_post && !fresh.is_empty() {
                     committed.committed(conversation, &stored[fresh]).await;
                 }
                 let result = outcome

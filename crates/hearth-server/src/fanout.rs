@@ -12,7 +12,7 @@
 //!
 //! In embedded mode the bus is an in-process loopback, so the same path costs a function call.
 
-use crate::outlet::{Outlet, RoomFrame, RoomFrames, text_frame};
+use crate::outlet::{Outlet, RoomFrame, RoomFrames, put_text_frame, text_frame};
 use crate::registry::Registry;
 use bytes::{BufMut, Bytes, BytesMut};
 use hearth_core::bus::{Bus, BusHandler, CONTROL_TOPIC, room_topic, user_topic};
@@ -360,13 +360,32 @@ impl Deliver for Gateway {
         }
         let json = frame.to_json();
         if self.bus.is_local() {
-            self.registry.send(users, &text_frame(json.as_bytes()));
+            self.registry.send(users, &text_frame(json.as_bytes()), 1);
             return;
         }
         let bytes = Bytes::from(json);
         for &user in users {
             self.bus.publish(user_topic(user), bytes.clone());
         }
+    }
+
+    fn all_to_users(&self, users: &[i64], frames: &[ImServerFrame]) {
+        if users.is_empty() {
+            return;
+        }
+        if !self.bus.is_local() {
+            // One bus message is one frame.
+            for frame in frames {
+                self.to_users(users, frame);
+            }
+            return;
+        }
+        let mut wire = BytesMut::new();
+        for frame in frames {
+            put_text_frame(&mut wire, frame.to_json().as_bytes());
+        }
+        self.registry
+            .send(users, &wire.freeze(), frames.len() as u64);
     }
 
     fn members_changed(&self, conversation: i64) {
@@ -384,7 +403,7 @@ impl BusHandler for Gateway {
     fn deliver(&self, topic: &str, payload: Bytes) {
         if let Some(user) = topic.strip_prefix("user.").and_then(|u| u.parse().ok()) {
             if std::str::from_utf8(&payload).is_ok() {
-                self.registry.send(&[user], &text_frame(&payload));
+                self.registry.send(&[user], &text_frame(&payload), 1);
             }
         } else if let Some(room) = topic.strip_prefix("room.").and_then(|r| r.parse().ok()) {
             self.on_room(room, payload);

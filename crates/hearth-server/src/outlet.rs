@@ -69,7 +69,8 @@ impl RoomFrames {
 }
 
 enum Gated {
-    Frame(Bytes),
+    /// Framed messages joined, and how many.
+    Frame(Bytes, u64),
     Room(RoomFrame),
 }
 
@@ -127,13 +128,13 @@ impl Outlet {
         let gated = state.gate.take().unwrap_or_default();
         state.rooms = rooms;
         self.write(&mut state, hello);
-        crate::telemetry::frame_out();
+        crate::telemetry::frames_out(1);
         let mut rooms_written = 0;
         for item in gated {
             match item {
-                Gated::Frame(wire) => {
+                Gated::Frame(wire, frames) => {
                     self.write(&mut state, wire);
-                    crate::telemetry::frame_out();
+                    crate::telemetry::frames_out(frames);
                 }
                 Gated::Room(frame) => {
                     if advance(&mut state.rooms, &frame) {
@@ -148,13 +149,18 @@ impl Outlet {
 
     /// Writes one framed message (or queues it behind earlier ones).
     pub fn send(&self, wire: Bytes) {
+        self.send_frames(wire, 1);
+    }
+
+    /// Writes `frames` framed messages joined in `wire`, in one system call.
+    pub fn send_frames(&self, wire: Bytes, frames: u64) {
         let mut state = self.lock();
         if let Some(gate) = &mut state.gate {
-            gate.push(Gated::Frame(wire));
+            gate.push(Gated::Frame(wire, frames));
             self.check_gate(&mut state);
         } else {
             self.write(&mut state, wire);
-            crate::telemetry::frame_out();
+            crate::telemetry::frames_out(frames);
         }
     }
 
@@ -323,7 +329,7 @@ impl Outlet {
             .iter()
             .flatten()
             .map(|item| match item {
-                Gated::Frame(wire) => wire.len(),
+                Gated::Frame(wire, _) => wire.len(),
                 Gated::Room(frame) => frame.wire.len(),
             })
             .sum();
@@ -390,9 +396,14 @@ fn consume(state: &mut State, mut written: usize) {
 /// A server-to-client text frame: final, unmasked, so every socket gets the same bytes.
 pub fn text_frame(payload: &[u8]) -> Bytes {
     let mut out = BytesMut::with_capacity(payload.len() + 10);
-    put_header(&mut out, 0x81, payload.len());
-    out.put_slice(payload);
+    put_text_frame(&mut out, payload);
     out.freeze()
+}
+
+/// Appends a text frame to `out`: frames written together go out in one system call.
+pub fn put_text_frame(out: &mut BytesMut, payload: &[u8]) {
+    put_header(out, 0x81, payload.len());
+    out.put_slice(payload);
 }
 
 /// A close frame with `code` and (at most 123 bytes of) `reason`.

@@ -57,11 +57,12 @@ impl Registry {
     }
 
     /// Writes one framed message to every socket of these users.
-    pub fn send(&self, users: &[i64], wire: &Bytes) {
+    /// `frames` framed messages, joined in `wire`, to every socket of these users.
+    pub fn send(&self, users: &[i64], wire: &Bytes, frames: u64) {
         let sockets = self.lock();
         for user in users {
             for socket in sockets.get(user).into_iter().flatten() {
-                socket.outlet.send(wire.clone());
+                socket.outlet.send_frames(wire.clone(), frames);
             }
         }
     }

@@ -183,10 +183,10 @@ pub fn room_frames_out(frames: u64) {
     }
 }
 
-/// Any other frame written to a socket.
-pub fn frame_out() {
+/// Any other frames written to a socket.
+pub fn frames_out(frames: u64) {
     if let Some(m) = installed() {
-        m.frames_out_other.increment(1);
+        m.frames_out_other.increment(frames);
     }
 }
 

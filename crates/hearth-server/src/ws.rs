@@ -15,16 +15,16 @@ use crate::App;
 use crate::api::{ApiError, ApiQuery, ClientIp};
 use crate::auth::session_token;
 use crate::handshake::Handshake;
-use crate::outlet::{Outlet, SocketIo, Stop, text_frame};
+use crate::outlet::{Outlet, SocketIo, Stop, put_text_frame, text_frame};
 use crate::rate::Limited;
 use crate::security::bad_origin;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
-use bytes::Bytes;
-use futures_util::StreamExt;
+use bytes::{Bytes, BytesMut};
 use futures_util::future::BoxFuture;
 use futures_util::stream::FuturesOrdered;
+use futures_util::{FutureExt, StreamExt};
 use hearth_core::ImError;
 use hearth_core::StoreError;
 use hearth_core::accounts::token_hash;
@@ -259,13 +259,22 @@ impl Connection {
         let outlet = self.outlet.clone();
         loop {
             tokio::select! {
-                // An ack, in the order the sends came.
-                Some((client_msg_id, sent)) = self.acks.next(), if !self.acks.is_empty() => {
-                    let frame = match sent {
-                        Ok(ack) => ImServerFrame::Ack(ack).to_json(),
-                        Err(error) => im_error_frame(error, Some(client_msg_id)).to_json(),
-                    };
-                    if self.send_now(frame).await.is_err() {
+                // Acks, in the order the sends came: all that are ready in one write (a
+                // commit answers many sends at once).
+                Some(first) = self.acks.next(), if !self.acks.is_empty() => {
+                    let mut wire = BytesMut::new();
+                    let mut frames = 0;
+                    let mut answered = Some(first);
+                    while let Some((client_msg_id, sent)) = answered {
+                        frames += 1;
+                        let frame = match sent {
+                            Ok(ack) => ImServerFrame::Ack(ack).to_json(),
+                            Err(error) => im_error_frame(error, Some(client_msg_id)).to_json(),
+                        };
+                        put_text_frame(&mut wire, frame.as_bytes());
+                        answered = self.acks.next().now_or_never().flatten();
+                    }
+                    if self.write_now(wire.freeze(), frames).is_err() {
                         return End::Quietly;
                     }
                 }
@@ -453,7 +462,12 @@ impl Connection {
     /// Writes a reply in order with everything else this socket is sent. Never waits: if the
     /// socket is full the bytes queue (bounded) and the loop drains them.
     async fn send_now(&mut self, text: String) -> Result<(), ()> {
-        self.outlet.send(text_frame(text.as_bytes()));
+        self.write_now(text_frame(text.as_bytes()), 1)
+    }
+
+    /// Writes frames already framed for the wire (see [`Connection::send_now`]).
+    fn write_now(&mut self, wire: Bytes, frames: u64) -> Result<(), ()> {
+        self.outlet.send_frames(wire, frames);
         match self.outlet.stopped() {
             Some(Stop::Broken) => Err(()),
             _ => Ok(()),

@@ -25,11 +25,26 @@ impl Backend {
                 "PRAGMA synchronous = FULL",
                 "PRAGMA foreign_keys = ON",
                 "PRAGMA busy_timeout = 5000",
+                "PRAGMA temp_store = MEMORY",
             ],
             Backend::MySql => &[
                 "SET NAMES utf8mb4 COLLATE utf8mb4_bin",
                 "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
             ],
+        }
+    }
+
+    /// Statements run on each new connection of the SQLite writer pool, after
+    /// [`Backend::session_setup`]: checkpoints are the checkpointer's job (see
+    /// `checkpoints.rs`); the writer checkpoints itself only if the WAL grows past ~80 MB
+    /// regardless, and a WAL that grew is cut back to 64 MB once it is checkpointed.
+    pub(crate) fn writer_setup(self) -> &'static [&'static str] {
+        match self {
+            Backend::Sqlite => &[
+                "PRAGMA wal_autocheckpoint = 20000",
+                "PRAGMA journal_size_limit = 67108864",
+            ],
+            Backend::MySql => &[],
         }
     }
 

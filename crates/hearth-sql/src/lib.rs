@@ -9,6 +9,7 @@
 //! `synchronous=FULL`, so a commit that returned is on disk.
 
 mod admin;
+mod checkpoints;
 mod commits;
 mod conversations;
 mod dialect;
@@ -46,6 +47,8 @@ pub enum SqlError {
     Database(#[from] sqlx::Error),
     #[error("migration: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),
+    #[error("starting the commit thread: {0}")]
+    Thread(#[from] std::io::Error),
 }
 
 /// A connected SQL store; implements every store trait of the core.
@@ -68,12 +71,12 @@ impl SqlStore {
         if !Any::database_exists(url).await? {
             Any::create_database(url).await?;
         }
-        let options = || {
+        let options = |extra: &'static [&'static str]| {
             AnyPoolOptions::new()
                 .acquire_timeout(ACQUIRE_TIMEOUT)
                 .after_connect(move |conn, _| {
                     Box::pin(async move {
-                        for pragma in backend.session_setup() {
+                        for pragma in backend.session_setup().iter().chain(extra) {
                             conn.execute(*pragma).await?;
                         }
                         Ok(())
@@ -82,16 +85,24 @@ impl SqlStore {
         };
         let store = match backend {
             Backend::Sqlite => {
-                let write = options().max_connections(1).connect(url).await?;
+                let write = options(backend.writer_setup())
+                    .max_connections(1)
+                    .connect(url)
+                    .await?;
+                let read = options(&[]).max_connections(8).connect(url).await?;
+                let checkpoints = checkpoints::Checkpointer::start(read.clone());
                 SqlStore {
                     backend,
-                    commits: Some(Arc::new(commits::CommitQueue::start(write.clone()))),
+                    commits: Some(Arc::new(commits::CommitQueue::start(
+                        write.clone(),
+                        checkpoints,
+                    )?)),
                     write,
-                    read: options().max_connections(8).connect(url).await?,
+                    read,
                 }
             }
             Backend::MySql => {
-                let pool = options().max_connections(32).connect(url).await?;
+                let pool = options(&[]).max_connections(32).connect(url).await?;
                 SqlStore {
                     backend,
                     write: pool.clone(),
