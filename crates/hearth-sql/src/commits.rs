@@ -1,25 +1,24 @@
-//! Group commit across conversations, for SQLite.
+//! Group commit across conversations.
 //!
-//! SQLite has one writer and pays an fsync per commit (`synchronous=FULL`). Each conversation's
-//! writer already batches its own posts, but many quiet conversations (direct chats) would
-//! still cost one fsync each. Appends therefore queue here; one task drains what has queued
-//! and stores it in a single transaction: one fsync for everything that arrived meanwhile.
+//! Each conversation's writer already batches its own posts, but many quiet conversations
+//! (direct chats) would still cost a transaction each: on SQLite, one writer and an fsync per
+//! commit (`synchronous=FULL`); on MySQL, seven round trips per append. Appends therefore
+//! queue here; one task drains what has queued and stores it in a single transaction: one
+//! fsync and a handful of statements for everything that arrived meanwhile.
 //!
-//! Every statement is a round trip to the connection's worker thread, and the single writer
-//! runs them one after another, so the common case uses four statements for the whole batch
-//! whatever its size: one `UPDATE … FROM (VALUES …) RETURNING` reserves every conversation's
-//! `seq`s, one multi-row `INSERT` stores the messages, one `UPDATE … FROM` moves the senders'
-//! read positions and one `INSERT` adds the search feed rows. When that transaction fails (one
-//! append is bad: a reused client id, a vanished conversation), the batch runs again with one
-//! savepoint per append, so the bad append fails alone. Nobody is answered before the commit
-//! is on disk.
-//!
-//! MySQL needs none of this: appends run in parallel transactions and InnoDB groups their
-//! log flushes itself.
+//! The common case uses the same statements for the whole batch whatever its size: one
+//! `UPDATE` joined with a derived table of every conversation's count reserves their `seq`s
+//! (`RETURNING` them on SQLite; MySQL reads them back), one multi-row `INSERT` stores the
+//! messages, one joined `UPDATE` moves the senders' read positions and one `INSERT` adds the
+//! search feed rows. When that transaction fails (one append is bad: a reused client id, a
+//! vanished conversation; or on MySQL a deadlock with another node), the batch runs again with
+//! one savepoint per append, so a bad append fails alone. Nobody is answered before the commit
+//! is durable.
 
 use crate::checkpoints::Checkpointer;
+use crate::dialect::Backend;
 use crate::messages::{append_in, insert_rows, newest_per_sender, numbered};
-use crate::{store_error, value_tuples};
+use crate::store_error;
 use hearth_core::StoreError;
 use hearth_core::model::{ChatMessage, ConversationKind, ConversationRef, NewMessage};
 use sqlx::{Any, AnyPool, Transaction};
@@ -44,17 +43,31 @@ pub(crate) struct CommitQueue {
 }
 
 impl CommitQueue {
-    /// Starts the committing thread. It has its own single-threaded runtime: on the shared
-    /// runtime each statement's answer waited behind the socket tasks before the next one
-    /// could go, which made every commit (and so every send) several times slower under load.
-    pub(crate) fn start(pool: AnyPool, checkpoints: Checkpointer) -> std::io::Result<CommitQueue> {
+    /// Starts committing. On SQLite in a thread of its own, with its own single-threaded
+    /// runtime: on the shared runtime each statement's answer waited behind the socket tasks
+    /// before the next statement could go, which made every commit (and so every send)
+    /// several times slower under load. MySQL connections belong to the shared runtime (their
+    /// sockets are registered with it), so there the loop is a task like any other.
+    pub(crate) fn start(
+        pool: AnyPool,
+        backend: Backend,
+        checkpoints: Option<Checkpointer>,
+    ) -> std::io::Result<CommitQueue> {
         let (tx, rx) = mpsc::channel(4 * MAX_APPENDS);
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        std::thread::Builder::new()
-            .name("hearth-commits".into())
-            .spawn(move || runtime.block_on(run(pool, rx, checkpoints)))?;
+        let committing = run(pool, backend, rx, checkpoints);
+        match backend {
+            Backend::Sqlite => {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?;
+                std::thread::Builder::new()
+                    .name("hearth-commits".into())
+                    .spawn(move || runtime.block_on(committing))?;
+            }
+            Backend::MySql => {
+                tokio::spawn(committing);
+            }
+        }
         Ok(CommitQueue { queue: tx })
     }
 
@@ -79,11 +92,18 @@ impl CommitQueue {
     }
 }
 
-async fn run(pool: AnyPool, mut queue: mpsc::Receiver<Append>, checkpoints: Checkpointer) {
+async fn run(
+    pool: AnyPool,
+    backend: Backend,
+    mut queue: mpsc::Receiver<Append>,
+    checkpoints: Option<Checkpointer>,
+) {
     let mut batch = Vec::with_capacity(MAX_APPENDS);
     while queue.recv_many(&mut batch, MAX_APPENDS).await > 0 {
-        let results = commit(&pool, &mut batch).await;
-        checkpoints.committed();
+        let results = commit(&pool, backend, &mut batch).await;
+        if let Some(checkpoints) = &checkpoints {
+            checkpoints.committed();
+        }
         match results {
             Ok(results) => {
                 for (append, result) in batch.drain(..).zip(results) {
@@ -102,9 +122,10 @@ async fn run(pool: AnyPool, mut queue: mpsc::Receiver<Append>, checkpoints: Chec
 /// The batch in one transaction; the results once the commit returned.
 async fn commit(
     pool: &AnyPool,
+    backend: Backend,
     batch: &mut [Append],
 ) -> Result<Vec<Result<Vec<ChatMessage>, StoreError>>, StoreError> {
-    match commit_together(pool, batch).await {
+    match commit_together(pool, backend, batch).await {
         Ok(stored) => Ok(stored.into_iter().map(Ok).collect()),
         Err(StoreError::Unavailable(reason)) => Err(StoreError::Unavailable(reason)),
         Err(error) => {
@@ -117,10 +138,11 @@ async fn commit(
 /// The common case: statements shared by the whole batch. Fails as a whole.
 async fn commit_together(
     pool: &AnyPool,
+    backend: Backend,
     batch: &[Append],
 ) -> Result<Vec<Vec<ChatMessage>>, StoreError> {
     let mut tx = pool.begin().await.map_err(store_error)?;
-    let reserved = reserve_seqs(&mut tx, batch).await?;
+    let reserved = reserve_seqs(&mut tx, backend, batch).await?;
     let mut stored = Vec::with_capacity(batch.len());
     for append in batch {
         let count = append.messages.len() as i64;
@@ -138,43 +160,69 @@ async fn commit_together(
     }
     let rows: Vec<&ChatMessage> = stored.iter().flatten().collect();
     insert_rows(&mut tx, &rows).await?;
-    advance_batch_senders(&mut tx, batch, &stored).await?;
+    advance_batch_senders(&mut tx, backend, batch, &stored).await?;
     crate::feed::record(&mut tx, &rows).await?;
     tx.commit().await.map_err(store_error)?;
     Ok(stored)
 }
 
-/// Reserves each append's `seq`s in its conversation (one statement); returns every
-/// conversation's new `last_seq` and time. Needs one append per conversation — what the
-/// per-conversation writers send; anything else is left to the savepoint path.
+/// Reserves each append's `seq`s in its conversation (one statement, plus a read on MySQL,
+/// whose `UPDATE` returns nothing); returns every conversation's new `last_seq` and time.
+/// Needs one append per conversation — what the per-conversation writers send; anything else
+/// is left to the savepoint path. Rows are locked in conversation id order, so two nodes'
+/// batches cannot deadlock over them.
 async fn reserve_seqs(
     tx: &mut Transaction<'_, Any>,
+    backend: Backend,
     batch: &[Append],
 ) -> Result<HashMap<i64, (i64, i64)>, StoreError> {
-    let mut ids: Vec<i64> = batch.iter().map(|a| a.conversation.id).collect();
-    ids.sort_unstable();
-    ids.dedup();
-    if ids.len() != batch.len() {
+    let mut appends: Vec<&Append> = batch.iter().collect();
+    appends.sort_unstable_by_key(|a| a.conversation.id);
+    if appends
+        .windows(2)
+        .any(|w| w[0].conversation.id == w[1].conversation.id)
+    {
         return Err(StoreError::Backend(
             "two appends to one conversation".into(),
         ));
     }
-    let sql = format!(
-        "UPDATE conversations SET last_seq = last_seq + v.column2, \
-         last_ms = CASE WHEN last_ms > v.column3 THEN last_ms ELSE v.column3 END \
-         FROM (VALUES {}) AS v WHERE conversations.id = v.column1 \
-         RETURNING id, last_seq, last_ms",
-        value_tuples(batch.len(), 3)
+    let mut sql = backend.update_from_rows(
+        "conversations",
+        &["id", "n", "ms"],
+        appends.len(),
+        "conversations.id = v.id",
+        "last_seq = last_seq + v.n, \
+         last_ms = CASE WHEN last_ms > v.ms THEN last_ms ELSE v.ms END",
+        None,
     );
+    if backend == Backend::Sqlite {
+        sql.push_str(" RETURNING id, last_seq, last_ms");
+    }
     // Built only from the constant fragments above: no data in the SQL text.
     let mut update = sqlx::query_as::<_, (i64, i64, i64)>(sqlx::AssertSqlSafe(sql));
-    for append in batch {
+    for append in &appends {
         update = update
             .bind(append.conversation.id)
             .bind(append.messages.len() as i64)
             .bind(append.now_ms);
     }
-    let rows = update.fetch_all(&mut **tx).await.map_err(store_error)?;
+    // On MySQL the update returns no rows: they are read back below.
+    let returned = update.fetch_all(&mut **tx).await.map_err(store_error)?;
+    let rows = match backend {
+        Backend::Sqlite => returned,
+        Backend::MySql => {
+            let sql = format!(
+                "SELECT id, last_seq, last_ms FROM conversations WHERE id IN ({})",
+                vec!["?"; appends.len()].join(", ")
+            );
+            // Only placeholders are formatted into the text.
+            let mut select = sqlx::query_as::<_, (i64, i64, i64)>(sqlx::AssertSqlSafe(sql));
+            for append in &appends {
+                select = select.bind(append.conversation.id);
+            }
+            select.fetch_all(&mut **tx).await.map_err(store_error)?
+        }
+    };
     Ok(rows
         .into_iter()
         .map(|(id, last_seq, ms)| (id, (last_seq, ms)))
@@ -182,14 +230,15 @@ async fn reserve_seqs(
 }
 
 /// A sender has read up to their own message: one statement for every direct and group
-/// conversation of the batch (rooms keep no read positions). SQLite's `UPDATE … FROM`; the
-/// per-conversation form for both backends is `messages::advance_senders`.
+/// conversation of the batch (rooms keep no read positions). The per-conversation form is
+/// `messages::advance_senders`.
 async fn advance_batch_senders(
     tx: &mut Transaction<'_, Any>,
+    backend: Backend,
     batch: &[Append],
     stored: &[Vec<ChatMessage>],
 ) -> Result<(), StoreError> {
-    let newest: Vec<(i64, i64, i64)> = batch
+    let mut newest: Vec<(i64, i64, i64)> = batch
         .iter()
         .zip(stored)
         .filter(|(append, _)| append.conversation.kind != ConversationKind::Room)
@@ -199,12 +248,15 @@ async fn advance_batch_senders(
                 .map(|(sender, seq)| (append.conversation.id, sender, seq))
         })
         .collect();
+    newest.sort_unstable();
     for chunk in newest.chunks(ROWS_PER_STATEMENT) {
-        let sql = format!(
-            "UPDATE members SET read_seq = v.column3 FROM (VALUES {}) AS v \
-             WHERE members.conversation_id = v.column1 \
-             AND members.user_id = v.column2 AND members.read_seq < v.column3",
-            value_tuples(chunk.len(), 3)
+        let sql = backend.update_from_rows(
+            "members",
+            &["c", "u", "s"],
+            chunk.len(),
+            "members.conversation_id = v.c AND members.user_id = v.u",
+            "read_seq = v.s",
+            Some("members.read_seq < v.s"),
         );
         // Only placeholders are formatted into the text.
         let mut update = sqlx::query(sqlx::AssertSqlSafe(sql));

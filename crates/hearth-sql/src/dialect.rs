@@ -48,6 +48,43 @@ impl Backend {
         }
     }
 
+    /// An `UPDATE` of `target` joined with a derived table `v` of `rows` rows of `?`s named
+    /// `columns`: each matching row is updated with its own values in one statement.
+    /// `filter`, if any, further restricts the rows updated; `on`, `set` and `filter` qualify
+    /// the table's columns by `target` where `v` has a column of the same name.
+    pub(crate) fn update_from_rows(
+        self,
+        target: &str,
+        columns: &[&str],
+        rows: usize,
+        on: &str,
+        set: &str,
+        filter: Option<&str>,
+    ) -> String {
+        let first = columns
+            .iter()
+            .map(|c| format!("? AS {c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let rest = vec!["?"; columns.len()].join(", ");
+        let mut v = format!("(SELECT {first}");
+        for _ in 1..rows {
+            v.push_str(" UNION ALL SELECT ");
+            v.push_str(&rest);
+        }
+        v.push(')');
+        match self {
+            Backend::Sqlite => {
+                let filter = filter.map(|f| format!(" AND {f}")).unwrap_or_default();
+                format!("UPDATE {target} SET {set} FROM {v} AS v WHERE {on}{filter}")
+            }
+            Backend::MySql => {
+                let filter = filter.map(|f| format!(" WHERE {f}")).unwrap_or_default();
+                format!("UPDATE {target} JOIN {v} AS v ON {on} SET {set}{filter}")
+            }
+        }
+    }
+
     /// Insert a room, or rename it when the slug exists.
     pub(crate) fn upsert_room(self) -> &'static str {
         match self {
@@ -76,5 +113,30 @@ impl Backend {
             Backend::Sqlite => "SELECT last_insert_rowid()",
             Backend::MySql => "SELECT CAST(LAST_INSERT_ID() AS SIGNED)",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Backend;
+
+    #[test]
+    fn update_from_rows_joins_a_table_of_placeholders() {
+        let sql = |backend: Backend, filter| {
+            backend.update_from_rows("t", &["a", "b"], 2, "t.id = v.a", "x = v.b", filter)
+        };
+        let rows = "(SELECT ? AS a, ? AS b UNION ALL SELECT ?, ?)";
+        assert_eq!(
+            sql(Backend::Sqlite, Some("t.x < v.b")),
+            format!("UPDATE t SET x = v.b FROM {rows} AS v WHERE t.id = v.a AND t.x < v.b")
+        );
+        assert_eq!(
+            sql(Backend::MySql, Some("t.x < v.b")),
+            format!("UPDATE t JOIN {rows} AS v ON t.id = v.a SET x = v.b WHERE t.x < v.b")
+        );
+        assert_eq!(
+            sql(Backend::MySql, None),
+            format!("UPDATE t JOIN {rows} AS v ON t.id = v.a SET x = v.b")
+        );
     }
 }

@@ -59,8 +59,8 @@ pub struct SqlStore {
     write: AnyPool,
     /// Everything else.
     read: AnyPool,
-    /// SQLite only: appends from every conversation share commits (one fsync for many).
-    commits: Option<Arc<commits::CommitQueue>>,
+    /// Appends from every conversation share commits (see `commits.rs`).
+    commits: Arc<commits::CommitQueue>,
 }
 
 impl SqlStore {
@@ -93,10 +93,11 @@ impl SqlStore {
                 let checkpoints = checkpoints::Checkpointer::start(read.clone());
                 SqlStore {
                     backend,
-                    commits: Some(Arc::new(commits::CommitQueue::start(
+                    commits: Arc::new(commits::CommitQueue::start(
                         write.clone(),
-                        checkpoints,
-                    )?)),
+                        backend,
+                        Some(checkpoints),
+                    )?),
                     write,
                     read,
                 }
@@ -105,9 +106,9 @@ impl SqlStore {
                 let pool = options(&[]).max_connections(32).connect(url).await?;
                 SqlStore {
                     backend,
+                    commits: Arc::new(commits::CommitQueue::start(pool.clone(), backend, None)?),
                     write: pool.clone(),
                     read: pool,
-                    commits: None,
                 }
             }
         };

@@ -153,13 +153,9 @@ impl MessageStore for SqlStore {
         if messages.is_empty() {
             return Ok(Vec::new());
         }
-        if let Some(commits) = &self.commits {
-            return commits.append(conversation.clone(), messages, now_ms).await;
-        }
-        let mut tx = self.write.begin().await.map_err(store_error)?;
-        let stored = append_in(&mut tx, conversation, messages, now_ms).await?;
-        tx.commit().await.map_err(store_error)?;
-        Ok(stored)
+        self.commits
+            .append(conversation.clone(), messages, now_ms)
+            .await
     }
 
     async fn messages_before(
