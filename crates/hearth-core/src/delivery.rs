@@ -8,14 +8,12 @@ use hearth_proto::native::{ImServerFrame, InboxEvent};
 pub trait Deliver: Send + Sync + 'static {
     /// Newly stored room messages, to every socket (the chat-room protocol's `serverMessages`).
     fn room_messages(&self, room: &Room, messages: &[ChatMessage]);
-    /// A native frame to every socket of each of these users.
-    fn to_users(&self, users: &[i64], frame: &ImServerFrame);
-    /// Several native frames, in order, to every socket of each of these users; where it can,
-    /// each socket gets them in one write.
-    fn all_to_users(&self, users: &[i64], frames: &[ImServerFrame]) {
-        for frame in frames {
-            self.to_users(users, frame);
-        }
+    /// Native frames, in order, to every socket of each of these users; where it can, each
+    /// socket gets them in one write.
+    fn all_to_users(&self, users: &[i64], frames: &[ImServerFrame]);
+    /// One native frame to every socket of each of these users.
+    fn to_users(&self, users: &[i64], frame: &ImServerFrame) {
+        self.all_to_users(users, std::slice::from_ref(frame));
     }
     /// The membership of a conversation changed: every node must drop what it cached.
     fn members_changed(&self, conversation: i64);

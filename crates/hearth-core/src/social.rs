@@ -53,7 +53,9 @@ impl Social {
             .ok_or_else(|| ImError::not_found("user_not_found", "no such user"))
     }
 
-    /// Pushes the events of a change between `me` and `other`, or refuses.
+    /// Pushes the events of a change between `me` and `other`, or refuses. Every applied
+    /// change drops the pair's cached send checks, requests included: simpler than telling
+    /// which changes touch friendship or blocks, and they are rare.
     fn applied(
         &self,
         (me, other): (i64, i64),

@@ -354,38 +354,27 @@ impl Deliver for Gateway {
             .publish(room_topic(room.conversation_id), payload.freeze());
     }
 
-    fn to_users(&self, users: &[i64], frame: &ImServerFrame) {
-        if users.is_empty() {
-            return;
-        }
-        let json = frame.to_json();
-        if self.bus.is_local() {
-            self.registry.send(users, &text_frame(json.as_bytes()), 1);
-            return;
-        }
-        let bytes = Bytes::from(json);
-        for &user in users {
-            self.bus.publish(user_topic(user), bytes.clone());
-        }
-    }
-
     fn all_to_users(&self, users: &[i64], frames: &[ImServerFrame]) {
         if users.is_empty() {
             return;
         }
-        if !self.bus.is_local() {
-            // One bus message is one frame.
+        if self.bus.is_local() {
+            // Joined: each socket gets all of them in one write.
+            let mut wire = BytesMut::new();
             for frame in frames {
-                self.to_users(users, frame);
+                put_text_frame(&mut wire, frame.to_json().as_bytes());
             }
+            self.registry
+                .send(users, &wire.freeze(), frames.len() as u64);
             return;
         }
-        let mut wire = BytesMut::new();
+        // One bus message is one frame.
         for frame in frames {
-            put_text_frame(&mut wire, frame.to_json().as_bytes());
+            let bytes = Bytes::from(frame.to_json());
+            for &user in users {
+                self.bus.publish(user_topic(user), bytes.clone());
+            }
         }
-        self.registry
-            .send(users, &wire.freeze(), frames.len() as u64);
     }
 
     fn members_changed(&self, conversation: i64) {
