@@ -18,7 +18,7 @@ use tantivy::snippet::SnippetGenerator;
 use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, Score, SegmentReader, Term, doc};
 
 /// Bumped whenever the schema or the analysis changes: an index of another version is rebuilt.
-pub const INDEX_VERSION: u32 = 1;
+pub const INDEX_VERSION: u32 = 2;
 
 /// Indexing memory before tantivy flushes a segment (its minimum is 15 MB).
 const WRITER_MEMORY: usize = 24_000_000;
@@ -47,9 +47,11 @@ fn schema() -> (Schema, Fields) {
     let fields = Fields {
         key: b.add_i64_field("key", INDEXED | FAST),
         conversation: b.add_i64_field("conversation", INDEXED | FAST),
-        seq: b.add_i64_field("seq", INDEXED | FAST),
+        // Ranges only, which tantivy answers from the fast (columnar) field: an inverted
+        // index of these nearly unique values would add a term per message for nothing.
+        seq: b.add_i64_field("seq", FAST),
         sender: b.add_i64_field("sender", INDEXED | FAST),
-        ms: b.add_i64_field("ms", INDEXED | FAST),
+        ms: b.add_i64_field("ms", FAST),
         kind: b.add_text_field("kind", STRING),
         // Not stored: hits are shown from the database row (current edits, recalls, hides),
         // and their snippets are cut from that same text.
@@ -96,9 +98,16 @@ pub fn indexed_text(message: &ChatMessage) -> Option<String> {
     (!text.trim().is_empty()).then_some(text)
 }
 
-/// What the feed says about one message: index it with this text, or drop it.
+/// What the feed says about one message.
 pub(crate) enum Change {
-    Put(Box<ChatMessage>),
+    /// A message the index cannot hold yet (first seen since the last committed position):
+    /// only added. Deleting first costs a term lookup in every segment at commit — a third
+    /// of the indexing work when every message is new.
+    Add(Box<ChatMessage>),
+    /// A message that may be indexed already (edited, recalled, transcribed, or read again
+    /// after a restart): its old document is deleted, then it is added as it is now.
+    Replace(Box<ChatMessage>),
+    /// A message no longer in the database.
     Remove(i64, i64),
 }
 
@@ -108,19 +117,28 @@ pub(crate) struct SearchIndex {
     pub fields: Fields,
 }
 
+/// How far into the feed a committed index is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct Position {
+    /// Every feed id up to this one is applied (or was given up on).
+    pub done: i64,
+    /// The highest feed id applied: a message first seen above it is not in the index.
+    pub seen: i64,
+}
+
 /// The committed state of an index, stored as its commit payload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub(crate) struct Payload {
-    pub version: u32,
-    /// Every feed id up to this one is applied (or was given up on).
-    pub cursor: i64,
+struct Payload {
+    version: u32,
+    #[serde(flatten)]
+    position: Position,
 }
 
 impl SearchIndex {
     /// Opens the index in `dir` (created if missing), or an in-memory one. An index that
     /// cannot be opened, or of another version, is deleted and started afresh: the feed
-    /// rebuilds it. Returns the index, its writer and the feed cursor it had reached.
-    pub fn open(dir: Option<&Path>) -> Result<(SearchIndex, IndexWriter, i64), SearchError> {
+    /// rebuilds it. Returns the index, its writer and the feed position it had reached.
+    pub fn open(dir: Option<&Path>) -> Result<(SearchIndex, IndexWriter, Position), SearchError> {
         let (schema, fields) = schema();
         let index = match dir {
             None => Index::create_in_ram(schema.clone()),
@@ -137,33 +155,36 @@ impl SearchIndex {
                 }
                 other => other.into(),
             })?;
-        let cursor = match index
+        let position = match index
             .load_metas()?
             .payload
             .as_deref()
             .map(serde_json::from_str)
         {
-            Some(Ok(Payload { version, cursor })) if version == INDEX_VERSION => cursor,
-            _ => 0,
+            Some(Ok(Payload { version, position })) if version == INDEX_VERSION => position,
+            _ => Position::default(),
         };
         let reader = index
             .reader_builder()
             // The tailer reloads after each commit: a search sees a commit at once.
             .reload_policy(ReloadPolicy::Manual)
             .try_into()?;
-        Ok((SearchIndex { reader, fields }, writer, cursor))
+        Ok((SearchIndex { reader, fields }, writer, position))
     }
 
-    /// Deletes the documents of these messages and adds the new versions (idempotent).
+    /// Adds, replaces or deletes the documents of these messages.
     pub fn apply(&self, writer: &IndexWriter, changes: Vec<Change>) -> Result<(), SearchError> {
         let f = self.fields;
         for change in changes {
-            let (conversation_id, seq, message) = match change {
-                Change::Put(m) => (m.conversation_id, m.seq, Some(m)),
-                Change::Remove(c, s) => (c, s, None),
+            let (conversation_id, seq, message, replaces) = match change {
+                Change::Add(m) => (m.conversation_id, m.seq, Some(m), false),
+                Change::Replace(m) => (m.conversation_id, m.seq, Some(m), true),
+                Change::Remove(c, s) => (c, s, None, true),
             };
             let key = key(conversation_id, seq);
-            writer.delete_term(Term::from_field_i64(f.key, key));
+            if replaces {
+                writer.delete_term(Term::from_field_i64(f.key, key));
+            }
             let Some(message) = message else { continue };
             let Some(text) = indexed_text(&message) else {
                 continue;
@@ -182,10 +203,10 @@ impl SearchIndex {
     }
 
     /// Makes everything applied so far durable and visible, with the feed position reached.
-    pub fn commit(&self, writer: &mut IndexWriter, cursor: i64) -> Result<(), SearchError> {
+    pub fn commit(&self, writer: &mut IndexWriter, position: Position) -> Result<(), SearchError> {
         let payload = serde_json::to_string(&Payload {
             version: INDEX_VERSION,
-            cursor,
+            position,
         })?;
         let mut commit = writer.prepare_commit()?;
         commit.set_payload(&payload);
@@ -197,7 +218,7 @@ impl SearchIndex {
     /// Forgets every document (the index belongs to another database).
     pub fn clear(&self, writer: &mut IndexWriter) -> Result<(), SearchError> {
         writer.delete_all_documents()?;
-        self.commit(writer, 0)
+        self.commit(writer, Position::default())
     }
 
     /// The top `k` matches as `(conversation_id, seq)`, best first: BM25, then newest, then
@@ -375,15 +396,22 @@ mod tests {
         }
     }
 
+    fn at(feed_id: i64) -> Position {
+        Position {
+            done: feed_id,
+            seen: feed_id,
+        }
+    }
+
     fn indexed(messages: &[ChatMessage]) -> SearchIndex {
-        let (index, mut writer, cursor) = SearchIndex::open(None).unwrap();
-        assert_eq!(cursor, 0);
+        let (index, mut writer, position) = SearchIndex::open(None).unwrap();
+        assert_eq!(position, Position::default());
         let changes = messages
             .iter()
-            .map(|m| Change::Put(Box::new(m.clone())))
+            .map(|m| Change::Add(Box::new(m.clone())))
             .collect();
         index.apply(&writer, changes).unwrap();
-        index.commit(&mut writer, 7).unwrap();
+        index.commit(&mut writer, at(7)).unwrap();
         index
     }
 
@@ -454,18 +482,18 @@ mod tests {
         let (index, mut writer, _) = SearchIndex::open(None).unwrap();
         let mut m = message(1, 1, 10, 1_000, "original words");
         index
-            .apply(&writer, vec![Change::Put(Box::new(m.clone()))])
+            .apply(&writer, vec![Change::Add(Box::new(m.clone()))])
             .unwrap();
         m.content = "edited text".into();
         index
-            .apply(&writer, vec![Change::Put(Box::new(m.clone()))])
+            .apply(&writer, vec![Change::Replace(Box::new(m.clone()))])
             .unwrap();
-        index.commit(&mut writer, 2).unwrap();
+        index.commit(&mut writer, at(2)).unwrap();
         assert!(find(&index, "original", &everyone()).is_empty());
         assert_eq!(find(&index, "edited", &everyone()), [(1, 1)]);
         assert_eq!(index.num_docs(), 1);
         index.apply(&writer, vec![Change::Remove(1, 1)]).unwrap();
-        index.commit(&mut writer, 3).unwrap();
+        index.commit(&mut writer, at(3)).unwrap();
         assert_eq!(index.num_docs(), 0);
     }
 
@@ -489,28 +517,32 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("hearth-search-test-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         {
-            let (index, mut writer, cursor) = SearchIndex::open(Some(&dir)).unwrap();
-            assert_eq!(cursor, 0);
+            let (index, mut writer, position) = SearchIndex::open(Some(&dir)).unwrap();
+            assert_eq!(position, Position::default());
             index
                 .apply(
                     &writer,
-                    vec![Change::Put(Box::new(message(1, 1, 1, 1, "kept")))],
+                    vec![Change::Add(Box::new(message(1, 1, 1, 1, "kept")))],
                 )
                 .unwrap();
-            index.commit(&mut writer, 42).unwrap();
+            let position = Position { done: 42, seen: 45 };
+            index.commit(&mut writer, position).unwrap();
             // A second writer on the same directory is refused.
             assert!(matches!(
                 SearchIndex::open(Some(&dir)),
                 Err(SearchError::Locked(_))
             ));
         }
-        let (index, _writer, cursor) = SearchIndex::open(Some(&dir)).unwrap();
-        assert_eq!((cursor, index.num_docs()), (42, 1));
+        let (index, _writer, position) = SearchIndex::open(Some(&dir)).unwrap();
+        assert_eq!(
+            (position, index.num_docs()),
+            (Position { done: 42, seen: 45 }, 1)
+        );
         drop((index, _writer));
         // A corrupt index is started afresh.
         std::fs::write(dir.join("meta.json"), "garbage").unwrap();
-        let (index, _writer, cursor) = SearchIndex::open(Some(&dir)).unwrap();
-        assert_eq!((cursor, index.num_docs()), (0, 0));
+        let (index, _writer, position) = SearchIndex::open(Some(&dir)).unwrap();
+        assert_eq!((position, index.num_docs()), (Position::default(), 0));
         drop((index, _writer));
         std::fs::write(dir.join("notes.txt"), "mine").unwrap();
         assert!(matches!(

@@ -145,7 +145,7 @@ impl Search {
         store: Arc<dyn FeedStore>,
         dir: Option<PathBuf>,
     ) -> Result<Search, SearchError> {
-        let (index, writer, done) = blocking(move || SearchIndex::open(dir.as_deref())).await?;
+        let (index, writer, position) = blocking(move || SearchIndex::open(dir.as_deref())).await?;
         let index = Arc::new(index);
         let wake = Arc::new(Notify::new());
         let (stop, stopped) = watch::channel(false);
@@ -153,7 +153,9 @@ impl Search {
             store: store.clone(),
             index: index.clone(),
             writer: Arc::new(Mutex::new(writer)),
-            cursor: Cursor::at(done),
+            // Rows after `done` are read again: some were waited-for holes.
+            cursor: Cursor::at(position.done),
+            replay_until: position.seen,
             wake: wake.clone(),
             stop: stopped,
         };

@@ -14,7 +14,7 @@
 //! matter: the last read wins, and it is the newest.
 
 use crate::SearchError;
-use crate::index::{Change, SearchIndex};
+use crate::index::{Change, Position, SearchIndex};
 use hearth_core::model::{ChatMessage, MessageKind};
 use hearth_core::search::FeedStore;
 use std::collections::{BTreeMap, HashMap};
@@ -115,6 +115,9 @@ pub(crate) struct Tailer {
     pub index: Arc<SearchIndex>,
     pub writer: Arc<Mutex<IndexWriter>>,
     pub cursor: Cursor,
+    /// Feed ids at or below this may be in the index already (applied before a restart):
+    /// their messages are replaced rather than added.
+    pub replay_until: i64,
     pub wake: Arc<Notify>,
     pub stop: watch::Receiver<bool>,
 }
@@ -178,6 +181,7 @@ impl Tailer {
             })
             .await?;
             self.cursor = Cursor::at(0);
+            self.replay_until = 0;
         }
         Ok(())
     }
@@ -205,8 +209,13 @@ impl Tailer {
                 if let Some(seq) = changed_seq(&message.content) {
                     targets.push((message.conversation_id, seq));
                 }
+            } else if entry.id > self.replay_until {
+                // A message's own feed row is read once, before any row that changes it: an
+                // edit can only commit after the message did, so a read that sees the edit's
+                // row sees this one too, and applies it first.
+                changes.push(Change::Add(Box::new(message)));
             } else {
-                changes.push(Change::Put(Box::new(message)));
+                changes.push(Change::Replace(Box::new(message)));
             }
         }
         if !targets.is_empty() {
@@ -222,7 +231,7 @@ impl Tailer {
                 .collect();
             for (conversation, seq) in targets {
                 changes.push(match now.remove(&(conversation, seq)) {
-                    Some(m) => Change::Put(Box::new(m)),
+                    Some(m) => Change::Replace(Box::new(m)),
                     None => Change::Remove(conversation, seq),
                 });
             }
@@ -231,12 +240,16 @@ impl Tailer {
             self.cursor = next;
             return Ok(if full { Pass::Full } else { Pass::Idle });
         }
-        let (index, writer, done) = (self.index.clone(), self.writer.clone(), next.done);
+        let position = Position {
+            done: next.done,
+            seen: next.seen.max(self.replay_until),
+        };
+        let (index, writer) = (self.index.clone(), self.writer.clone());
         blocking(move || {
             let mut writer = writer.lock().unwrap_or_else(|p| p.into_inner());
             let applied = index
                 .apply(&writer, changes)
-                .and_then(|()| index.commit(&mut writer, done));
+                .and_then(|()| index.commit(&mut writer, position));
             if applied.is_err() {
                 // Forget the half-applied pass; it is read again from the same cursor.
                 let _ = writer.rollback();

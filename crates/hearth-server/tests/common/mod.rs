@@ -218,6 +218,14 @@ impl Deployment {
         n
     }
 
+    /// Runs one statement against the deployment's database, behind the server's back.
+    pub async fn execute(&self, sql: &'static str) {
+        sqlx::any::install_default_drivers();
+        let pool = sqlx::AnyPool::connect(&self.database_url).await.unwrap();
+        sqlx::query(sql).execute(&pool).await.unwrap();
+        pool.close().await;
+    }
+
     /// Drops what the deployment created (database, directory, Redis keys).
     pub async fn cleanup(self) {
         if let Some(dir) = &self.sqlite_dir {
