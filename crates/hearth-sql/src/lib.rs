@@ -74,6 +74,10 @@ impl SqlStore {
         let options = |extra: &'static [&'static str]| {
             AnyPoolOptions::new()
                 .acquire_timeout(ACQUIRE_TIMEOUT)
+                // A ping before each use guards against a database server that went away;
+                // a SQLite file cannot, and the ping cost every commit a round trip to the
+                // connection's thread.
+                .test_before_acquire(backend == Backend::MySql)
                 .after_connect(move |conn, _| {
                     Box::pin(async move {
                         for pragma in backend.session_setup().iter().chain(extra) {
