@@ -212,6 +212,8 @@ fi
 
 # ---- docs/benchmarks.md ----------------------------------------------------------------------
 CPU_MODEL=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
+CPU_MHZ=$(grep -m1 'cpu MHz' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
+BOGOMIPS=$(grep -m1 'bogomips' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
 OUT=$ROOT/docs/benchmarks.md
 # Everything from this marker on is hand-written analysis and survives regeneration.
 MARKER='<!-- hand-written notes below: kept by scripts/bench.sh -->'
@@ -260,7 +262,8 @@ script turns those lines into the tables below.
 INTRO
   echo "## Machine"
   echo
-  echo "- CPU: $CPU_MODEL, \`nproc\` = $(nproc)"
+  echo "- CPU: $CPU_MODEL, \`nproc\` = $(nproc), $CPU_MHZ MHz, bogomips $BOGOMIPS (the VM's host"
+  echo "  differs between days: the same commit has measured up to 2× apart; compare runs of one date)"
   echo "- date: $(date -u +%Y-%m-%dT%H:%MZ), commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo "not a git checkout")"
   echo "- open-file limit: $FD_LIMIT (hard)"
   echo
