@@ -245,7 +245,7 @@ impl Tailer {
             seen: next.seen.max(self.replay_until),
         };
         let (index, writer) = (self.index.clone(), self.writer.clone());
-        blocking(move || {
+        let applied = blocking(move || {
             let mut writer = writer.lock().unwrap_or_else(|p| p.into_inner());
             let applied = index
                 .apply(&writer, changes)
@@ -256,7 +256,13 @@ impl Tailer {
             }
             applied
         })
-        .await?;
+        .await;
+        if applied.is_err() {
+            // The commit may have landed before the failure (a reader reload that failed):
+            // when these rows are read again, they replace rather than add.
+            self.replay_until = position.seen;
+        }
+        applied?;
         self.cursor = next;
         Ok(if full { Pass::Full } else { Pass::Committed })
     }
