@@ -155,21 +155,35 @@ impl SearchIndex {
                 }
                 other => other.into(),
             })?;
-        let position = match index
+        let resumed = match index
             .load_metas()?
             .payload
             .as_deref()
             .map(serde_json::from_str)
         {
-            Some(Ok(Payload { version, position })) if version == INDEX_VERSION => position,
-            _ => Position::default(),
+            Some(Ok(Payload { version, position })) if version == INDEX_VERSION => Some(position),
+            _ => None,
         };
         let reader = index
             .reader_builder()
             // The tailer reloads after each commit: a search sees a commit at once.
             .reload_policy(ReloadPolicy::Manual)
             .try_into()?;
-        Ok((SearchIndex { reader, fields }, writer, position))
+        let mut writer = writer;
+        let search = SearchIndex { reader, fields };
+        let position = match resumed {
+            Some(position) => position,
+            None => {
+                // Documents of another version, or no telling how far they go: the feed is
+                // read from the start, and every message in it must find the index without
+                // it (new messages are only added, never replaced).
+                if search.num_docs() > 0 {
+                    search.clear(&mut writer)?;
+                }
+                Position::default()
+            }
+        };
+        Ok((search, writer, position))
     }
 
     /// Adds, replaces or deletes the documents of these messages.
@@ -533,11 +547,18 @@ mod tests {
                 Err(SearchError::Locked(_))
             ));
         }
-        let (index, _writer, position) = SearchIndex::open(Some(&dir)).unwrap();
+        let (index, mut writer, position) = SearchIndex::open(Some(&dir)).unwrap();
         assert_eq!(
             (position, index.num_docs()),
             (Position { done: 42, seen: 45 }, 1)
         );
+        // Documents committed by another index version are dropped, not read again on top.
+        let mut commit = writer.prepare_commit().unwrap();
+        commit.set_payload(r#"{"version":1,"cursor":42}"#);
+        commit.commit().unwrap();
+        drop((index, writer));
+        let (index, _writer, position) = SearchIndex::open(Some(&dir)).unwrap();
+        assert_eq!((position, index.num_docs()), (Position::default(), 0));
         drop((index, _writer));
         // A corrupt index is started afresh.
         std::fs::write(dir.join("meta.json"), "garbage").unwrap();
