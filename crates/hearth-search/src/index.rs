@@ -147,7 +147,7 @@ impl SearchIndex {
         index
             .tokenizers()
             .register(tokenizer::NAME, tokenizer::analyzer());
-        let writer = index
+        let mut writer = index
             .writer_with_num_threads(1, WRITER_MEMORY)
             .map_err(|e| match e {
                 tantivy::TantivyError::LockFailure(..) => {
@@ -169,7 +169,6 @@ impl SearchIndex {
             // The tailer reloads after each commit: a search sees a commit at once.
             .reload_policy(ReloadPolicy::Manual)
             .try_into()?;
-        let mut writer = writer;
         let search = SearchIndex { reader, fields };
         let position = match resumed {
             Some(position) => position,

@@ -207,8 +207,7 @@ impl Deployment {
 
     /// Runs a `SELECT COUNT(*) …` with one integer parameter against the deployment's database.
     pub async fn count(&self, sql: &'static str, param: i64) -> i64 {
-        sqlx::any::install_default_drivers();
-        let pool = sqlx::AnyPool::connect(&self.database_url).await.unwrap();
+        let pool = self.pool().await;
         let n: i64 = sqlx::query_scalar(sql)
             .bind(param)
             .fetch_one(&pool)
@@ -220,10 +219,15 @@ impl Deployment {
 
     /// Runs one statement against the deployment's database, behind the server's back.
     pub async fn execute(&self, sql: &'static str) {
-        sqlx::any::install_default_drivers();
-        let pool = sqlx::AnyPool::connect(&self.database_url).await.unwrap();
+        let pool = self.pool().await;
         sqlx::query(sql).execute(&pool).await.unwrap();
         pool.close().await;
+    }
+
+    /// A connection pool of the deployment's database, for tests that look behind the server.
+    async fn pool(&self) -> sqlx::AnyPool {
+        sqlx::any::install_default_drivers();
+        sqlx::AnyPool::connect(&self.database_url).await.unwrap()
     }
 
     /// Drops what the deployment created (database, directory, Redis keys).
