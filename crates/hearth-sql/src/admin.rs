@@ -164,7 +164,7 @@ pub(crate) async fn delete_room(
     slug: &str,
     force: bool,
 ) -> Result<RoomDeletion, StoreError> {
-    let mut tx = store.write.begin().await.map_err(store_error)?;
+    let mut tx = store.begin_write().await?;
     let found = sqlx::query_as::<_, (i64, i64)>(
         "SELECT id, last_seq FROM conversations WHERE kind = 'room' AND slug = ?",
     )

@@ -7,14 +7,34 @@
 //! checkpoints instead (`PASSIVE`: it copies what no reader still needs and never blocks the
 //! writer), at most every [`EVERY`] and only after something was committed. The writer keeps a
 //! far threshold as a backstop (`Backend::writer_setup`).
+//!
+//! Copying is not enough to keep the log short: SQLite starts the log over only when a write
+//! begins while every frame in it has been copied, and under commits that never pause new
+//! frames always arrive while a checkpoint copies — the log grew to the backstop's ~80 MB and
+//! the commit that crossed it checkpointed on the writer (10–100 ms). So once the log holds
+//! [`SHORTEN_AFTER`] frames, a second checkpoint (`RESTART`) runs on the writer pool's
+//! connection, which is also the commit thread's turn at the write lock
+//! (`sqlite_commits.rs`): no commit runs meanwhile, it only copies what the first one left,
+//! waits up to 10 ms for readers still on the log, and the next commit starts the log over.
+//! At half-rate `dm` the log now peaks at ~56 MB and restarts about once a second; the
+//! writer's own checkpoint no longer runs.
 
-use sqlx::AnyPool;
+use sqlx::{AnyPool, Row};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::sync::Notify;
 
 const EVERY: Duration = Duration::from_millis(250);
+
+/// Frames in the log (4 KiB pages: 16 MiB) past which a checkpoint takes the writer's turn.
+const SHORTEN_AFTER: i64 = 4_096;
+const PASSIVE: &str = "PRAGMA wal_checkpoint(PASSIVE)";
+const RESTART: &str = "PRAGMA wal_checkpoint(RESTART)";
+/// How long the restart waits for readers, in ms; then the usual wait for the lock
+/// (`Backend::session_setup`).
+const READERS_WAIT: &str = "PRAGMA busy_timeout = 10";
+const WRITERS_WAIT: &str = "PRAGMA busy_timeout = 5000";
 
 /// Told about commits by the commit queue; checkpoints in its own task.
 #[derive(Clone)]
@@ -23,11 +43,12 @@ pub(crate) struct Checkpointer {
 }
 
 impl Checkpointer {
-    pub(crate) fn start(pool: AnyPool) -> Checkpointer {
+    /// Checkpoints on a `reader` connection, and on the `writer` pool's when the log is long.
+    pub(crate) fn start(reader: AnyPool, writer: AnyPool) -> Checkpointer {
         let checkpointer = Checkpointer {
             committed: Arc::default(),
         };
-        tokio::spawn(run(pool, checkpointer.committed.clone()));
+        tokio::spawn(run(reader, writer, checkpointer.committed.clone()));
         checkpointer
     }
 
@@ -40,23 +61,51 @@ impl Checkpointer {
     }
 }
 
-async fn run(pool: AnyPool, committed: Arc<(AtomicBool, Notify)>) {
+async fn run(reader: AnyPool, writer: AnyPool, committed: Arc<(AtomicBool, Notify)>) {
     let (dirty, wake) = &*committed;
     loop {
         wake.notified().await;
         if !dirty.swap(false, Ordering::Relaxed) {
             continue;
         }
-        if let Err(error) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-            .execute(&pool)
-            .await
-        {
-            tracing::warn!(%error, "WAL checkpoint failed");
+        match checkpoint(&reader, PASSIVE).await {
+            Ok(frames) if frames >= SHORTEN_AFTER => {
+                if let Err(error) = restart(&writer).await {
+                    tracing::warn!(%error, "WAL checkpoint on the writer failed");
+                }
+            }
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "WAL checkpoint failed"),
         }
         tokio::time::sleep(EVERY).await;
         // Stops when the store is closed and no commit will come any more.
-        if pool.is_closed() {
+        if reader.is_closed() {
             return;
         }
     }
+}
+
+/// Copies the rest of the log with the writer's turn held, then waits briefly for readers
+/// still reading from the log, so that the next commit starts it over. A reader that takes
+/// longer leaves the log as it is until the next time.
+async fn restart(writer: &AnyPool) -> Result<(), sqlx::Error> {
+    let mut turn = writer.acquire().await?;
+    sqlx::query(READERS_WAIT).execute(&mut *turn).await?;
+    let restarted = checkpoint(&mut *turn, RESTART).await;
+    if let Err(error) = sqlx::query(WRITERS_WAIT).execute(&mut *turn).await {
+        // Not back to the usual wait for the lock: a fresh connection gets it.
+        drop(turn.detach());
+        return Err(error);
+    }
+    restarted.map(drop)
+}
+
+/// Runs `checkpoint` (a `PRAGMA wal_checkpoint`); the frames in the log.
+async fn checkpoint<'c>(
+    connection: impl sqlx::Executor<'c, Database = sqlx::Any>,
+    checkpoint: &'static str,
+) -> Result<i64, sqlx::Error> {
+    // (busy, frames in the log, frames copied); -1s when the database is not in WAL mode.
+    let row = sqlx::query(checkpoint).fetch_one(connection).await?;
+    row.try_get(1)
 }

@@ -17,15 +17,17 @@
 
 use crate::checkpoints::Checkpointer;
 use crate::dialect::Backend;
-use crate::messages::{append_in, insert_rows, newest_per_sender, numbered};
-use crate::store_error;
+use crate::messages::{append_in, insert_statements, newest_per_sender, numbered};
+use crate::statement::Statement;
+use crate::{begin_write, store_error};
 use hearth_core::StoreError;
 use hearth_core::model::{ChatMessage, ConversationKind, ConversationRef, NewMessage};
 use sqlx::{Any, AnyPool, Transaction};
 use std::collections::HashMap;
+use std::path::Path;
 use tokio::sync::{mpsc, oneshot};
 
-struct Append {
+pub(crate) struct Append {
     conversation: ConversationRef,
     messages: Vec<NewMessage>,
     now_ms: i64,
@@ -41,8 +43,8 @@ const ROWS_PER_STATEMENT: usize = 200;
 /// The row counts the joined `UPDATE`s are padded to. Each row count is its own SQL text, and
 /// a connection keeps 100 prepared statements: with one text per count the commit path kept
 /// evicting its own statements and re-preparing them (preparing was 14 % of the SQLite
-/// writer's time at half-rate `dm`; padding these two took a third of it off). Padding rows name conversation 0, which does not exist, so they match
-/// nothing.
+/// writer's time at half-rate `dm`; padding these two took a third of it off). Padding rows
+/// name conversation 0, which does not exist, so they match nothing.
 const PADDED_ROWS: [usize; 9] = [1, 2, 4, 8, 16, 32, 64, 128, 256];
 
 /// `rows` rounded up to the next padded size.
@@ -53,37 +55,103 @@ fn padded(rows: usize) -> usize {
         .unwrap_or(rows)
 }
 
+/// A transaction the shared statements run in: sqlx's, or the SQLite commit thread's own
+/// (`sqlite_commits.rs`).
+pub(crate) trait BatchTx {
+    async fn execute(&mut self, statement: &Statement<'_>) -> Result<(), StoreError>;
+    /// Every row's three integer columns.
+    async fn fetch_triples(
+        &mut self,
+        statement: &Statement<'_>,
+    ) -> Result<Vec<(i64, i64, i64)>, StoreError>;
+}
+
+impl BatchTx for Transaction<'_, Any> {
+    async fn execute(&mut self, statement: &Statement<'_>) -> Result<(), StoreError> {
+        statement.execute(self).await
+    }
+
+    async fn fetch_triples(
+        &mut self,
+        statement: &Statement<'_>,
+    ) -> Result<Vec<(i64, i64, i64)>, StoreError> {
+        statement.fetch_triples(self).await
+    }
+}
+
+/// Begins a transaction, stores a whole batch in it with [`store_together`] and commits.
+pub(crate) trait Committer {
+    async fn commit_together(
+        &mut self,
+        batch: &[Append],
+    ) -> Result<Vec<Vec<ChatMessage>>, StoreError>;
+
+    /// Nothing is queued, or the savepoint path (on the writer pool) is next: let go of
+    /// anything held between commits.
+    fn pause(&mut self) {}
+}
+
+/// Commits through a sqlx pool: MySQL.
+struct PoolCommitter {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl Committer for PoolCommitter {
+    async fn commit_together(
+        &mut self,
+        batch: &[Append],
+    ) -> Result<Vec<Vec<ChatMessage>>, StoreError> {
+        let mut tx = begin_write(&self.pool, self.backend).await?;
+        let stored = store_together(&mut tx, self.backend, batch).await?;
+        tx.commit().await.map_err(store_error)?;
+        Ok(stored)
+    }
+}
+
 pub(crate) struct CommitQueue {
     queue: mpsc::Sender<Append>,
 }
 
 impl CommitQueue {
-    /// Starts committing. On SQLite in a thread of its own, with its own single-threaded
-    /// runtime: on the shared runtime each statement's answer waited behind the socket tasks
-    /// before the next statement could go, which made every commit (and so every send)
-    /// several times slower under load. MySQL connections belong to the shared runtime (their
-    /// sockets are registered with it), so there the loop is a task like any other.
-    pub(crate) fn start(
+    /// Starts committing to a SQLite file, in a thread of its own that holds its own
+    /// connection and runs each commit's statements itself, one after the other without
+    /// waiting on anything. Through sqlx each statement was a round trip to the connection's
+    /// worker thread and back to the committing task: on two busy cores each of those waits
+    /// was a wake-up and often a wait for a core, and `BEGIN`, which does nothing, took
+    /// 0.2–0.5 ms. `pool` is the single-connection writer pool every other write uses: its
+    /// connection is the commit thread's turn at the write lock (`sqlite_commits.rs`), and
+    /// it serves the savepoint path.
+    pub(crate) fn start_sqlite(
+        file: &Path,
         pool: AnyPool,
-        backend: Backend,
-        checkpoints: Option<Checkpointer>,
-    ) -> std::io::Result<CommitQueue> {
+        checkpoints: Checkpointer,
+    ) -> Result<CommitQueue, crate::SqlError> {
+        let connection = crate::sqlite_commits::open(file)?;
         let (tx, rx) = mpsc::channel(4 * MAX_APPENDS);
-        let committing = run(pool, backend, rx, checkpoints);
-        match backend {
-            Backend::Sqlite => {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()?;
-                std::thread::Builder::new()
-                    .name("hearth-commits".into())
-                    .spawn(move || runtime.block_on(committing))?;
-            }
-            Backend::MySql => {
-                tokio::spawn(committing);
-            }
-        }
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        std::thread::Builder::new()
+            .name("hearth-commits".into())
+            .spawn(move || {
+                let committer =
+                    crate::sqlite_commits::SqliteCommitter::new(connection, pool.clone());
+                runtime.block_on(run(committer, pool, Backend::Sqlite, rx, Some(checkpoints)))
+            })?;
         Ok(CommitQueue { queue: tx })
+    }
+
+    /// Starts committing to MySQL: a task on the shared runtime (the connections' sockets are
+    /// registered with it).
+    pub(crate) fn start_mysql(pool: AnyPool) -> CommitQueue {
+        let (tx, rx) = mpsc::channel(4 * MAX_APPENDS);
+        let committer = PoolCommitter {
+            pool: pool.clone(),
+            backend: Backend::MySql,
+        };
+        tokio::spawn(run(committer, pool, Backend::MySql, rx, None));
+        CommitQueue { queue: tx }
     }
 
     pub(crate) async fn append(
@@ -108,6 +176,7 @@ impl CommitQueue {
 }
 
 async fn run(
+    mut committer: impl Committer,
     pool: AnyPool,
     backend: Backend,
     mut queue: mpsc::Receiver<Append>,
@@ -115,7 +184,7 @@ async fn run(
 ) {
     let mut batch = Vec::with_capacity(MAX_APPENDS);
     while queue.recv_many(&mut batch, MAX_APPENDS).await > 0 {
-        let results = commit(&pool, backend, &mut batch).await;
+        let results = commit(&mut committer, &pool, backend, &mut batch).await;
         if let Some(checkpoints) = &checkpoints {
             checkpoints.committed();
         }
@@ -131,33 +200,38 @@ async fn run(
                 }
             }
         }
+        if queue.is_empty() {
+            committer.pause();
+        }
     }
 }
 
 /// The batch in one transaction; the results once the commit returned.
 async fn commit(
+    committer: &mut impl Committer,
     pool: &AnyPool,
     backend: Backend,
     batch: &mut [Append],
 ) -> Result<Vec<Result<Vec<ChatMessage>, StoreError>>, StoreError> {
-    match commit_together(pool, backend, batch).await {
+    match committer.commit_together(batch).await {
         Ok(stored) => Ok(stored.into_iter().map(Ok).collect()),
         Err(StoreError::Unavailable(reason)) => Err(StoreError::Unavailable(reason)),
         Err(error) => {
             tracing::debug!(%error, appends = batch.len(), "shared commit failed; one savepoint per append");
-            commit_apart(pool, batch).await
+            committer.pause();
+            commit_apart(pool, backend, batch).await
         }
     }
 }
 
-/// The common case: statements shared by the whole batch. Fails as a whole.
-async fn commit_together(
-    pool: &AnyPool,
+/// The common case: statements shared by the whole batch, in the caller's transaction.
+/// Fails as a whole.
+pub(crate) async fn store_together(
+    tx: &mut impl BatchTx,
     backend: Backend,
     batch: &[Append],
 ) -> Result<Vec<Vec<ChatMessage>>, StoreError> {
-    let mut tx = pool.begin().await.map_err(store_error)?;
-    let reserved = reserve_seqs(&mut tx, backend, batch).await?;
+    let reserved = reserve_seqs(tx, backend, batch).await?;
     let mut stored = Vec::with_capacity(batch.len());
     for append in batch {
         let count = append.messages.len() as i64;
@@ -174,10 +248,16 @@ async fn commit_together(
         ));
     }
     let rows: Vec<&ChatMessage> = stored.iter().flatten().collect();
-    insert_rows(&mut tx, &rows).await?;
-    advance_batch_senders(&mut tx, backend, batch, &stored).await?;
-    crate::feed::record(&mut tx, &rows).await?;
-    tx.commit().await.map_err(store_error)?;
+    for insert in insert_statements(&rows) {
+        tx.execute(&insert).await?;
+    }
+    for update in advance_statements(backend, batch, &stored) {
+        tx.execute(&update).await?;
+    }
+    // Last, so that on MySQL the feed id is taken as close to the commit as possible.
+    for insert in crate::feed::record_statements(&rows) {
+        tx.execute(&insert).await?;
+    }
     Ok(stored)
 }
 
@@ -187,7 +267,7 @@ async fn commit_together(
 /// is left to the savepoint path. Rows are locked in conversation id order, so two nodes'
 /// batches cannot deadlock over them.
 async fn reserve_seqs(
-    tx: &mut Transaction<'_, Any>,
+    tx: &mut impl BatchTx,
     backend: Backend,
     batch: &[Append],
 ) -> Result<HashMap<i64, (i64, i64)>, StoreError> {
@@ -214,35 +294,32 @@ async fn reserve_seqs(
     if backend == Backend::Sqlite {
         sql.push_str(" RETURNING id, last_seq, last_ms");
     }
-    // Built only from the constant fragments above: no data in the SQL text.
-    let mut update = sqlx::query_as::<_, (i64, i64, i64)>(sqlx::AssertSqlSafe(sql));
+    let mut update = Statement::new(sql);
     for append in &appends {
-        update = update
+        update
             .bind(append.conversation.id)
             .bind(append.messages.len() as i64)
             .bind(append.now_ms);
     }
     for _ in appends.len()..rows {
-        update = update.bind(0_i64).bind(0_i64).bind(0_i64);
+        update.bind(0_i64).bind(0_i64).bind(0_i64);
     }
     // On MySQL the update returns no rows: they are read back below.
-    let returned = update.fetch_all(&mut **tx).await.map_err(store_error)?;
+    let returned = tx.fetch_triples(&update).await?;
     let rows = match backend {
         Backend::Sqlite => returned,
         Backend::MySql => {
-            let sql = format!(
+            let mut select = Statement::new(format!(
                 "SELECT id, last_seq, last_ms FROM conversations WHERE id IN ({})",
                 vec!["?"; rows].join(", ")
-            );
-            // Only placeholders are formatted into the text.
-            let mut select = sqlx::query_as::<_, (i64, i64, i64)>(sqlx::AssertSqlSafe(sql));
+            ));
             for append in &appends {
-                select = select.bind(append.conversation.id);
+                select.bind(append.conversation.id);
             }
             for _ in appends.len()..rows {
-                select = select.bind(0_i64);
+                select.bind(0_i64);
             }
-            select.fetch_all(&mut **tx).await.map_err(store_error)?
+            tx.fetch_triples(&select).await?
         }
     };
     Ok(rows
@@ -254,12 +331,11 @@ async fn reserve_seqs(
 /// A sender has read up to their own message: one statement for every direct and group
 /// conversation of the batch (rooms keep no read positions). The per-conversation form is
 /// `messages::advance_senders`.
-async fn advance_batch_senders(
-    tx: &mut Transaction<'_, Any>,
+fn advance_statements(
     backend: Backend,
     batch: &[Append],
     stored: &[Vec<ChatMessage>],
-) -> Result<(), StoreError> {
+) -> Vec<Statement<'static>> {
     let mut newest: Vec<(i64, i64, i64)> = batch
         .iter()
         .zip(stored)
@@ -271,35 +347,36 @@ async fn advance_batch_senders(
         })
         .collect();
     newest.sort_unstable();
-    for chunk in newest.chunks(ROWS_PER_STATEMENT) {
-        let rows = padded(chunk.len());
-        let sql = backend.update_from_rows(
-            "members",
-            &["c", "u", "s"],
-            rows,
-            "members.conversation_id = v.c AND members.user_id = v.u",
-            "read_seq = v.s",
-            Some("members.read_seq < v.s"),
-        );
-        // Only placeholders are formatted into the text.
-        let mut update = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for &(conversation, sender, seq) in chunk {
-            update = update.bind(conversation).bind(sender).bind(seq);
-        }
-        for _ in chunk.len()..rows {
-            update = update.bind(0_i64).bind(0_i64).bind(0_i64);
-        }
-        update.execute(&mut **tx).await.map_err(store_error)?;
-    }
-    Ok(())
+    newest
+        .chunks(ROWS_PER_STATEMENT)
+        .map(|chunk| {
+            let rows = padded(chunk.len());
+            let mut update = Statement::new(backend.update_from_rows(
+                "members",
+                &["c", "u", "s"],
+                rows,
+                "members.conversation_id = v.c AND members.user_id = v.u",
+                "read_seq = v.s",
+                Some("members.read_seq < v.s"),
+            ));
+            for &(conversation, sender, seq) in chunk {
+                update.bind(conversation).bind(sender).bind(seq);
+            }
+            for _ in chunk.len()..rows {
+                update.bind(0_i64).bind(0_i64).bind(0_i64);
+            }
+            update
+        })
+        .collect()
 }
 
 /// One savepoint per append, so that a bad one rolls back and fails alone.
 async fn commit_apart(
     pool: &AnyPool,
+    backend: Backend,
     batch: &mut [Append],
 ) -> Result<Vec<Result<Vec<ChatMessage>, StoreError>>, StoreError> {
-    let mut tx = pool.begin().await.map_err(store_error)?;
+    let mut tx = begin_write(pool, backend).await?;
     let mut results = Vec::with_capacity(batch.len());
     for append in batch.iter_mut() {
         let mut savepoint = sqlx::Acquire::begin(&mut *tx).await.map_err(store_error)?;

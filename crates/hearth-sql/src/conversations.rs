@@ -245,7 +245,7 @@ impl ConversationStore for SqlStore {
         if let Some(found) = self.conversation_where("direct_key = ?", &key).await? {
             return Ok(found);
         }
-        let mut tx = self.write.begin().await.map_err(store_error)?;
+        let mut tx = self.begin_write().await?;
         match self
             .insert_conversation(
                 &mut tx,
@@ -281,7 +281,7 @@ impl ConversationStore for SqlStore {
         now_ms: i64,
         events: Vec<NewEvent>,
     ) -> Result<(Conversation, Vec<(i64, InboxEvent)>), StoreError> {
-        let mut tx = self.write.begin().await.map_err(store_error)?;
+        let mut tx = self.begin_write().await?;
         let id = self
             .insert_conversation(
                 &mut tx,
@@ -321,7 +321,7 @@ impl ConversationStore for SqlStore {
         now_ms: i64,
         events: Vec<NewEvent>,
     ) -> Result<Option<(Vec<i64>, Vec<(i64, InboxEvent)>)>, StoreError> {
-        let mut tx = self.write.begin().await.map_err(store_error)?;
+        let mut tx = self.begin_write().await?;
         Self::touch(&mut tx, conversation_id).await?;
         let count = Self::member_count(&mut tx, conversation_id).await?;
         let mut added = Vec::new();
@@ -350,7 +350,7 @@ impl ConversationStore for SqlStore {
         user_id: i64,
         events: Vec<NewEvent>,
     ) -> Result<Applied, StoreError> {
-        let mut tx = self.write.begin().await.map_err(store_error)?;
+        let mut tx = self.begin_write().await?;
         let done = sqlx::query("DELETE FROM members WHERE conversation_id = ? AND user_id = ?")
             .bind(conversation_id)
             .bind(user_id)
@@ -388,7 +388,7 @@ impl ConversationStore for SqlStore {
         from: i64,
         to: i64,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.write.begin().await.map_err(store_error)?;
+        let mut tx = self.begin_write().await?;
         let demoted = sqlx::query(
             "UPDATE members SET role = 'admin' \
              WHERE conversation_id = ? AND user_id = ? AND role = 'owner'",
@@ -425,7 +425,7 @@ impl ConversationStore for SqlStore {
         events: Vec<NewEvent>,
     ) -> Result<Applied, StoreError> {
         let now_ms = hearth_core::now_ms();
-        let mut tx = self.write.begin().await.map_err(store_error)?;
+        let mut tx = self.begin_write().await?;
         let done =
             sqlx::query("UPDATE conversations SET dissolved = 1 WHERE id = ? AND dissolved = 0")
                 .bind(conversation_id)
@@ -528,7 +528,7 @@ impl ConversationStore for SqlStore {
         now_ms: i64,
         events: Vec<NewEvent>,
     ) -> Result<Applied, StoreError> {
-        let mut tx = self.write.begin().await.map_err(store_error)?;
+        let mut tx = self.begin_write().await?;
         let inserted = sqlx::query(
             "INSERT INTO join_requests (conversation_id, user_id, note, status, pending_key, created_ms) \
              VALUES (?, ?, ?, 'pending', ?, ?)",
@@ -574,7 +574,7 @@ impl ConversationStore for SqlStore {
         now_ms: i64,
         events: Vec<NewEvent>,
     ) -> Result<Applied, StoreError> {
-        let mut tx = self.write.begin().await.map_err(store_error)?;
+        let mut tx = self.begin_write().await?;
         Self::touch(&mut tx, conversation_id).await?;
         let settled = sqlx::query(
             "UPDATE join_requests SET status = ?, pending_key = NULL, decided_ms = ? \

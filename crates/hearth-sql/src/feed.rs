@@ -6,6 +6,7 @@
 //! order on MySQL.
 
 use crate::messages::messages_by_key;
+use crate::statement::Statement;
 use crate::{SqlStore, store_error, value_tuples};
 use async_trait::async_trait;
 use hearth_core::StoreError;
@@ -23,19 +24,27 @@ pub(crate) async fn record(
     tx: &mut Transaction<'_, Any>,
     stored: &[&ChatMessage],
 ) -> Result<(), StoreError> {
-    for chunk in stored.chunks(CHUNK) {
-        let sql = format!(
-            "INSERT INTO message_feed (conversation_id, seq) VALUES {}",
-            value_tuples(chunk.len(), 2)
-        );
-        // Only placeholders are formatted into the text.
-        let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for m in chunk {
-            insert = insert.bind(m.conversation_id).bind(m.seq);
-        }
-        insert.execute(&mut **tx).await.map_err(store_error)?;
+    for insert in record_statements(stored) {
+        insert.execute(tx).await?;
     }
     Ok(())
+}
+
+/// The `INSERT`s of [`record`].
+pub(crate) fn record_statements<'a>(stored: &[&ChatMessage]) -> Vec<Statement<'a>> {
+    stored
+        .chunks(CHUNK)
+        .map(|chunk| {
+            let mut insert = Statement::new(format!(
+                "INSERT INTO message_feed (conversation_id, seq) VALUES {}",
+                value_tuples(chunk.len(), 2)
+            ));
+            for m in chunk {
+                insert.bind(m.conversation_id).bind(m.seq);
+            }
+            insert
+        })
+        .collect()
 }
 
 /// `'!'` escapes LIKE's wildcards the same way in SQLite and MySQL.

@@ -55,7 +55,7 @@ impl InboxStore for SqlStore {
         events: Vec<NewEvent>,
         now_ms: i64,
     ) -> Result<Vec<(i64, InboxEvent)>, StoreError> {
-        let mut tx = self.write.begin().await.map_err(store_error)?;
+        let mut tx = self.begin_write().await?;
         let written = append_events(&mut tx, events, now_ms).await?;
         tx.commit().await.map_err(store_error)?;
         Ok(written)

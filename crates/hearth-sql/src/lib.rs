@@ -4,9 +4,11 @@
 //! placeholders. The few places where the dialects differ live in [`dialect`]. Migrations are
 //! per backend (`migrations/sqlite`, `migrations/mysql`) and embedded in the binary.
 //!
-//! SQLite gets one writer connection and a pool of readers: WAL lets readers run beside the
-//! writer, and a single writer never fights over the database lock. Message writes are
-//! `synchronous=FULL`, so a commit that returned is on disk.
+//! SQLite gets a pool of readers and two writers: the commit thread's own connection, which
+//! stores messages (`commits.rs`, `sqlite_commits.rs`), and a one-connection pool for every
+//! other write. WAL lets readers run beside the writer; the two writers take turns, each write
+//! transaction beginning `IMMEDIATE` ([`begin_write`]). Writes are `synchronous=FULL`, so a
+//! commit that returned is on disk.
 
 mod admin;
 mod checkpoints;
@@ -19,6 +21,8 @@ mod inbox;
 mod messages;
 mod sessions;
 mod social;
+mod sqlite_commits;
+mod statement;
 mod transcripts;
 mod users;
 
@@ -28,7 +32,7 @@ use hearth_core::StoreError;
 use hearth_core::store::Stores;
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::migrate::{MigrateDatabase, Migrator};
-use sqlx::{Any, AnyPool, Executor};
+use sqlx::{Any, AnyPool, Executor, Transaction};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -49,6 +53,8 @@ pub enum SqlError {
     Migration(#[from] sqlx::migrate::MigrateError),
     #[error("starting the commit thread: {0}")]
     Thread(#[from] std::io::Error),
+    #[error("opening the commit connection: {0}")]
+    Sqlite(#[from] rusqlite::Error),
 }
 
 /// A connected SQL store; implements every store trait of the core.
@@ -94,13 +100,13 @@ impl SqlStore {
                     .connect(url)
                     .await?;
                 let read = options(&[]).max_connections(8).connect(url).await?;
-                let checkpoints = checkpoints::Checkpointer::start(read.clone());
+                let checkpoints = checkpoints::Checkpointer::start(read.clone(), write.clone());
                 SqlStore {
                     backend,
-                    commits: Arc::new(commits::CommitQueue::start(
+                    commits: Arc::new(commits::CommitQueue::start_sqlite(
+                        &sqlite_file(url)?,
                         write.clone(),
-                        backend,
-                        Some(checkpoints),
+                        checkpoints,
                     )?),
                     write,
                     read,
@@ -110,7 +116,7 @@ impl SqlStore {
                 let pool = options(&[]).max_connections(32).connect(url).await?;
                 SqlStore {
                     backend,
-                    commits: Arc::new(commits::CommitQueue::start(pool.clone(), backend, None)?),
+                    commits: Arc::new(commits::CommitQueue::start_mysql(pool.clone())),
                     write: pool.clone(),
                     read: pool,
                 }
@@ -160,6 +166,36 @@ impl SqlStore {
         self.write.close().await;
         self.read.close().await;
     }
+
+    /// A write transaction on the writer pool (see [`begin_write`]).
+    pub(crate) async fn begin_write(&self) -> Result<Transaction<'static, Any>, StoreError> {
+        begin_write(&self.write, self.backend).await
+    }
+}
+
+/// A write transaction. On SQLite it begins `IMMEDIATE`: it waits for the write lock first,
+/// so it cannot fail at its first write because the other writer (the commit thread)
+/// committed after it began reading.
+pub(crate) async fn begin_write(
+    pool: &AnyPool,
+    backend: Backend,
+) -> Result<Transaction<'static, Any>, StoreError> {
+    match backend {
+        Backend::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await,
+        Backend::MySql => pool.begin().await,
+    }
+    .map_err(store_error)
+}
+
+/// The file a `sqlite:` URL names; an in-memory database cannot be shared by the commit
+/// thread's connection and the pools.
+fn sqlite_file(url: &str) -> Result<std::path::PathBuf, SqlError> {
+    let options: sqlx::sqlite::SqliteConnectOptions = url.parse()?;
+    let file = options.get_filename();
+    if file.as_os_str().is_empty() || file.as_os_str() == ":memory:" {
+        return Err(SqlError::UnsupportedUrl(url.into()));
+    }
+    Ok(file.to_path_buf())
 }
 
 /// `rows` tuples of `width` placeholders, `(?, ?), (?, ?)`, for a multi-row `VALUES` list: the

@@ -5,6 +5,7 @@
 //! a rolled-back transaction gives its numbers back, so there are never gaps.
 
 use crate::inbox::append_events;
+use crate::statement::Statement;
 use crate::{SqlStore, store_error, value_tuples};
 use async_trait::async_trait;
 use hearth_core::model::{
@@ -277,7 +278,7 @@ impl MessageStore for SqlStore {
         seq: i64,
         events: Vec<NewEvent>,
     ) -> Result<Vec<(i64, InboxEvent)>, StoreError> {
-        let mut tx = self.write.begin().await.map_err(store_error)?;
+        let mut tx = self.begin_write().await?;
         let sql = format!(
             "{} INTO hidden_messages (user_id, conversation_id, seq) VALUES (?, ?, ?)",
             self.backend.insert_ignore()
@@ -371,29 +372,37 @@ pub(crate) async fn insert_rows(
     tx: &mut Transaction<'_, Any>,
     stored: &[&ChatMessage],
 ) -> Result<(), StoreError> {
-    for chunk in stored.chunks(ROWS_PER_INSERT) {
-        let sql = format!(
-            "INSERT INTO messages (conversation_id, seq, ms, sender_id, content, kind, \
-             reply_to, client_msg_id, file_id) VALUES {}",
-            value_tuples(chunk.len(), 9)
-        );
-        // Only placeholders are formatted into the text.
-        let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for m in chunk {
-            insert = insert
-                .bind(m.conversation_id)
-                .bind(m.seq)
-                .bind(m.ms)
-                .bind(m.sender.id)
-                .bind(m.content.as_str())
-                .bind(m.kind.as_str())
-                .bind(m.reply_to)
-                .bind(m.client_msg_id.as_deref())
-                .bind(m.file.as_ref().map(|f| f.id.as_str()));
-        }
-        insert.execute(&mut **tx).await.map_err(store_error)?;
+    for insert in insert_statements(stored) {
+        insert.execute(tx).await?;
     }
     Ok(())
+}
+
+/// The `INSERT`s of [`insert_rows`], a few hundred rows each.
+pub(crate) fn insert_statements<'a>(stored: &[&'a ChatMessage]) -> Vec<Statement<'a>> {
+    stored
+        .chunks(ROWS_PER_INSERT)
+        .map(|chunk| {
+            let mut insert = Statement::new(format!(
+                "INSERT INTO messages (conversation_id, seq, ms, sender_id, content, kind, \
+                 reply_to, client_msg_id, file_id) VALUES {}",
+                value_tuples(chunk.len(), 9)
+            ));
+            for m in chunk {
+                insert
+                    .bind(m.conversation_id)
+                    .bind(m.seq)
+                    .bind(m.ms)
+                    .bind(m.sender.id)
+                    .bind(m.content.as_str())
+                    .bind(m.kind.as_str())
+                    .bind(m.reply_to)
+                    .bind(m.client_msg_id.as_deref())
+                    .bind(m.file.as_ref().map(|f| f.id.as_str()));
+            }
+            insert
+        })
+        .collect()
 }
 
 /// Each sender of `messages` (of one conversation) and the `seq` of their newest one.

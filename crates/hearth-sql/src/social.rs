@@ -130,7 +130,7 @@ impl SocialStore for SqlStore {
         now_ms: i64,
         events: Vec<NewEvent>,
     ) -> Result<Applied, StoreError> {
-        let mut tx = self.write.begin().await.map_err(store_error)?;
+        let mut tx = self.begin_write().await?;
         let inserted = sqlx::query(
             "INSERT INTO friend_requests (from_id, to_id, note, status, pair_key, created_ms) \
              VALUES (?, ?, ?, 'pending', ?, ?)",
@@ -162,7 +162,7 @@ impl SocialStore for SqlStore {
             Decision::Reject => "rejected",
             Decision::Cancel => "canceled",
         };
-        let mut tx = self.write.begin().await.map_err(store_error)?;
+        let mut tx = self.begin_write().await?;
         let settled = sqlx::query(
             "UPDATE friend_requests SET status = ?, pair_key = NULL, decided_ms = ? \
              WHERE from_id = ? AND to_id = ? AND status = 'pending'",
@@ -227,7 +227,7 @@ impl SocialStore for SqlStore {
         friend: i64,
         events: Vec<NewEvent>,
     ) -> Result<Applied, StoreError> {
-        let mut tx = self.write.begin().await.map_err(store_error)?;
+        let mut tx = self.begin_write().await?;
         let removed = sqlx::query(
             "DELETE FROM friendships \
              WHERE (user_id = ? AND friend_id = ?) OR (user_id = ? AND friend_id = ?)",
@@ -252,7 +252,7 @@ impl SocialStore for SqlStore {
         now_ms: i64,
         events: Vec<NewEvent>,
     ) -> Result<Applied, StoreError> {
-        let mut tx = self.write.begin().await.map_err(store_error)?;
+        let mut tx = self.begin_write().await?;
         let sql = format!(
             "{} INTO blocks (user_id, blocked_id, created_ms) VALUES (?, ?, ?)",
             self.backend.insert_ignore()

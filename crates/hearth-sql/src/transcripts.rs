@@ -140,7 +140,7 @@ impl TranscriptionStore for SqlStore {
         transcript: &Transcript,
         now_ms: i64,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.write.begin().await.map_err(store_error)?;
+        let mut tx = self.begin_write().await?;
         let finished = sqlx::query(
             "UPDATE transcription_jobs \
              SET status = 'done', last_error = NULL, language = ?, updated_ms = ? \

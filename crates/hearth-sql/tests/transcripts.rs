@@ -1,21 +1,13 @@
 //! The transcription job store on both backends: SQLite in a temp dir, and MySQL/MariaDB at
 //! `HEARTH_TEST_MYSQL` (default `mysql://root@127.0.0.1:3306`; unreachable fails, never skips).
 
-use hearth_core::model::{MessageKind, NewMessage, NewUser};
+mod common;
+
+use common::{TempSqlite, unique};
+use hearth_core::model::{MessageKind, NewMessage};
 use hearth_core::transcription::{JobStatus, Transcript, TranscriptionStore};
 use hearth_sql::SqlStore;
 use sqlx::Connection;
-use std::sync::atomic::{AtomicU64, Ordering};
-
-fn unique(tag: &str) -> String {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    format!(
-        "{tag}_{}_{}_{}",
-        std::process::id(),
-        hearth_core::now_ms() % 1_000_000_000,
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    )
-}
 
 fn mysql_base() -> String {
     std::env::var("HEARTH_TEST_MYSQL").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306".into())
@@ -24,15 +16,7 @@ fn mysql_base() -> String {
 /// Two voice messages in a fresh room: (conversation id, [seq, seq]).
 async fn two_voice_messages(sql: &SqlStore) -> (i64, Vec<i64>) {
     let stores = sql.clone().stores();
-    let user = stores
-        .users
-        .insert_user(NewUser {
-            username: "speaker".into(),
-            email: "speaker@example.com".into(),
-            password_hash: "x".into(),
-        })
-        .await
-        .unwrap();
+    let user = common::user(&stores, "speaker").await;
     let room = stores.messages.upsert_room("voice", "Voice").await.unwrap();
     let voice = |i: usize| NewMessage {
         kind: MessageKind::Voice,
@@ -207,13 +191,9 @@ async fn job_lifecycle(sql: SqlStore) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jobs_on_sqlite() {
-    let dir = std::env::temp_dir().join(unique("hearth_t_transcripts"));
-    std::fs::create_dir_all(&dir).unwrap();
-    let url = format!("sqlite://{}?mode=rwc", dir.join("hearth.db").display());
-    let sql = SqlStore::open(&url).await.unwrap();
-    job_lifecycle(sql.clone()).await;
-    sql.close().await;
-    let _ = std::fs::remove_dir_all(&dir);
+    let store = TempSqlite::open("hearth_t_transcripts").await;
+    job_lifecycle(store.sql.clone()).await;
+    store.close().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

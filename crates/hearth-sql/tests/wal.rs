@@ -1,31 +1,18 @@
 //! SQLite's write-ahead log is checkpointed by the store's checkpointer, not by the commit
 //! that happens to cross SQLite's threshold (the writer's own threshold is ~80 MB).
 
-use hearth_core::model::{NewMessage, NewUser};
-use hearth_sql::SqlStore;
+mod common;
+
+use common::TempSqlite;
+use hearth_core::model::NewMessage;
 use std::time::{Duration, Instant};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn committed_pages_reach_the_database_file_without_the_writer() {
-    let dir = std::env::temp_dir().join(format!(
-        "hearth_t_wal_{}_{}",
-        std::process::id(),
-        hearth_core::now_ms()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("hearth.db");
-    let url = format!("sqlite://{}?mode=rwc", file.display());
-    let sql = SqlStore::open(&url).await.unwrap();
-    let stores = sql.clone().stores();
-    let user = stores
-        .users
-        .insert_user(NewUser {
-            username: "writer".into(),
-            email: "writer@example.com".into(),
-            password_hash: "x".into(),
-        })
-        .await
-        .unwrap();
+    let store = TempSqlite::open("hearth_t_wal").await;
+    let file = store.file.clone();
+    let stores = store.sql.clone().stores();
+    let user = common::user(&stores, "writer").await;
     let room = stores.messages.upsert_room("log", "Log").await.unwrap();
     // Let the set-up be checkpointed, then measure from there.
     tokio::time::sleep(Duration::from_millis(600)).await;
@@ -54,6 +41,71 @@ async fn committed_pages_reach_the_database_file_without_the_writer() {
         after > before + 1_000_000,
         "the database file grew from {before} to {after} bytes: the log was not checkpointed"
     );
-    sql.close().await;
-    let _ = std::fs::remove_dir_all(&dir);
+    store.close().await;
+}
+
+/// Under commits that never pause, a checkpoint alone never lets SQLite start the log over
+/// (frames keep arriving while it copies), and the log grew to the writer's own threshold
+/// (~80 MB). The checkpointer takes the writer's turn once the log is long (16 MB), so the log
+/// starts over again and again, before the writer's threshold. Each start bumps the checkpoint sequence number in the log's
+/// header (bytes 12..16), which the test watches.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_log_starts_over_under_continuous_commits() {
+    const APPENDERS: usize = 64;
+    const RUN: Duration = Duration::from_secs(4);
+    let store = TempSqlite::open("hearth_t_wal_restart").await;
+    let wal = store.wal();
+    let stores = store.sql.clone().stores();
+    let user = common::user(&stores, "writer").await;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut appenders = Vec::new();
+    for task in 0..APPENDERS {
+        let room = stores
+            .messages
+            .upsert_room(&format!("log{task}"), "Log")
+            .await
+            .unwrap()
+            .conversation();
+        let (messages, sender, stop) = (stores.messages.clone(), user.as_ref(), stop.clone());
+        appenders.push(tokio::spawn(async move {
+            let mut n = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let batch = (0..10)
+                    .map(|i| {
+                        NewMessage::text(sender.clone(), format!("{n}/{i} {}", "x".repeat(200)))
+                    })
+                    .collect();
+                messages.append_messages(&room, batch, 1_000).await.unwrap();
+                n += 1;
+            }
+        }));
+    }
+    let sequence = || {
+        let header = std::fs::read(&wal).unwrap_or_default();
+        header
+            .get(12..16)
+            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    };
+    let end = Instant::now() + RUN;
+    let (mut last, mut starts, mut longest) = (sequence(), 0, 0);
+    while Instant::now() < end {
+        let now = sequence();
+        if now != last {
+            starts += 1;
+            last = now;
+        }
+        longest = longest.max(std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0));
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for appender in appenders {
+        appender.await.unwrap();
+    }
+    // Here: 14 starts, at most 51 MB; without the checkpointer's turn, 6 starts, each when
+    // the writer's threshold was crossed (83 MB).
+    assert!(
+        starts >= 2 && longest < 72_000_000,
+        "the log started over {starts} times in {RUN:?} of commits and grew to {longest} bytes"
+    );
+    store.close().await;
 }
