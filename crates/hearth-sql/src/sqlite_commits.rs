@@ -63,9 +63,9 @@ fn wait_for_the_lock(polls: i32) -> bool {
 }
 
 /// How long the commit thread keeps its turn over consecutive commits while appends keep
-/// queuing. Handing the pool's connection back costs a round trip to its thread (sqlx pings a
-/// connection that comes back), so it goes back when the queue is empty, or after this long
-/// for a writer that may be waiting for it.
+/// coming. Handing the pool's connection back costs a round trip to its thread (sqlx pings a
+/// connection that comes back), so it goes back when no append came for a moment
+/// (`commits::IDLE`), or after this long for a writer that may be waiting for it.
 const TURN: Duration = Duration::from_millis(5);
 
 pub(crate) struct SqliteCommitter {
