@@ -5,8 +5,9 @@
 //! writer that finds the lock taken sleeps (milliseconds, growing), and a commit thread kept
 //! busy by messages takes the lock again before the sleeper wakes, until other writes fail
 //! with "database is locked" (`tests/writers.rs` saw it within seconds). So the commit thread
-//! holds the writer pool's one connection for the length of each transaction: that is the
-//! turn at the write lock, and the pool hands it out first come, first served. Every write
+//! holds the writer pool's one connection through its transactions (and between them, for a
+//! few milliseconds at most: [`TURN`]): that is the turn at the write lock, and the pool hands
+//! it out first come, first served. Every write
 //! transaction still begins `IMMEDIATE` (`begin_write`), and this connection keeps a busy
 //! handler, for writers outside the process (`hearth admin`).
 
