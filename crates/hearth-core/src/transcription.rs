@@ -171,6 +171,14 @@ pub trait TranscriptionStore: Send + Sync + 'static {
         file_id: &str,
         now_ms: i64,
     ) -> Result<bool, StoreError>;
+    /// Voice messages among the `recent` newest rows of the search feed that have a file but
+    /// no job, no transcript and were not recalled, as (conversation id, seq, file id): what
+    /// a node that stopped between storing a voice message and queueing its job left behind,
+    /// and what was sent while no transcriber was configured.
+    async fn unqueued_voice_messages(
+        &self,
+        recent: i64,
+    ) -> Result<Vec<(i64, i64, String)>, StoreError>;
     /// Claims up to `limit` due jobs: pending ones whose retry time has come, and running ones
     /// claimed before `stale_before_ms` (their node died). Each claim counts an attempt; the
     /// jobs are returned as claimed. Safe against other nodes claiming at the same time.
@@ -271,7 +279,8 @@ pub struct TranscriptionQueue {
 }
 
 impl TranscriptionQueue {
-    /// Starts the dispatcher; it immediately picks up jobs left pending by an earlier run.
+    /// Starts the dispatcher; it first queues recent voice messages that never got a job, then
+    /// picks up jobs left pending by an earlier run.
     pub fn start(
         store: Arc<dyn TranscriptionStore>,
         transcriber: Arc<dyn Transcriber>,
@@ -341,7 +350,43 @@ impl Drop for TranscriptionQueue {
     }
 }
 
+/// Feed rows a starting queue looks back through for voice messages without a job: far more
+/// than the messages a node has stored but not yet queued when it stops.
+const RECOVERED_FEED_ROWS: i64 = 10_000;
+
+/// Queues the voice messages that were stored but never queued (the node stopped between the
+/// two, or no transcriber was configured then). Several nodes starting at once queue each
+/// message once: a job is keyed by its message.
+async fn queue_the_unqueued(store: &dyn TranscriptionStore) {
+    let found = match store.unqueued_voice_messages(RECOVERED_FEED_ROWS).await {
+        Ok(found) => found,
+        Err(error) => {
+            tracing::warn!(%error, "cannot look for voice messages without a transcription job");
+            return;
+        }
+    };
+    let mut queued = 0;
+    for (conversation_id, seq, file_id) in found {
+        match store
+            .enqueue_transcription(conversation_id, seq, &file_id, now_ms())
+            .await
+        {
+            Ok(added) => queued += usize::from(added),
+            Err(error) => {
+                tracing::warn!(%error, "queueing a voice message for transcription failed")
+            }
+        }
+    }
+    if queued > 0 {
+        tracing::info!(
+            queued,
+            "queued voice messages that had no transcription job"
+        );
+    }
+}
+
 async fn dispatch(context: Arc<Context>, wake: Arc<Notify>, mut stop: watch::Receiver<bool>) {
+    queue_the_unqueued(context.store.as_ref()).await;
     let slots = Arc::new(Semaphore::new(context.config.concurrency));
     let mut running = JoinSet::new();
     let lease_ms = context.config.lease.as_millis() as i64;

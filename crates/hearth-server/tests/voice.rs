@@ -2,7 +2,8 @@
 //! uploaded and sent as a voice message, the offline transcriber (Whisper tiny.en through
 //! scripts/transcribe.py) hears it, the transcript arrives in the conversation (on the
 //! message and as a `transcribed` system message, pushed to the other member's socket), and a
-//! search for one of its words finds the voice message.
+//! search for one of its words finds the voice message. A voice message stored while nothing
+//! queued it is transcribed when a node with a transcriber starts.
 //!
 //! Needs `espeak-ng` (scripts/services.sh) and the transcriber venv
 //! (scripts/install-transcriber.sh, at `$HEARTH_WHISPER_VENV` or `~/.cache/hearth-whisper`);
@@ -10,7 +11,7 @@
 
 mod common;
 
-use common::{Backend, Deployment};
+use common::{Account, Backend, Deployment, Node};
 use futures_util::StreamExt;
 use hearth_voice::{Kind, Mode, TranscriberConfig};
 use serde_json::{Value, json};
@@ -40,60 +41,76 @@ fn speak(dir: &Path) -> Vec<u8> {
     std::fs::read(&wav).unwrap()
 }
 
+/// The offline Whisper transcriber as a worker process.
+fn whisper() -> TranscriberConfig {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/transcribe.py");
+    TranscriberConfig {
+        kind: Kind::Command,
+        command: vec![
+            venv_python().display().to_string(),
+            script.display().to_string(),
+            "--worker".into(),
+        ],
+        mode: Mode::Worker,
+        ..TranscriberConfig::default()
+    }
+}
+
+/// Ann and Bob, friends, and their direct conversation.
+async fn ann_and_bob(node: &Node) -> (Account, Account, i64) {
+    let ann = node.register("ann").await;
+    let bob = node.register("bob").await;
+    node.befriend(&ann, &bob).await;
+    let dm = node
+        .ok(&ann, "POST", "/api/direct", Some(json!({"userId": bob.id})))
+        .await["conversationId"]
+        .as_i64()
+        .unwrap();
+    (ann, bob, dm)
+}
+
+/// Uploads the spoken sentence (made in `dir`) and sends it to `dm` as a voice message:
+/// (its seq, the file id).
+async fn send_voice(node: &Node, sender: &Account, dm: i64, dir: &Path) -> (i64, String) {
+    let uploaded: Value = node
+        .http
+        .post(node.url("/api/files?name=sentence.wav"))
+        .header("cookie", format!("sid={}", sender.sid))
+        .header("content-type", "audio/wav")
+        .body(speak(dir))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let file_id = uploaded[0]["id"]
+        .as_str()
+        .expect("an uploaded file")
+        .to_owned();
+    let ack = node
+        .ok(
+            sender,
+            "POST",
+            &format!("/api/conversations/{dm}/messages"),
+            Some(json!({"clientMsgId": "voice-1", "kind": "voice", "content": "", "fileId": file_id})),
+        )
+        .await;
+    (ack["seq"].as_i64().unwrap(), file_id)
+}
+
 on_both_backends!(
     a_voice_message_is_transcribed_pushed_and_searchable,
     |backend: Backend| async move {
         let mut deployment = Deployment::new(backend);
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/transcribe.py");
-        deployment.config.transcriber = TranscriberConfig {
-            kind: Kind::Command,
-            command: vec![
-                venv_python().display().to_string(),
-                script.display().to_string(),
-                "--worker".into(),
-            ],
-            mode: Mode::Worker,
-            ..TranscriberConfig::default()
-        };
+        deployment.config.transcriber = whisper();
         let node = deployment.start().await;
-        let ann = node.register("ann").await;
-        let bob = node.register("bob").await;
-        node.befriend(&ann, &bob).await;
-        let dm = node
-            .ok(&ann, "POST", "/api/direct", Some(json!({"userId": bob.id})))
-            .await["conversationId"]
-            .as_i64()
-            .unwrap();
+        let (ann, bob, dm) = ann_and_bob(&node).await;
         let mut bob_socket = node.device(&bob, "desktop").await;
 
         let dir = std::env::temp_dir().join(common::unique("voice"));
         std::fs::create_dir_all(&dir).unwrap();
-        let audio = speak(&dir);
-        let uploaded: Value = node
-            .http
-            .post(node.url("/api/files?name=sentence.wav"))
-            .header("cookie", format!("sid={}", ann.sid))
-            .header("content-type", "audio/wav")
-            .body(audio)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let file_id = uploaded[0]["id"]
-            .as_str()
-            .expect("an uploaded file")
-            .to_owned();
-        let ack = node
-            .ok(
-                &ann,
-                "POST",
-                &format!("/api/conversations/{dm}/messages"),
-                Some(json!({"clientMsgId": "voice-1", "kind": "voice", "content": "", "fileId": file_id})),
-            )
-            .await;
-        let voice_seq = ack["seq"].as_i64().unwrap();
+        let (voice_seq, file_id) = send_voice(&node, &ann, dm, &dir).await;
 
         // Bob's socket hears of the transcript: a `transcribed` system message naming the
         // voice message.
@@ -156,6 +173,55 @@ on_both_backends!(
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         assert!(found, "search finds the voice message by its transcript");
+        node.stop().await;
+        deployment.cleanup().await;
+        let _ = std::fs::remove_dir_all(dir);
+    }
+);
+
+on_both_backends!(
+    a_voice_message_stored_without_a_job_is_transcribed_when_a_node_starts,
+    |backend: Backend| async move {
+        // No transcriber: the voice message is stored and acknowledged, and nothing queues it
+        // (as when a node stops between storing one and queueing its job).
+        let mut deployment = Deployment::new(backend);
+        let node = deployment.start().await;
+        let (ann, bob, dm) = ann_and_bob(&node).await;
+        let dir = std::env::temp_dir().join(common::unique("voice_unqueued"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (voice_seq, _) = send_voice(&node, &ann, dm, &dir).await;
+        node.stop().await;
+
+        // A node that transcribes finds it when it starts.
+        deployment.config.transcriber = whisper();
+        let node = deployment.start().await;
+        let deadline = Instant::now() + PATIENCE;
+        let transcript = loop {
+            let pulled = node
+                .ok(
+                    &bob,
+                    "GET",
+                    &format!("/api/conversations/{dm}/messages?after=0"),
+                    None,
+                )
+                .await;
+            let voice = pulled["messages"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|m| m["seq"] == voice_seq)
+                .expect("the voice message")
+                .clone();
+            if let Some(text) = voice["transcript"].as_str() {
+                break text.to_lowercase();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no transcript within {PATIENCE:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        assert!(transcript.contains("tuesday"), "heard {transcript:?}");
         node.stop().await;
         deployment.cleanup().await;
         let _ = std::fs::remove_dir_all(dir);

@@ -68,6 +68,27 @@ impl TranscriptionStore for SqlStore {
         Ok(done.rows_affected() == 1)
     }
 
+    async fn unqueued_voice_messages(
+        &self,
+        recent: i64,
+    ) -> Result<Vec<(i64, i64, String)>, StoreError> {
+        // The newest feed rows by id (the primary key), then their messages; a message edited
+        // or recalled has more than one row, hence DISTINCT.
+        sqlx::query_as::<_, (i64, i64, String)>(
+            "SELECT DISTINCT m.conversation_id, m.seq, m.file_id FROM message_feed f \
+             JOIN messages m ON m.conversation_id = f.conversation_id AND m.seq = f.seq \
+             LEFT JOIN transcription_jobs j ON j.conversation_id = m.conversation_id \
+             AND j.seq = m.seq \
+             WHERE f.id > (SELECT COALESCE(MAX(id), 0) FROM message_feed) - ? \
+             AND m.kind = 'voice' AND m.file_id IS NOT NULL AND m.transcript IS NULL \
+             AND m.recalled = 0 AND j.seq IS NULL",
+        )
+        .bind(recent)
+        .fetch_all(&self.read)
+        .await
+        .map_err(store_error)
+    }
+
     async fn claim_transcriptions(
         &self,
         limit: usize,
