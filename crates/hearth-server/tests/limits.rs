@@ -172,11 +172,7 @@ async fn messages_per_user_on_the_socket_and_over_http() {
     let ann = node.register("ann").await;
     let bob = node.register("bob").await;
     node.befriend(&ann, &bob).await;
-    let dm = node
-        .ok(&ann, "POST", "/api/direct", Some(json!({"userId": bob.id})))
-        .await["conversationId"]
-        .as_i64()
-        .unwrap();
+    let dm = node.direct(&ann, &bob).await;
     let (mut socket, _) = node.connect(&ann).await;
     socket.post("general", &["one", "two", "three"]).await;
     socket.expect("serverMessages").await;

@@ -61,12 +61,27 @@ async fn ann_and_bob(node: &Node) -> (Account, Account, i64) {
     let ann = node.register("ann").await;
     let bob = node.register("bob").await;
     node.befriend(&ann, &bob).await;
-    let dm = node
-        .ok(&ann, "POST", "/api/direct", Some(json!({"userId": bob.id})))
-        .await["conversationId"]
-        .as_i64()
-        .unwrap();
+    let dm = node.direct(&ann, &bob).await;
     (ann, bob, dm)
+}
+
+/// Message `seq` of `dm` as `viewer` pulls it.
+async fn pulled_message(node: &Node, viewer: &Account, dm: i64, seq: i64) -> Value {
+    let pulled = node
+        .ok(
+            viewer,
+            "GET",
+            &format!("/api/conversations/{dm}/messages?after=0"),
+            None,
+        )
+        .await;
+    pulled["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["seq"] == seq)
+        .expect("the message")
+        .clone()
 }
 
 /// Uploads the spoken sentence (made in `dir`) and sends it to `dm` as a voice message:
@@ -140,21 +155,7 @@ on_both_backends!(
         }
 
         // The voice message itself now carries it, for whoever syncs later.
-        let pulled = node
-            .ok(
-                &bob,
-                "GET",
-                &format!("/api/conversations/{dm}/messages?after=0"),
-                None,
-            )
-            .await;
-        let voice = pulled["messages"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|m| m["seq"] == voice_seq)
-            .expect("the voice message")
-            .clone();
+        let voice = pulled_message(&node, &bob, dm, voice_seq).await;
         assert_eq!(voice["kind"], "voice");
         assert_eq!(voice["file"]["id"], file_id.as_str());
         assert_eq!(voice["transcript"], text.as_str());
@@ -197,21 +198,7 @@ on_both_backends!(
         let node = deployment.start().await;
         let deadline = Instant::now() + PATIENCE;
         let transcript = loop {
-            let pulled = node
-                .ok(
-                    &bob,
-                    "GET",
-                    &format!("/api/conversations/{dm}/messages?after=0"),
-                    None,
-                )
-                .await;
-            let voice = pulled["messages"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|m| m["seq"] == voice_seq)
-                .expect("the voice message")
-                .clone();
+            let voice = pulled_message(&node, &bob, dm, voice_seq).await;
             if let Some(text) = voice["transcript"].as_str() {
                 break text.to_lowercase();
             }

@@ -377,6 +377,14 @@ impl Node {
         .await;
     }
 
+    /// Opens (or finds) the direct conversation of `a` with `b`; its id.
+    pub async fn direct(&self, a: &Account, b: &Account) -> i64 {
+        self.ok(a, "POST", "/api/direct", Some(json!({"userId": b.id})))
+            .await["conversationId"]
+            .as_i64()
+            .expect("a conversation id")
+    }
+
     /// Opens a native socket for another device of `account` and reads `hello`.
     pub async fn device(&self, account: &Account, platform: &str) -> Client {
         let mut request = format!("{}?platform={platform}", self.ws_url)
