@@ -100,12 +100,12 @@ async fn restart(writer: &AnyPool) -> Result<(), sqlx::Error> {
     restarted.map(drop)
 }
 
-/// Runs `checkpoint` (a `PRAGMA wal_checkpoint`); the frames in the log.
+/// Runs `pragma` (a `PRAGMA wal_checkpoint`); the frames in the log.
 async fn checkpoint<'c>(
     connection: impl sqlx::Executor<'c, Database = sqlx::Any>,
-    checkpoint: &'static str,
+    pragma: &'static str,
 ) -> Result<i64, sqlx::Error> {
     // (busy, frames in the log, frames copied); -1s when the database is not in WAL mode.
-    let row = sqlx::query(checkpoint).fetch_one(connection).await?;
+    let row = sqlx::query(pragma).fetch_one(connection).await?;
     row.try_get(1)
 }

@@ -18,11 +18,11 @@
 use crate::checkpoints::Checkpointer;
 use crate::dialect::Backend;
 use crate::messages::{append_in, insert_statements, newest_per_sender, numbered};
-use crate::statement::Statement;
+use crate::statement::{BatchTx, Statement};
 use crate::{begin_write, store_error};
 use hearth_core::StoreError;
 use hearth_core::model::{ChatMessage, ConversationKind, ConversationRef, NewMessage};
-use sqlx::{Any, AnyPool, Transaction};
+use sqlx::AnyPool;
 use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
@@ -59,30 +59,6 @@ fn padded(rows: usize) -> usize {
         .into_iter()
         .find(|&size| size >= rows)
         .unwrap_or(rows)
-}
-
-/// A transaction the shared statements run in: sqlx's, or the SQLite commit thread's own
-/// (`sqlite_commits.rs`).
-pub(crate) trait BatchTx {
-    async fn execute(&mut self, statement: &Statement<'_>) -> Result<(), StoreError>;
-    /// Every row's three integer columns.
-    async fn fetch_triples(
-        &mut self,
-        statement: &Statement<'_>,
-    ) -> Result<Vec<(i64, i64, i64)>, StoreError>;
-}
-
-impl BatchTx for Transaction<'_, Any> {
-    async fn execute(&mut self, statement: &Statement<'_>) -> Result<(), StoreError> {
-        statement.execute(self).await
-    }
-
-    async fn fetch_triples(
-        &mut self,
-        statement: &Statement<'_>,
-    ) -> Result<Vec<(i64, i64, i64)>, StoreError> {
-        statement.fetch_triples(self).await
-    }
 }
 
 /// Begins a transaction, stores a whole batch in it with [`store_together`] and commits.

@@ -6,7 +6,7 @@
 //! order on MySQL.
 
 use crate::messages::messages_by_key;
-use crate::statement::Statement;
+use crate::statement::{BatchTx, Statement};
 use crate::{SqlStore, store_error, value_tuples};
 use async_trait::async_trait;
 use hearth_core::StoreError;
@@ -25,7 +25,7 @@ pub(crate) async fn record(
     stored: &[&ChatMessage],
 ) -> Result<(), StoreError> {
     for insert in record_statements(stored) {
-        insert.execute(tx).await?;
+        tx.execute(&insert).await?;
     }
     Ok(())
 }

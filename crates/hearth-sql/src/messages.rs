@@ -5,7 +5,7 @@
 //! a rolled-back transaction gives its numbers back, so there are never gaps.
 
 use crate::inbox::append_events;
-use crate::statement::Statement;
+use crate::statement::{BatchTx, Statement};
 use crate::{SqlStore, store_error, value_tuples};
 use async_trait::async_trait;
 use hearth_core::model::{
@@ -373,7 +373,7 @@ pub(crate) async fn insert_rows(
     stored: &[&ChatMessage],
 ) -> Result<(), StoreError> {
     for insert in insert_statements(stored) {
-        insert.execute(tx).await?;
+        tx.execute(&insert).await?;
     }
     Ok(())
 }

@@ -11,9 +11,9 @@
 //! transaction still begins `IMMEDIATE` (`begin_write`), and this connection keeps a busy
 //! handler, for writers outside the process (`hearth admin`).
 
-use crate::commits::{Append, BatchTx, Committer, store_together};
+use crate::commits::{Append, Committer, store_together};
 use crate::dialect::Backend;
-use crate::statement::{Param, Statement};
+use crate::statement::{BatchTx, Param, Statement};
 use crate::{SqlError, store_error};
 use hearth_core::StoreError;
 use hearth_core::model::ChatMessage;

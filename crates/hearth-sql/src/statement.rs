@@ -3,14 +3,14 @@
 //! The commit path runs the same statements through two drivers: sqlx (MySQL, and every
 //! other SQLite write) and the SQLite commit thread's own connection (`sqlite_commits.rs`).
 //! Building a statement once as a [`Statement`] keeps the SQL and the order of its values in
-//! one place for both.
+//! one place for both; [`BatchTx`] is what runs them.
 
 use crate::store_error;
 use hearth_core::StoreError;
 use sqlx::{Any, Row, Transaction};
 
 /// One value bound to a `?`.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug)]
 pub(crate) enum Param<'a> {
     Int(Option<i64>),
     Text(Option<&'a str>),
@@ -71,21 +71,36 @@ impl<'a> Statement<'a> {
         }
         query
     }
+}
 
-    /// Runs the statement in a sqlx transaction.
-    pub(crate) async fn execute(&self, tx: &mut Transaction<'_, Any>) -> Result<(), StoreError> {
-        self.query().execute(&mut **tx).await.map_err(store_error)?;
+/// A transaction statements run in: sqlx's, or the SQLite commit thread's own
+/// (`sqlite_commits.rs`).
+pub(crate) trait BatchTx {
+    async fn execute(&mut self, statement: &Statement<'_>) -> Result<(), StoreError>;
+    /// Every row's three integer columns.
+    async fn fetch_triples(
+        &mut self,
+        statement: &Statement<'_>,
+    ) -> Result<Vec<(i64, i64, i64)>, StoreError>;
+}
+
+impl BatchTx for Transaction<'_, Any> {
+    async fn execute(&mut self, statement: &Statement<'_>) -> Result<(), StoreError> {
+        statement
+            .query()
+            .execute(&mut **self)
+            .await
+            .map_err(store_error)?;
         Ok(())
     }
 
-    /// Runs the statement in a sqlx transaction; every row's three integer columns.
-    pub(crate) async fn fetch_triples(
-        &self,
-        tx: &mut Transaction<'_, Any>,
+    async fn fetch_triples(
+        &mut self,
+        statement: &Statement<'_>,
     ) -> Result<Vec<(i64, i64, i64)>, StoreError> {
-        let rows = self
+        let rows = statement
             .query()
-            .fetch_all(&mut **tx)
+            .fetch_all(&mut **self)
             .await
             .map_err(store_error)?;
         rows.iter()
