@@ -7,7 +7,7 @@
 
 use crate::store_error;
 use hearth_core::StoreError;
-use sqlx::{Any, Row, Transaction};
+use sqlx::{Any, AnyConnection, Row};
 
 /// One value bound to a `?`.
 #[derive(Clone, Copy, Debug)]
@@ -73,8 +73,8 @@ impl<'a> Statement<'a> {
     }
 }
 
-/// A transaction statements run in: sqlx's, or the SQLite commit thread's own
-/// (`sqlite_commits.rs`).
+/// Where statements run: a sqlx connection (inside a transaction: a `Transaction` derefs to
+/// its connection), or the SQLite commit thread's own transaction (`sqlite_commits.rs`).
 pub(crate) trait BatchTx {
     async fn execute(&mut self, statement: &Statement<'_>) -> Result<(), StoreError>;
     /// Every row's three integer columns.
@@ -84,11 +84,11 @@ pub(crate) trait BatchTx {
     ) -> Result<Vec<(i64, i64, i64)>, StoreError>;
 }
 
-impl BatchTx for Transaction<'_, Any> {
+impl BatchTx for AnyConnection {
     async fn execute(&mut self, statement: &Statement<'_>) -> Result<(), StoreError> {
         statement
             .query()
-            .execute(&mut **self)
+            .execute(&mut *self)
             .await
             .map_err(store_error)?;
         Ok(())
@@ -100,7 +100,7 @@ impl BatchTx for Transaction<'_, Any> {
     ) -> Result<Vec<(i64, i64, i64)>, StoreError> {
         let rows = statement
             .query()
-            .fetch_all(&mut **self)
+            .fetch_all(&mut *self)
             .await
             .map_err(store_error)?;
         rows.iter()

@@ -3,15 +3,10 @@
 
 mod common;
 
-use common::{TempSqlite, unique};
+use common::{TempMySql, TempSqlite};
 use hearth_core::model::{MessageKind, NewMessage};
 use hearth_core::transcription::{JobStatus, Transcript, TranscriptionStore};
 use hearth_sql::SqlStore;
-use sqlx::Connection;
-
-fn mysql_base() -> String {
-    std::env::var("HEARTH_TEST_MYSQL").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306".into())
-}
 
 /// Two voice messages in a fresh room: (conversation id, [seq, seq]).
 async fn two_voice_messages(sql: &SqlStore) -> (i64, Vec<i64>) {
@@ -198,17 +193,7 @@ async fn jobs_on_sqlite() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jobs_on_mysql() {
-    let name = unique("hearth_t_transcripts");
-    let url = format!("{}/{name}", mysql_base());
-    let sql = SqlStore::open(&url)
-        .await
-        .unwrap_or_else(|e| panic!("cannot open {url} (is MariaDB running?): {e}"));
-    job_lifecycle(sql.clone()).await;
-    sql.close().await;
-    // Drop the database this test created.
-    let mut admin = sqlx::MySqlConnection::connect(&mysql_base()).await.unwrap();
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE `{name}`")))
-        .execute(&mut admin)
-        .await
-        .unwrap();
+    let store = TempMySql::open("hearth_t_transcripts").await;
+    job_lifecycle(store.sql.clone()).await;
+    store.close().await;
 }

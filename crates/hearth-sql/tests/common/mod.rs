@@ -4,6 +4,7 @@
 use hearth_core::model::{NewUser, User};
 use hearth_core::store::Stores;
 use hearth_sql::SqlStore;
+use sqlx::Connection;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -57,4 +58,43 @@ pub async fn user(stores: &Stores, name: &str) -> User {
         })
         .await
         .unwrap()
+}
+
+/// The MySQL/MariaDB server of the tests: `HEARTH_TEST_MYSQL` (default
+/// `mysql://root@127.0.0.1:3306`; unreachable fails, never skips).
+pub fn mysql_base() -> String {
+    std::env::var("HEARTH_TEST_MYSQL").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306".into())
+}
+
+/// A migrated store in a fresh MySQL database, dropped by [`TempMySql::close`].
+pub struct TempMySql {
+    pub name: String,
+    pub sql: SqlStore,
+}
+
+impl TempMySql {
+    pub async fn open(tag: &str) -> TempMySql {
+        let name = unique(tag);
+        let url = format!("{}/{name}", mysql_base());
+        let sql = SqlStore::open(&url)
+            .await
+            .unwrap_or_else(|e| panic!("cannot open {url} (is MariaDB running?): {e}"));
+        TempMySql { name, sql }
+    }
+
+    /// A connection to the server, outside the store's pool.
+    pub async fn admin() -> sqlx::MySqlConnection {
+        sqlx::MySqlConnection::connect(&mysql_base()).await.unwrap()
+    }
+
+    pub async fn close(self) {
+        self.sql.close().await;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE `{}`",
+            self.name
+        )))
+        .execute(&mut Self::admin().await)
+        .await
+        .unwrap();
+    }
 }
