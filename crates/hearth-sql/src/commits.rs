@@ -2,7 +2,7 @@
 //!
 //! Each conversation's writer already batches its own posts, but many quiet conversations
 //! (direct chats) would still cost a transaction each: on SQLite, one writer and an fsync per
-//! commit (`synchronous=FULL`); on MySQL, seven round trips per append. Appends therefore
+//! commit (`synchronous=FULL`); on MySQL, six round trips per append. Appends therefore
 //! queue here; one task drains what has queued and stores it in a single transaction: one
 //! fsync and a handful of statements for everything that arrived meanwhile.
 //!
