@@ -94,6 +94,38 @@ pub trait FileStore: Send + Sync {
     async fn files(&self, ids: &[String]) -> Result<Vec<FileRecord>, StoreError>;
 }
 
+/// Fills in the description (name, size, type, …) of the files that `messages` read from
+/// storage reference, with one query for all of them. No access check: the caller already
+/// holds the messages. Used for pulls and by search, which indexes a file's name.
+pub async fn describe_files(
+    store: &dyn FileStore,
+    messages: &mut [crate::model::ChatMessage],
+) -> Result<(), StoreError> {
+    let mut wanted: Vec<String> = messages
+        .iter()
+        .filter_map(|m| m.file.as_ref())
+        .filter(|f| f.meta.is_none())
+        .map(|f| f.id.clone())
+        .collect();
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    wanted.sort();
+    wanted.dedup();
+    let found: std::collections::HashMap<String, Box<FileRef>> = store
+        .files(&wanted)
+        .await?
+        .into_iter()
+        .map(|f| (f.id.clone(), Box::new(f.to_ref())))
+        .collect();
+    for attachment in messages.iter_mut().filter_map(|m| m.file.as_mut()) {
+        if attachment.meta.is_none() {
+            attachment.meta = found.get(&attachment.id).cloned();
+        }
+    }
+    Ok(())
+}
+
 /// Why a blob operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum BlobError {

@@ -428,40 +428,12 @@ impl Messaging {
             .messages
             .messages_after(conversation_id, user, after, limit)
             .await?;
-        self.describe_files(&mut messages).await?;
+        // The reader may see the files: they can read the messages.
+        crate::files::describe_files(&*self.files, &mut messages).await?;
         Ok(Pulled {
             messages: messages.iter().map(ChatMessage::to_native).collect(),
             last_seq: conversation.last_seq,
         })
-    }
-
-    /// Fills in the description of the files that messages read from storage reference (one
-    /// query for the page). The reader may see them: they can read the messages.
-    async fn describe_files(&self, messages: &mut [ChatMessage]) -> Result<(), ImError> {
-        let mut wanted: Vec<String> = messages
-            .iter()
-            .filter_map(|m| m.file.as_ref())
-            .filter(|f| f.meta.is_none())
-            .map(|f| f.id.clone())
-            .collect();
-        if wanted.is_empty() {
-            return Ok(());
-        }
-        wanted.sort();
-        wanted.dedup();
-        let found: HashMap<String, Box<FileRef>> = self
-            .files
-            .files(&wanted)
-            .await?
-            .into_iter()
-            .map(|f| (f.id.clone(), Box::new(f.to_ref())))
-            .collect();
-        for attachment in messages.iter_mut().filter_map(|m| m.file.as_mut()) {
-            if attachment.meta.is_none() {
-                attachment.meta = found.get(&attachment.id).cloned();
-            }
-        }
-        Ok(())
     }
 
     /// Every conversation's position, and inbox events after `inbox_after`.

@@ -18,7 +18,7 @@ use tantivy::snippet::SnippetGenerator;
 use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, Score, SegmentReader, Term, doc};
 
 /// Bumped whenever the schema or the analysis changes: an index of another version is rebuilt.
-pub const INDEX_VERSION: u32 = 2;
+pub const INDEX_VERSION: u32 = 3;
 
 /// Indexing memory before tantivy flushes a segment (its minimum is 15 MB).
 const WRITER_MEMORY: usize = 24_000_000;
@@ -73,10 +73,12 @@ fn unkey(key: i64) -> (i64, i64) {
 
 /// The text a message is found by: the one place that decides what is searchable.
 ///
-/// Text messages are found by their content. Image, file and voice messages cannot be sent
-/// yet; when uploads land, add the file's name (and any caption) here, and for voice the
-/// transcript, joined with newlines — indexing and snippets both go through this function.
-/// System messages (joins, edits, …) are not searchable.
+/// Text messages are found by their content; image, file and voice messages by their
+/// caption; images and files also by their file's name (when the store described the file:
+/// the feed's reads do; a voice recording's name is the client's, not the sender's words);
+/// voice by its transcript once there is one (a `transcribed` system message makes the
+/// tailer read the message again). The parts are joined with newlines; indexing and snippets
+/// both go through this function. System messages (joins, edits, …) are not searchable.
 pub fn indexed_text(message: &ChatMessage) -> Option<String> {
     if message.recalled {
         return None;
@@ -85,17 +87,19 @@ pub fn indexed_text(message: &ChatMessage) -> Option<String> {
     match message.kind {
         MessageKind::Text => parts.push(&message.content),
         MessageKind::Image | MessageKind::File | MessageKind::Voice => {
-            // The caption, and what a voice message says once transcribed (a `transcribed`
-            // system message makes the tailer read the message again).
             parts.push(&message.content);
+            let meta = message.file.as_ref().and_then(|f| f.meta.as_ref());
+            if let Some(meta) = meta.filter(|_| message.kind != MessageKind::Voice) {
+                parts.push(&meta.name);
+            }
             if let Some(transcript) = &message.transcript {
                 parts.push(transcript);
             }
         }
         MessageKind::System => return None,
     }
-    let text = parts.join("\n");
-    (!text.trim().is_empty()).then_some(text)
+    parts.retain(|part| !part.trim().is_empty());
+    (!parts.is_empty()).then(|| parts.join("\n"))
 }
 
 /// What the feed says about one message.
@@ -407,6 +411,46 @@ mod tests {
             file: None,
             transcript: None,
         }
+    }
+
+    #[test]
+    fn images_and_files_are_found_by_caption_and_name_voice_by_transcript() {
+        let described = |kind: MessageKind, caption: &str, name: &str| ChatMessage {
+            kind,
+            file: Some(hearth_core::model::Attachment {
+                id: "f".into(),
+                meta: Some(Box::new(hearth_proto::native::FileRef {
+                    id: "f".into(),
+                    name: name.into(),
+                    size: 1,
+                    content_type: "application/pdf".into(),
+                    width: None,
+                    height: None,
+                    has_thumbnail: false,
+                })),
+            }),
+            ..message(1, 1, 1, 1, caption)
+        };
+        let file = described(MessageKind::File, "the slides", "q3-report.pdf");
+        assert_eq!(
+            indexed_text(&file).as_deref(),
+            Some("the slides\nq3-report.pdf")
+        );
+        let image = described(MessageKind::Image, "", "harbour.jpg");
+        assert_eq!(indexed_text(&image).as_deref(), Some("harbour.jpg"));
+        // Undescribed (the store did not look the file up): the caption alone.
+        let bare = ChatMessage {
+            file: Some(hearth_core::model::Attachment {
+                id: "f".into(),
+                meta: None,
+            }),
+            ..described(MessageKind::File, "", "")
+        };
+        assert_eq!(indexed_text(&bare), None);
+        let mut voice = described(MessageKind::Voice, "", "recording.webm");
+        assert_eq!(indexed_text(&voice), None);
+        voice.transcript = Some("see you tuesday".into());
+        assert_eq!(indexed_text(&voice).as_deref(), Some("see you tuesday"));
     }
 
     fn at(feed_id: i64) -> Position {

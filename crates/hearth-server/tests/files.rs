@@ -134,6 +134,17 @@ async fn group(node: &Node, owner: &Account, members: &[&Account]) -> i64 {
         .unwrap()
 }
 
+/// Ann and Bob, friends, in a group of Ann's, and Carol, a stranger to both:
+/// (ann, bob, carol, group).
+async fn a_group_and_a_stranger(node: &Node) -> (Account, Account, Account, i64) {
+    let ann = node.register("ann").await;
+    let bob = node.register("bob").await;
+    let carol = node.register("carol").await;
+    node.befriend(&ann, &bob).await;
+    let group = group(node, &ann, &[&bob]).await;
+    (ann, bob, carol, group)
+}
+
 async fn send_file(
     node: &Node,
     account: &Account,
@@ -583,16 +594,74 @@ on_both_backends!(
     }
 );
 
+/// Every hit of `GET /api/search/messages?q=…` for `account`, once the index holds `count`
+/// (it follows the database within about a second).
+async fn search_hits(node: &Node, account: &Account, q: &str, count: usize) -> Vec<Value> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let page = node
+            .ok(account, "GET", &format!("/api/search/messages?q={q}"), None)
+            .await;
+        let hits = page["hits"].as_array().unwrap().clone();
+        if hits.len() == count {
+            return hits;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{q}: {} hits, expected {count}",
+            hits.len()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+on_both_backends!(
+    images_and_files_are_found_by_their_names,
+    |backend: Backend| async move {
+        let deployment = Deployment::new(backend);
+        let node = deployment.start().await;
+        let (ann, bob, carol, group) = a_group_and_a_stranger(&node).await;
+
+        let report = upload(&node, &ann, "quarterly-report.pdf", noise(300, 7)).await;
+        let image = upload(&node, &ann, "harbour.png", png(8, 8)).await;
+        for (kind, file, caption) in [("file", &report, ""), ("image", &image, "at dusk")] {
+            let (status, ack) = send_file(
+                &node,
+                &ann,
+                group,
+                kind,
+                file["id"].as_str().unwrap(),
+                caption,
+            )
+            .await;
+            assert_eq!(status, 200, "{ack}");
+        }
+
+        // A word of the name finds the file (it has no caption); the hit describes the file.
+        let hits = search_hits(&node, &bob, "quarterly", 1).await;
+        assert_eq!(hits[0]["message"]["kind"], "file");
+        assert_eq!(hits[0]["message"]["file"]["name"], "quarterly-report.pdf");
+        assert_eq!(hits[0]["snippet"]["text"], "quarterly-report.pdf");
+        // The image by its name and by its caption.
+        assert_eq!(
+            search_hits(&node, &bob, "harbour", 1).await[0]["message"]["kind"],
+            "image"
+        );
+        assert_eq!(
+            search_hits(&node, &bob, "dusk", 1).await[0]["message"]["kind"],
+            "image"
+        );
+        // Names are searched as the messages are: not by someone outside the group.
+        assert!(search_hits(&node, &carol, "quarterly", 0).await.is_empty());
+    }
+);
+
 on_both_backends!(
     files_are_read_by_uploader_and_members_only,
     |backend: Backend| async move {
         let deployment = Deployment::new(backend);
         let node = deployment.start().await;
-        let ann = node.register("ann").await;
-        let bob = node.register("bob").await;
-        let carol = node.register("carol").await;
-        node.befriend(&ann, &bob).await;
-        let group = group(&node, &ann, &[&bob]).await;
+        let (ann, bob, carol, group) = a_group_and_a_stranger(&node).await;
         let (mut bob_socket, _) = node.connect(&bob).await;
 
         let image = upload(&node, &ann, "cat.png", png(64, 48)).await;
@@ -734,11 +803,7 @@ on_both_backends!(
     |backend: Backend| async move {
         let deployment = Deployment::new(backend);
         let node = deployment.start().await;
-        let ann = node.register("ann").await;
-        let bob = node.register("bob").await;
-        let carol = node.register("carol").await;
-        node.befriend(&ann, &bob).await;
-        let group = group(&node, &ann, &[&bob]).await;
+        let (ann, bob, carol, group) = a_group_and_a_stranger(&node).await;
         let carols = upload(&node, &carol, "secret.png", png(8, 8)).await;
         let carols = carols["id"].as_str().unwrap();
         let text = upload(&node, &ann, "notes.txt", b"notes".to_vec()).await;

@@ -10,6 +10,7 @@ use crate::statement::{BatchTx, Statement};
 use crate::{SqlStore, store_error, value_tuples};
 use async_trait::async_trait;
 use hearth_core::StoreError;
+use hearth_core::files::describe_files;
 use hearth_core::model::{ChatMessage, UserRef};
 use hearth_core::search::{FeedEntry, FeedStore, Readable};
 use sqlx::{Any, Transaction};
@@ -61,13 +62,26 @@ fn like_prefix(prefix: &str) -> String {
 }
 
 impl SqlStore {
+    /// The messages with these keys as `viewer` sees them, their files described: search
+    /// finds a file by its name.
+    async fn described_messages(
+        &self,
+        viewer: i64,
+        keys: &[(i64, i64)],
+    ) -> Result<Vec<ChatMessage>, StoreError> {
+        let mut messages = messages_by_key(&self.read, viewer, keys).await?;
+        describe_files(self, &mut messages).await?;
+        Ok(messages)
+    }
+
     /// Attaches each feed row's message (read now, so edits and recalls are applied).
     async fn with_messages(
         &self,
         rows: Vec<(i64, i64, i64)>,
     ) -> Result<Vec<FeedEntry>, StoreError> {
         let keys: Vec<(i64, i64)> = rows.iter().map(|&(_, c, s)| (c, s)).collect();
-        let mut messages: HashMap<(i64, i64), ChatMessage> = messages_by_key(&self.read, 0, &keys)
+        let mut messages: HashMap<(i64, i64), ChatMessage> = self
+            .described_messages(0, &keys)
             .await?
             .into_iter()
             .map(|m| ((m.conversation_id, m.seq), m))
@@ -128,7 +142,7 @@ impl FeedStore for SqlStore {
         viewer: i64,
         keys: &[(i64, i64)],
     ) -> Result<Vec<ChatMessage>, StoreError> {
-        messages_by_key(&self.read, viewer, keys).await
+        self.described_messages(viewer, keys).await
     }
 
     async fn readable(&self, user: i64) -> Result<Vec<Readable>, StoreError> {
