@@ -3,6 +3,7 @@ import {
   ConversationLog,
   PendingSends,
   ackedMessage,
+  countUnread,
   eventAffects,
   isSilentSystem,
   newClientMsgId,
@@ -84,6 +85,32 @@ describe("ConversationLog", () => {
 
 const FILE_ID = "0123456789abcdef0123456789abcdef";
 const voiceFile: FileRef = { id: FILE_ID, name: "voice.webm", size: 2048, contentType: "audio/webm", hasThumbnail: false };
+
+describe("countUnread", () => {
+  it("counts other members' messages, not system, recalled or own ones", () => {
+    const log = new ConversationLog(0);
+    log.addAll([msg(1), msg(2), msg(3, { sender: bob }), msg(4), sys(5, { event: "edited", seq: 1, content: "x" }), sys(6, { event: "recalled", seq: 2 }), sys(7, { event: "transcribed", seq: 4, text: "hi" })]);
+    // Bob's view: 1 (edited, still unread) and 4; 2 was recalled, 3 is his own, 5-7 are system.
+    expect(countUnread(log, 0, 7, bob.id)).toBe(2);
+    expect(countUnread(log, 1, 7, bob.id)).toBe(1);
+    expect(countUnread(log, 7, 7, bob.id)).toBe(0);
+  });
+
+  it("is unknown when the log lacks part of the range", () => {
+    const log = new ConversationLog(3);
+    log.addAll([msg(4), msg(5)]);
+    expect(countUnread(log, 0, 5, bob.id)).toBeNull();
+    expect(countUnread(log, 3, 6, bob.id)).toBeNull();
+    expect(countUnread(log, 3, 5, bob.id)).toBe(2);
+  });
+
+  it("counts one by one among the newest 100, every older message as one", () => {
+    const log = new ConversationLog(0);
+    log.addAll(Array.from({ length: 150 }, (_, i) => (i % 2 === 0 ? sys(i + 1, { event: "joined" }) : msg(i + 1))));
+    // 50 older seqs count as they are; among the newest 100 (51..150), the 50 even seqs are text.
+    expect(countUnread(log, 0, 150, bob.id)).toBe(100);
+  });
+});
 
 describe("attachments and transcripts", () => {
   it("applies a transcribed system message to the voice message and hides the event", () => {

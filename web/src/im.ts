@@ -279,6 +279,26 @@ export function systemText(content: string, sender: UserRef, names: NameLookup, 
   }
 }
 
+// ------------------------------------------------------------------ unread
+
+/** Unread messages are counted one by one among this many newest after the read position. */
+export const UNREAD_COUNTED = 100;
+
+/**
+ * Unread messages after `seen` counted as the server counts them: other members' messages,
+ * not recalled ones, not system messages (edits, recalls, transcripts, joins), one by one among
+ * the newest UNREAD_COUNTED, every older one as one. `null` when the log lacks some of them.
+ */
+export function countUnread(log: ConversationLog, seen: number, lastSeq: number, me: number | undefined): number | null {
+  if (log.base > seen || log.known < lastSeq) return null;
+  const from = Math.max(seen, lastSeq - UNREAD_COUNTED);
+  let n = Math.max(0, lastSeq - seen - UNREAD_COUNTED);
+  for (const m of log.messages()) {
+    if (m.seq > from && m.seq <= lastSeq && m.kind !== "system" && !m.recalled && m.sender.id !== me) n++;
+  }
+  return n;
+}
+
 // ------------------------------------------------------------------ conversation log
 
 export interface MessageChange {

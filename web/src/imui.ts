@@ -30,6 +30,7 @@ import {
   TYPING_SEND_INTERVAL_MS,
   TYPING_SHOW_MS,
   ackedMessage,
+  countUnread,
   eventAffects,
   isSilentSystem,
   parseSystem,
@@ -421,7 +422,7 @@ export class ImController {
           if (r.seq > c.state.readSeq) {
             c.state.readSeq = r.seq;
             c.sentRead = Math.max(c.sentRead, r.seq);
-            c.state.unread = Math.max(0, c.state.lastSeq - r.seq);
+            this.recountUnread(c);
             this.renderConversations();
           }
         } else {
@@ -620,8 +621,8 @@ export class ImController {
         c.state.readSeq = Math.max(c.state.readSeq, m.seq);
         c.sentRead = Math.max(c.sentRead, m.seq);
       } else if (!this.isVisible(c.state.id)) {
-        // The server counts unread as lastSeq - max(readSeq, joinedSeq).
-        c.state.unread = Math.max(0, c.state.lastSeq - Math.max(c.state.readSeq, c.state.joinedSeq));
+        const counted = countUnread(c.log, this.seen(c), c.state.lastSeq, this.me?.id);
+        c.state.unread = counted ?? (m.kind === "system" ? c.state.unread : c.state.unread + 1);
       }
       if (m.kind === "system") this.onSystem(c, m);
     }
@@ -1111,11 +1112,20 @@ export class ImController {
         c.state.readSeq = Math.max(c.state.readSeq, newest);
       }
     }
-    const unread = Math.max(0, c.state.lastSeq - Math.max(c.state.readSeq, c.state.joinedSeq));
-    if (unread !== c.state.unread) {
-      c.state.unread = unread;
-      this.renderConversations();
-    }
+    const before = c.state.unread;
+    this.recountUnread(c);
+    if (c.state.unread !== before) this.renderConversations();
+  }
+
+  private seen(c: Conv): number {
+    return Math.max(c.state.readSeq, c.state.joinedSeq);
+  }
+
+  /** After the read position moved: counted from the log, or at most what is left after it. */
+  private recountUnread(c: Conv): void {
+    const seen = this.seen(c);
+    const counted = c.log ? countUnread(c.log, seen, c.state.lastSeq, this.me?.id) : null;
+    c.state.unread = counted ?? Math.min(c.state.unread, Math.max(0, c.state.lastSeq - seen));
   }
 
   /** The IM view became visible/invisible (the App switched between rooms and chats). */

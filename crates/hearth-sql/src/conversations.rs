@@ -26,6 +26,10 @@ type ConversationRow = (
 );
 type MemberRow = (i64, String, String, i64, i64);
 
+/// Unread messages are counted one by one among this many newest messages after a member's
+/// read position (a badge shows "99+" past 99); any older unread message counts as one.
+const UNREAD_COUNTED: i64 = 100;
+
 const CONVERSATION_SELECT: &str = "SELECT id, kind, slug, name, owner_id, dissolved, last_seq, \
      direct_key FROM conversations WHERE ";
 const MEMBER_SELECT: &str = "SELECT m.user_id, u.username, m.role, m.joined_seq, m.read_seq \
@@ -474,6 +478,28 @@ impl ConversationStore for SqlStore {
         .into_iter()
         .map(|(conversation, id, username)| (conversation, UserRef { id, username }))
         .collect();
+        // What is unread among the newest UNREAD_COUNTED messages after the read position:
+        // other members' messages, not recalled ones, not system messages (edits, recalls,
+        // transcripts, joins).
+        // Each conversation reads at most that many rows of its key.
+        let greatest = self.backend.greatest();
+        let counted: HashMap<i64, i64> =
+            sqlx::query_as::<_, (i64, i64)>(sqlx::AssertSqlSafe(format!(
+                "SELECT m.conversation_id, COUNT(*) FROM members me \
+                 JOIN conversations c ON c.id = me.conversation_id \
+                 JOIN messages m ON m.conversation_id = me.conversation_id \
+                 AND m.seq > {greatest}(me.read_seq, me.joined_seq, c.last_seq - ?) \
+                 WHERE me.user_id = ? AND c.dissolved = 0 AND m.kind <> 'system' \
+                 AND m.recalled = 0 AND m.sender_id <> ? GROUP BY m.conversation_id"
+            )))
+            .bind(UNREAD_COUNTED)
+            .bind(user)
+            .bind(user)
+            .fetch_all(&self.read)
+            .await
+            .map_err(store_error)?
+            .into_iter()
+            .collect();
         Ok(rows
             .into_iter()
             .map(
@@ -492,7 +518,9 @@ impl ConversationStore for SqlStore {
                         last_seq,
                         joined_seq,
                         read_seq: seen,
-                        unread: (last_seq - seen).max(0),
+                        // Beyond the newest UNREAD_COUNTED, every message counts.
+                        unread: counted.get(&id).copied().unwrap_or(0)
+                            + (last_seq - seen - UNREAD_COUNTED).max(0),
                         last_activity: last_ms,
                     }
                 },

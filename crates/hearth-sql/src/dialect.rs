@@ -107,6 +107,14 @@ impl Backend {
         }
     }
 
+    /// The function giving the largest of its arguments.
+    pub(crate) fn greatest(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "MAX",
+            Backend::MySql => "GREATEST",
+        }
+    }
+
     /// The id the connection's last `INSERT` generated (run inside the same transaction).
     pub(crate) fn last_insert_id(self) -> &'static str {
         match self {
