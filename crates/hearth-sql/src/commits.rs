@@ -93,31 +93,35 @@ async fn commit_connection(pool: &AnyPool) -> Result<AnyConnection, StoreError> 
     Ok(connection)
 }
 
-/// The batch's statements and `COMMIT`; on failure `ROLLBACK`, and whether the connection is
-/// still usable (the rollback went through).
+/// How a commit on the kept connection failed.
+enum Failed {
+    /// A statement before `COMMIT`: nothing was committed. `usable`: the `ROLLBACK` went
+    /// through, so the connection can serve the next batch; if not, it is dead.
+    BeforeCommit { error: StoreError, usable: bool },
+    /// `COMMIT` itself: whether it took effect is unknown, so the batch is not run again.
+    AtCommit(StoreError),
+}
+
+/// The batch's statements, then `COMMIT`.
 async fn commit_on(
     connection: &mut AnyConnection,
     batch: &[Append],
-) -> Result<Vec<Vec<ChatMessage>>, (StoreError, bool)> {
-    let stored = async {
-        let stored = store_together(connection, Backend::MySql, batch).await?;
-        sqlx::query("COMMIT")
-            .execute(&mut *connection)
-            .await
-            .map_err(store_error)?;
-        Ok(stored)
-    }
-    .await;
-    match stored {
-        Ok(stored) => Ok(stored),
+) -> Result<Vec<Vec<ChatMessage>>, Failed> {
+    let stored = match store_together(connection, Backend::MySql, batch).await {
+        Ok(stored) => stored,
         Err(error) => {
             let usable = sqlx::query("ROLLBACK")
                 .execute(&mut *connection)
                 .await
                 .is_ok();
-            Err((error, usable))
+            return Err(Failed::BeforeCommit { error, usable });
         }
-    }
+    };
+    sqlx::query("COMMIT")
+        .execute(&mut *connection)
+        .await
+        .map_err(|error| Failed::AtCommit(store_error(error)))?;
+    Ok(stored)
 }
 
 impl Committer for MySqlCommitter {
@@ -126,21 +130,37 @@ impl Committer for MySqlCommitter {
         batch: &[Append],
     ) -> Result<Vec<Vec<ChatMessage>>, StoreError> {
         // A kept connection may have died while idle (the server restarted, `wait_timeout`):
-        // then the batch runs again on a fresh one. Had the lost commit gone through, its
-        // client ids are taken and the retry fails into the savepoint path, which finds them.
+        // its first statement fails, nothing was committed, and the batch runs again on a
+        // fresh connection. A failed `COMMIT` is not retried: it may have taken effect, and
+        // the appends' answers say it failed (as any failed commit does).
         if let Some(connection) = self.connection.as_mut() {
             match commit_on(connection, batch).await {
                 Ok(stored) => return Ok(stored),
-                Err((error, true)) => return Err(error),
-                Err((_, false)) => self.connection = None,
+                Err(Failed::BeforeCommit {
+                    error,
+                    usable: true,
+                }) => return Err(error),
+                Err(Failed::BeforeCommit { usable: false, .. }) => self.connection = None,
+                Err(Failed::AtCommit(error)) => {
+                    self.connection = None;
+                    return Err(error);
+                }
             }
         }
         let mut connection = commit_connection(&self.pool).await?;
-        let result = commit_on(&mut connection, batch).await;
-        if matches!(result, Ok(_) | Err((_, true))) {
-            self.connection = Some(connection);
+        match commit_on(&mut connection, batch).await {
+            Ok(stored) => {
+                self.connection = Some(connection);
+                Ok(stored)
+            }
+            Err(Failed::BeforeCommit { error, usable }) => {
+                if usable {
+                    self.connection = Some(connection);
+                }
+                Err(error)
+            }
+            Err(Failed::AtCommit(error)) => Err(error),
         }
-        result.map_err(|(error, _)| error)
     }
 }
 
