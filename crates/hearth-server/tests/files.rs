@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Account, Backend, Deployment, Node};
+use common::{Account, Backend, Deployment, Node, all_hits, expect_count};
 use futures_util::StreamExt;
 use hearth_core::files::{BlobStore, FileLimits};
 use serde_json::{Value, json};
@@ -594,27 +594,6 @@ on_both_backends!(
     }
 );
 
-/// Every hit of `GET /api/search/messages?q=…` for `account`, once the index holds `count`
-/// (it follows the database within about a second).
-async fn search_hits(node: &Node, account: &Account, q: &str, count: usize) -> Vec<Value> {
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let page = node
-            .ok(account, "GET", &format!("/api/search/messages?q={q}"), None)
-            .await;
-        let hits = page["hits"].as_array().unwrap().clone();
-        if hits.len() == count {
-            return hits;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{q}: {} hits, expected {count}",
-            hits.len()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 on_both_backends!(
     images_and_files_are_found_by_their_names,
     |backend: Backend| async move {
@@ -638,21 +617,23 @@ on_both_backends!(
         }
 
         // A word of the name finds the file (it has no caption); the hit describes the file.
-        let hits = search_hits(&node, &bob, "quarterly", 1).await;
+        let hits = expect_count(&node, &bob, "quarterly", "", 1).await;
         assert_eq!(hits[0]["message"]["kind"], "file");
         assert_eq!(hits[0]["message"]["file"]["name"], "quarterly-report.pdf");
         assert_eq!(hits[0]["snippet"]["text"], "quarterly-report.pdf");
         // The image by its name and by its caption.
         assert_eq!(
-            search_hits(&node, &bob, "harbour", 1).await[0]["message"]["kind"],
+            expect_count(&node, &bob, "harbour", "", 1).await[0]["message"]["kind"],
             "image"
         );
         assert_eq!(
-            search_hits(&node, &bob, "dusk", 1).await[0]["message"]["kind"],
+            expect_count(&node, &bob, "dusk", "", 1).await[0]["message"]["kind"],
             "image"
         );
         // Names are searched as the messages are: not by someone outside the group.
-        assert!(search_hits(&node, &carol, "quarterly", 0).await.is_empty());
+        assert!(all_hits(&node, &carol, "quarterly", "").await.is_empty());
+        node.stop().await;
+        deployment.cleanup().await;
     }
 );
 

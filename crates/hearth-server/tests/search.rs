@@ -9,84 +9,12 @@
 
 mod common;
 
-use common::{Account, Backend, Client, Deployment, Node, unique};
+use common::{
+    Account, Backend, Client, Deployment, Node, all_hits, enc, expect_count, search, unique,
+};
 use serde_json::{Value, json};
 use std::collections::HashSet;
-use std::time::{Duration, Instant};
-
-/// How long the index may take to catch up in a test (generous: debug builds, two cores).
-const CATCH_UP: Duration = Duration::from_secs(30);
-
-/// Percent-encodes a query-string value.
-fn enc(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
-}
-
-/// One page of `GET /api/search/messages?q=…&extra`.
-async fn search(node: &Node, account: &Account, q: &str, extra: &str) -> (u16, Value) {
-    let path = format!("/api/search/messages?q={}{extra}", enc(q));
-    node.call(Some(account), "GET", &path, None).await
-}
-
-/// Every hit for `q`, paging 50 at a time; asserts pages do not repeat hits.
-async fn all_hits(node: &Node, account: &Account, q: &str, extra: &str) -> Vec<Value> {
-    let mut hits: Vec<Value> = Vec::new();
-    let mut offset = 0;
-    loop {
-        let (status, page) = search(
-            node,
-            account,
-            q,
-            &format!("{extra}&limit=50&offset={offset}"),
-        )
-        .await;
-        assert_eq!(status, 200, "search {q}: {page}");
-        let got = page["hits"].as_array().unwrap();
-        hits.extend(got.iter().cloned());
-        if page["hasMore"] != true {
-            break;
-        }
-        assert_eq!(got.len(), 50, "a page before the last is full");
-        offset += 50;
-    }
-    let ids: HashSet<&str> = hits
-        .iter()
-        .map(|h| h["message"]["id"].as_str().unwrap())
-        .collect();
-    assert_eq!(ids.len(), hits.len(), "no hit twice for {q}");
-    hits
-}
-
-/// Polls until `q` has exactly `count` hits for `account`; returns them.
-async fn expect_count(
-    node: &Node,
-    account: &Account,
-    q: &str,
-    extra: &str,
-    count: usize,
-) -> Vec<Value> {
-    let deadline = Instant::now() + CATCH_UP;
-    loop {
-        let hits = all_hits(node, account, q, extra).await;
-        if hits.len() == count {
-            return hits;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{q:?}{extra}: expected {count} hits, still {} after {CATCH_UP:?}",
-            hits.len()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
+use std::time::Duration;
 
 fn content(hit: &Value) -> &str {
     hit["message"]["content"].as_str().unwrap()

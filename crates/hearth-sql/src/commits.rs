@@ -133,33 +133,32 @@ impl Committer for MySqlCommitter {
         // its first statement fails, nothing was committed, and the batch runs again on a
         // fresh connection. A failed `COMMIT` is not retried: it may have taken effect, and
         // the appends' answers say it failed (as any failed commit does).
-        if let Some(connection) = self.connection.as_mut() {
-            match commit_on(connection, batch).await {
-                Ok(stored) => return Ok(stored),
+        let mut kept = self.connection.is_some();
+        let mut connection = match self.connection.take() {
+            Some(connection) => connection,
+            None => commit_connection(&self.pool).await?,
+        };
+        loop {
+            match commit_on(&mut connection, batch).await {
+                Ok(stored) => {
+                    self.connection = Some(connection);
+                    return Ok(stored);
+                }
                 Err(Failed::BeforeCommit {
                     error,
                     usable: true,
-                }) => return Err(error),
-                Err(Failed::BeforeCommit { usable: false, .. }) => self.connection = None,
-                Err(Failed::AtCommit(error)) => {
-                    self.connection = None;
+                }) => {
+                    self.connection = Some(connection);
+                    return Err(error);
+                }
+                Err(Failed::BeforeCommit { usable: false, .. }) if kept => {
+                    kept = false;
+                    connection = commit_connection(&self.pool).await?;
+                }
+                Err(Failed::BeforeCommit { error, .. } | Failed::AtCommit(error)) => {
                     return Err(error);
                 }
             }
-        }
-        let mut connection = commit_connection(&self.pool).await?;
-        match commit_on(&mut connection, batch).await {
-            Ok(stored) => {
-                self.connection = Some(connection);
-                Ok(stored)
-            }
-            Err(Failed::BeforeCommit { error, usable }) => {
-                if usable {
-                    self.connection = Some(connection);
-                }
-                Err(error)
-            }
-            Err(Failed::AtCommit(error)) => Err(error),
         }
     }
 }

@@ -12,9 +12,10 @@ use hearth_redis::{Redis, RedisBus, RedisPresence};
 use hearth_server::{Cluster, FileSettings, Server, ServerConfig};
 use hearth_sql::SqlStore;
 use serde_json::{Value, json};
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -675,4 +676,80 @@ pub fn room<'a>(hello: &'a Value, id: &str) -> &'a Value {
         .iter()
         .find(|r| r["id"] == id)
         .unwrap_or_else(|| panic!("room {id} in hello"))
+}
+
+// ---------------------------------------------------------------- search
+
+/// How long the index may take to catch up in a test (generous: debug builds, two cores).
+pub const CATCH_UP: Duration = Duration::from_secs(30);
+
+/// Percent-encodes a query-string value.
+pub fn enc(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// One page of `GET /api/search/messages?q=…&extra`.
+pub async fn search(node: &Node, account: &Account, q: &str, extra: &str) -> (u16, Value) {
+    let path = format!("/api/search/messages?q={}{extra}", enc(q));
+    node.call(Some(account), "GET", &path, None).await
+}
+
+/// Every hit for `q`, paging 50 at a time; asserts pages do not repeat hits.
+pub async fn all_hits(node: &Node, account: &Account, q: &str, extra: &str) -> Vec<Value> {
+    let mut hits: Vec<Value> = Vec::new();
+    let mut offset = 0;
+    loop {
+        let (status, page) = search(
+            node,
+            account,
+            q,
+            &format!("{extra}&limit=50&offset={offset}"),
+        )
+        .await;
+        assert_eq!(status, 200, "search {q}: {page}");
+        let got = page["hits"].as_array().unwrap();
+        hits.extend(got.iter().cloned());
+        if page["hasMore"] != true {
+            break;
+        }
+        assert_eq!(got.len(), 50, "a page before the last is full");
+        offset += 50;
+    }
+    let ids: HashSet<&str> = hits
+        .iter()
+        .map(|h| h["message"]["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), hits.len(), "no hit twice for {q}");
+    hits
+}
+
+/// Polls until `q` has exactly `count` hits for `account`; returns them.
+pub async fn expect_count(
+    node: &Node,
+    account: &Account,
+    q: &str,
+    extra: &str,
+    count: usize,
+) -> Vec<Value> {
+    let deadline = Instant::now() + CATCH_UP;
+    loop {
+        let hits = all_hits(node, account, q, extra).await;
+        if hits.len() == count {
+            return hits;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{q:?}{extra}: expected {count} hits, still {} after {CATCH_UP:?}",
+            hits.len()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
