@@ -610,6 +610,8 @@ export class ImController {
       c.typing.delete(m.sender.id);
     }
     if (!c.log) {
+      // Counted now, made exact by the pull that loads the log.
+      if (m.sender.id !== this.me?.id && m.kind !== "system" && !this.isVisible(c.state.id)) c.state.unread += 1;
       void this.pull(c.state.id);
       this.renderConversations();
       return;
@@ -699,6 +701,7 @@ export class ImController {
     } finally {
       c.pulling = false;
     }
+    if (!this.isVisible(id)) this.recountUnread(c);
     this.renderConversations();
     if (id === this.openId) {
       this.renderMessages(true);

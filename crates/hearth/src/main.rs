@@ -113,6 +113,15 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             (stores, Cluster { bus, presence })
         }
     };
+    if config.redis.is_some() && config.files.store == "local" {
+        // Each node would keep the bytes it received: a file uploaded through one node is
+        // "not found" through the others unless the directory is shared.
+        tracing::warn!(
+            dir = %config.files_dir().display(),
+            "cluster mode with files.store = \"local\": every node must see the same files \
+             directory (a shared mount), or use an s3:// store"
+        );
+    }
     let server_config = config.server_config().context("opening the files store")?;
     let server = Server::start(stores, server_config, cluster)
         .await
