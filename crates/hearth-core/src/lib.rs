@@ -32,6 +32,7 @@ pub mod groups;
 pub mod im_error;
 pub mod limits;
 pub mod local;
+pub mod login_throttle;
 pub mod media;
 pub mod member_cache;
 pub mod messaging;

@@ -5,17 +5,20 @@
 //! * [`StreamCachedRooms`] — one Redis Stream per room holding its recent messages (trimmed
 //!   with `MAXLEN ~`), in front of the SQL store that keeps every message durably. Stream
 //!   entry ids are the wire message ids (`<ms>-<seq>`), as in the reference chat room.
+//! * [`RedisLoginThrottle`] — the per-account login rate and lock-out, shared by every node.
 //!
 //! Every call is bounded by a response timeout, so a Redis outage turns into a quick
 //! "unavailable" error rather than a hung request; the connection manager reconnects on its
 //! own when Redis is back.
 
 mod bus;
+mod logins;
 mod presence;
 mod sessions;
 mod streams;
 
 pub use bus::RedisBus;
+pub use logins::RedisLoginThrottle;
 pub use presence::RedisPresence;
 pub use sessions::RedisSessions;
 pub use streams::StreamCachedRooms;

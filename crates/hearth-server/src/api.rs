@@ -319,11 +319,11 @@ pub async fn login(
 
 /// A login behind the per-IP and per-account limits; failures earn the account a lock-out.
 async fn limited_login(app: &App, ip: IpAddr, body: &LoginRequest) -> Result<Session, ApiError> {
-    app.rate.login(ip, &body.email)?;
+    app.rate.login(ip, &body.email).await?;
     let result = app.accounts.login(&body.email, &body.password).await;
     match &result {
-        Ok(_) => app.rate.login_result(&body.email, true),
-        Err(AccountError::LoginFailed) => app.rate.login_result(&body.email, false),
+        Ok(_) => app.rate.login_result(&body.email, true).await,
+        Err(AccountError::LoginFailed) => app.rate.login_result(&body.email, false).await,
         Err(_) => {}
     }
     Ok(result?)

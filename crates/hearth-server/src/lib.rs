@@ -43,6 +43,7 @@ use hearth_core::bus::{Bus, BusHandler, PresenceStore, room_topic};
 use hearth_core::files::{BlobStore, FileLimits, Files};
 use hearth_core::groups::Groups;
 use hearth_core::local::{LocalBus, LocalPresence};
+use hearth_core::login_throttle::LoginThrottle;
 use hearth_core::messaging::{MemberCache, Messaging, Router as MessageRouter};
 use hearth_core::model::{ChatMessage, ConversationRef};
 use hearth_core::presence::Presence;
@@ -112,6 +113,8 @@ impl std::fmt::Debug for FileSettings {
 pub struct Cluster {
     pub bus: Arc<dyn Bus>,
     pub presence: Arc<dyn PresenceStore>,
+    /// The per-account login limits every node sees (none for one node alone).
+    pub login_throttle: Option<Arc<dyn LoginThrottle>>,
 }
 
 impl Cluster {
@@ -120,6 +123,7 @@ impl Cluster {
         Cluster {
             bus: Arc::new(LocalBus::default()),
             presence: Arc::new(LocalPresence::default()),
+            login_throttle: None,
         }
     }
 }
@@ -303,7 +307,10 @@ impl Server {
             limits: config.limits,
             secure_cookies: config.secure_cookies,
             security: config.security,
-            rate: Arc::new(RateGate::new(config.rate_limits)),
+            rate: Arc::new(RateGate::new(
+                config.rate_limits,
+                cluster.login_throttle.clone(),
+            )),
             shutdown: shutdown_rx,
             ops,
         };

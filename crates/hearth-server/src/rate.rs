@@ -5,7 +5,9 @@
 //! gateway turns it into `429` + `Retry-After` or an `error` frame `rate_limited` with
 //! `retryAfterMs`. Repeated failed logins of one account add an exponential lock-out on top.
 //! Limits are per node: behind a balancer with N nodes a client gets at most N times the rate
-//! (documented in operations.md); the lock-out after failed logins is per node too.
+//! (documented in operations.md) — except the per-account login limits (the attempt rate and
+//! the lock-out after failed logins), which in cluster mode are also kept in a
+//! [`LoginThrottle`] every node shares, so guessing a password gains nothing from more nodes.
 //!
 //! Memory is bounded: idle keys are purged every minute, and a table that still holds more
 //! than [`MAX_KEYS`] keys refuses new keys until the purge (so a flood of spoofed keys cannot
@@ -13,6 +15,9 @@
 
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use hearth_core::login_throttle::{
+    FAILURES_REMEMBERED, LoginRefusal, LoginThrottle, lockout_after, normalized_account,
+};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -23,10 +28,6 @@ use std::time::{Duration, Instant};
 
 /// Keys one limit table may hold between purges.
 const MAX_KEYS: usize = 200_000;
-/// Consecutive failed logins of one account before each further attempt must wait.
-const FREE_LOGIN_FAILURES: u32 = 5;
-/// The longest lock-out after failed logins.
-const MAX_LOCKOUT: Duration = Duration::from_secs(15 * 60);
 
 /// A burst and a sustained rate.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -220,6 +221,8 @@ pub struct RateGate {
     connections: Table<IpAddr>,
     failures: Mutex<HashMap<String, Failures>>,
     sockets: Mutex<SocketCounts>,
+    /// Cluster mode: the per-account login limits every node sees.
+    shared_logins: Option<Arc<dyn LoginThrottle>>,
 }
 
 #[derive(Default)]
@@ -253,8 +256,11 @@ fn decrement<K: Hash + Eq>(map: &mut HashMap<K, usize>, key: &K) {
 }
 
 impl RateGate {
-    pub fn new(config: RateLimits) -> RateGate {
+    /// `shared_logins`: where the per-account login limits are shared between nodes, if
+    /// anywhere.
+    pub fn new(config: RateLimits, shared_logins: Option<Arc<dyn LoginThrottle>>) -> RateGate {
         RateGate {
+            shared_logins,
             signups: Table::new(config.enabled, Limit::Signup, config.signups_per_ip),
             logins_by_ip: Table::new(config.enabled, Limit::LoginIp, config.logins_per_ip),
             logins_by_account: Table::new(
@@ -290,12 +296,36 @@ impl RateGate {
     }
 
     /// Before a login attempt: the IP's and the account's rates, and any lock-out earned by
-    /// earlier failures.
-    pub fn login(&self, ip: IpAddr, account: &str) -> Result<(), Limited> {
+    /// earlier failures — this node's, then the cluster's.
+    pub async fn login(&self, ip: IpAddr, account: &str) -> Result<(), Limited> {
         if !self.config.enabled {
             return Ok(());
         }
-        let account = account.trim().to_lowercase();
+        self.login_here(ip, account)?;
+        let Some(shared) = &self.shared_logins else {
+            return Ok(());
+        };
+        let rate = self.config.logins_per_account;
+        match shared.admit(account, rate.burst, rate.per_minute).await {
+            Ok(None) => Ok(()),
+            Ok(Some(LoginRefusal::LockedOut(retry_after))) => Err(Limited {
+                limit: Limit::LoginLockout,
+                retry_after,
+            }),
+            Ok(Some(LoginRefusal::TooFrequent(retry_after))) => Err(Limited {
+                limit: Limit::LoginAccount,
+                retry_after,
+            }),
+            Err(error) => {
+                // This node's own limits above still hold.
+                tracing::warn!(%error, "shared login limits unavailable");
+                Ok(())
+            }
+        }
+    }
+
+    fn login_here(&self, ip: IpAddr, account: &str) -> Result<(), Limited> {
+        let account = normalized_account(account);
         if let Some(Failures {
             locked_until: Some(until),
             ..
@@ -314,9 +344,22 @@ impl RateGate {
     }
 
     /// After a login attempt: a success clears the account's failures; each failure past
-    /// the first few doubles the wait before the next attempt (1 s, 2 s, 4 s … 15 min).
-    pub fn login_result(&self, account: &str, succeeded: bool) {
-        let account = account.trim().to_lowercase();
+    /// the first few doubles the wait before the next attempt (1 s, 2 s, 4 s … 15 min), on
+    /// this node and in the cluster.
+    pub async fn login_result(&self, account: &str, succeeded: bool) {
+        if !self.config.enabled {
+            return;
+        }
+        self.login_result_here(account, succeeded);
+        if let Some(shared) = &self.shared_logins
+            && let Err(error) = shared.record(account, succeeded).await
+        {
+            tracing::warn!(%error, "shared login limits unavailable");
+        }
+    }
+
+    fn login_result_here(&self, account: &str, succeeded: bool) {
+        let account = normalized_account(account);
         let mut failures = self.lock_failures();
         if succeeded {
             failures.remove(&account);
@@ -328,9 +371,7 @@ impl RateGate {
         let entry = failures.entry(account).or_default();
         entry.count = entry.count.saturating_add(1);
         entry.last = Some(Instant::now());
-        if entry.count >= FREE_LOGIN_FAILURES {
-            let doublings = (entry.count - FREE_LOGIN_FAILURES).min(10);
-            let wait = Duration::from_secs(1u64 << doublings).min(MAX_LOCKOUT);
+        if let Some(wait) = lockout_after(entry.count) {
             entry.locked_until = Some(Instant::now() + wait);
         }
     }
@@ -393,7 +434,7 @@ impl RateGate {
         ] {
             table.purge();
         }
-        let forget_before = Instant::now().checked_sub(MAX_LOCKOUT * 2);
+        let forget_before = Instant::now().checked_sub(FAILURES_REMEMBERED);
         self.lock_failures()
             .retain(|_, f| match (f.last, forget_before) {
                 (Some(last), Some(before)) => last > before,
@@ -413,6 +454,7 @@ impl RateGate {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hearth_core::login_throttle::FREE_LOGIN_FAILURES;
 
     fn ip(last: u8) -> IpAddr {
         IpAddr::from([127, 0, 0, last])
@@ -420,10 +462,13 @@ mod tests {
 
     #[test]
     fn a_burst_passes_then_the_rate_applies_per_key() {
-        let gate = RateGate::new(RateLimits {
-            messages_per_user: Rate::new(3, 60),
-            ..RateLimits::default()
-        });
+        let gate = RateGate::new(
+            RateLimits {
+                messages_per_user: Rate::new(3, 60),
+                ..RateLimits::default()
+            },
+            None,
+        );
         for _ in 0..3 {
             assert!(gate.messages(1, 1).is_ok());
         }
@@ -442,29 +487,32 @@ mod tests {
 
     #[test]
     fn failed_logins_lock_the_account_out_with_growing_waits() {
-        let gate = RateGate::new(RateLimits::default());
+        let gate = RateGate::new(RateLimits::default(), None);
         for _ in 0..FREE_LOGIN_FAILURES - 1 {
-            assert!(gate.login(ip(1), "Ann@example.com").is_ok());
-            gate.login_result("ann@example.com", false);
+            assert!(gate.login_here(ip(1), "Ann@example.com").is_ok());
+            gate.login_result_here("ann@example.com", false);
         }
-        assert!(gate.login(ip(1), "ann@example.com").is_ok());
-        gate.login_result("ann@example.com", false);
-        let locked = gate.login(ip(2), "ANN@example.com").unwrap_err();
+        assert!(gate.login_here(ip(1), "ann@example.com").is_ok());
+        gate.login_result_here("ann@example.com", false);
+        let locked = gate.login_here(ip(2), "ANN@example.com").unwrap_err();
         assert_eq!(locked.limit, Limit::LoginLockout);
         assert!(locked.retry_after <= Duration::from_secs(1));
-        gate.login_result("ann@example.com", true);
+        gate.login_result_here("ann@example.com", true);
         assert!(
-            gate.login(ip(2), "ann@example.com").is_ok(),
+            gate.login_here(ip(2), "ann@example.com").is_ok(),
             "success clears it"
         );
     }
 
     #[test]
     fn socket_slots_are_counted_and_given_back() {
-        let gate = Arc::new(RateGate::new(RateLimits {
-            max_sockets_per_user: 2,
-            ..RateLimits::default()
-        }));
+        let gate = Arc::new(RateGate::new(
+            RateLimits {
+                max_sockets_per_user: 2,
+                ..RateLimits::default()
+            },
+            None,
+        ));
         let a = gate.open_socket(7, ip(1)).unwrap();
         let _b = gate.open_socket(7, ip(1)).unwrap();
         assert_eq!(

@@ -50,6 +50,22 @@ fn tight(burst: u32) -> Rate {
 /// Asserts a 429 `rate_limited` with a consistent `Retry-After` and `retryAfterMs`; returns
 /// the wait.
 async fn assert_limited(response: reqwest::Response) -> Duration {
+    assert_limited_body(response).await.1
+}
+
+async fn login(node: &Node, body: &Value) -> reqwest::Response {
+    node.post_json("/api/login", body.clone()).await
+}
+
+/// [`assert_limited`] for a refusal by `limit` (its message names it).
+async fn refused_by(response: reqwest::Response, limit: &str) -> Duration {
+    let (message, wait) = assert_limited_body(response).await;
+    assert!(message.contains(limit), "{message} is not {limit}");
+    wait
+}
+
+/// [`assert_limited`], also returning the refusal's message.
+async fn assert_limited_body(response: reqwest::Response) -> (String, Duration) {
     assert_eq!(response.status(), 429);
     let retry_after: u64 = response.headers()["retry-after"]
         .to_str()
@@ -64,7 +80,8 @@ async fn assert_limited(response: reqwest::Response) -> Duration {
         "{wait_ms} ms vs {retry_after} s"
     );
     assert!(retry_after >= 1);
-    Duration::from_millis(wait_ms + 50)
+    let message = body["message"].as_str().unwrap_or_default().to_owned();
+    (message, Duration::from_millis(wait_ms + 50))
 }
 
 fn signup_body(name: &str) -> Value {
@@ -120,6 +137,50 @@ async fn failed_logins_back_off_and_a_good_login_recovers() {
     let response = node.post_json("/api/login", right.clone()).await;
     assert_eq!(response.status(), 204, "recovered");
     node.stop().await;
+    deployment.cleanup().await;
+}
+
+/// Cluster mode: the per-account login limits are kept in Redis, so more nodes give a password
+/// guesser nothing. Each node alone would allow every attempt below.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_limits_are_shared_by_the_nodes_of_a_cluster() {
+    let mut deployment = Deployment::new(Backend::Cluster);
+    deployment.config.rate_limits = RateLimits {
+        // Nothing refills during the test (a debug build hashes a password in ~0.5 s).
+        logins_per_account: Rate {
+            burst: 8,
+            per_minute: 1,
+        },
+        ..generous()
+    };
+    let a = deployment.start().await;
+    let b = deployment.start().await;
+
+    // The attempt rate: a burst of eight, whichever nodes they reach (four each).
+    let ann = a.register("ann").await;
+    let right = json!({"email": ann.email, "password": ann.password});
+    for node in [&a, &b, &a, &b, &a, &b, &a, &b] {
+        assert_eq!(login(node, &right).await.status(), 204);
+    }
+    refused_by(login(&a, &right).await, "logins_per_account").await;
+
+    // The lock-out: five failures, three on one node and two on the other.
+    let ben = a.register("ben").await;
+    let wrong = json!({"email": ben.email.to_uppercase(), "password": "not the password"});
+    let right = json!({"email": ben.email, "password": ben.password});
+    for node in [&a, &b, &a, &b, &a] {
+        assert_eq!(login(node, &wrong).await.status(), 400);
+    }
+    let wait = refused_by(login(&b, &right).await, "login_lockout").await;
+    assert!(wait <= Duration::from_millis(1_050), "{wait:?}");
+    tokio::time::sleep(wait).await;
+    assert_eq!(login(&b, &right).await.status(), 204, "recovered");
+    // The success forgot the failures on every node: one more failure does not lock.
+    assert_eq!(login(&a, &wrong).await.status(), 400);
+    assert_eq!(login(&a, &right).await.status(), 204);
+
+    a.stop().await;
+    b.stop().await;
     deployment.cleanup().await;
 }
 

@@ -12,7 +12,7 @@ use clap::{Parser, Subcommand};
 use config::Config;
 use hearth_core::bus::Bus;
 use hearth_nats::NatsBus;
-use hearth_redis::{Redis, RedisBus, RedisPresence};
+use hearth_redis::{Redis, RedisBus, RedisLoginThrottle, RedisPresence};
 use hearth_server::Cluster;
 use hearth_server::Server;
 use hearth_sql::SqlStore;
@@ -109,8 +109,14 @@ async fn serve(config: Config) -> anyhow::Result<()> {
                 Some(other) => Arc::new(RedisBus::connect(other, &config.redis_prefix).await?),
                 None => Arc::new(RedisBus::connect(url, &config.redis_prefix).await?),
             };
+            let login_throttle = Arc::new(RedisLoginThrottle::new(redis.clone()));
             let stores = hearth_redis::cluster_stores(sql.stores(), redis, config.stream_max_len);
-            (stores, Cluster { bus, presence })
+            let cluster = Cluster {
+                bus,
+                presence,
+                login_throttle: Some(login_throttle),
+            };
+            (stores, cluster)
         }
     };
     if config.redis.is_some() && config.files.store == "local" {

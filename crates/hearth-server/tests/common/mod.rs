@@ -165,10 +165,12 @@ impl Deployment {
                 let bus = RedisBus::connect(&redis_url(), &self.redis_prefix)
                     .await
                     .unwrap();
+                let login_throttle = hearth_redis::RedisLoginThrottle::new(redis.clone());
                 let stores = hearth_redis::cluster_stores(durable, redis, self.stream_max_len);
                 let cluster = Cluster {
                     bus: std::sync::Arc::new(bus),
                     presence,
+                    login_throttle: Some(std::sync::Arc::new(login_throttle)),
                 };
                 (stores, cluster)
             }
