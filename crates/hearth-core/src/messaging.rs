@@ -35,6 +35,7 @@ pub struct Pulled {
 /// A send queued on its conversation's writer (see [`Messaging::submit`]).
 pub struct PendingSend {
     client_msg_id: String,
+    conversation_id: i64,
     submitted: Submitted,
     transcription: Option<Arc<crate::transcription::TranscriptionQueue>>,
 }
@@ -53,6 +54,14 @@ impl PendingSend {
             .into_iter()
             .next()
             .ok_or_else(|| ImError::Store(crate::StoreError::Backend("nothing stored".into())))?;
+        if stored.conversation_id != self.conversation_id {
+            // A retry is answered with the message first sent under its id: this one names
+            // another conversation, so it is a different message under a used id, not a retry.
+            return Err(ImError::conflict(
+                "client_msg_id_reused",
+                "this clientMsgId was already used for a message in another conversation",
+            ));
+        }
         if stored.kind == MessageKind::Voice
             && let (Some(queue), Some(file)) = (&self.transcription, &stored.file)
         {
@@ -88,7 +97,16 @@ pub struct Messaging {
     policy: Policy,
     /// Where stored voice messages go to be transcribed, when a transcriber is configured.
     transcription: std::sync::OnceLock<Arc<crate::transcription::TranscriptionQueue>>,
+    /// When each (user, conversation) last had a typing notice passed on.
+    typing: Mutex<HashMap<(i64, i64), std::time::Instant>>,
 }
+
+/// Typing notices passed on per user and conversation at most this often; the ones between
+/// are dropped (a client repeats them every few seconds while the user types, so nothing is
+/// lost, and a flood of them reaches nobody).
+const TYPING_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+/// (user, conversation) pairs remembered for the typing limit before stale ones are dropped.
+const TYPING_REMEMBERED: usize = 10_000;
 
 /// Routes what a writer committed: rooms to every socket, other conversations to members.
 pub struct Router {
@@ -184,6 +202,7 @@ impl Messaging {
             limits,
             policy,
             transcription: std::sync::OnceLock::new(),
+            typing: Mutex::default(),
         }
     }
 
@@ -243,6 +262,41 @@ impl Messaging {
     /// Whether `a` may write to `b` directly under the configured policy.
     pub async fn check_direct(&self, a: i64, b: i64) -> Result<(), ImError> {
         self.direct_allowed(self.social.direct_status(a, b).await?)
+    }
+
+    /// Whether `conversation_id` is a direct conversation `user` may no longer write to: why
+    /// not, if so (the send checks' cached friendship and blocks).
+    async fn direct_refusal(
+        &self,
+        user: i64,
+        conversation_id: i64,
+    ) -> Result<Option<ImError>, ImError> {
+        let check = self
+            .members
+            .send_check(&*self.conversations, conversation_id, user)
+            .await?
+            .ok_or_else(ImError::not_member)?;
+        let (conversation, _, direct) = &*check;
+        if conversation.kind != ConversationKind::Direct {
+            return Ok(None);
+        }
+        Ok(self.direct_allowed(*direct).err())
+    }
+
+    /// Whether a typing notice of `user` in `conversation_id` is passed on now; remembers it.
+    fn typing_due(&self, user: i64, conversation_id: i64) -> bool {
+        let now = std::time::Instant::now();
+        let mut last = self.typing.lock().unwrap_or_else(|e| e.into_inner());
+        if last.len() >= TYPING_REMEMBERED {
+            last.retain(|_, at| now.duration_since(*at) < TYPING_EVERY);
+        }
+        match last.get(&(user, conversation_id)) {
+            Some(at) if now.duration_since(*at) < TYPING_EVERY => false,
+            _ => {
+                last.insert((user, conversation_id), now);
+                true
+            }
+        }
     }
 
     /// The policy applied to what `SocialStore::direct_status` says of two users.
@@ -372,6 +426,7 @@ impl Messaging {
             .await?;
         Ok(PendingSend {
             client_msg_id,
+            conversation_id: conversation.id,
             submitted,
             transcription: self.transcription.get().cloned(),
         })
@@ -452,6 +507,7 @@ impl Messaging {
 
     /// Moves the read position and tells every member (the reader's other devices clear their
     /// unread count from it).
+    /// In a direct conversation across a block, only the reader's own devices are told.
     pub async fn read(&self, user: i64, conversation_id: i64, seq: i64) -> Result<(), ImError> {
         let (conversation, _) = self.membership(user, conversation_id).await?;
         let seq = seq.clamp(0, conversation.last_seq);
@@ -460,10 +516,14 @@ impl Messaging {
             .mark_read(conversation_id, user, seq)
             .await?
         {
-            let members = self
-                .members
-                .get(&*self.conversations, conversation_id)
-                .await?;
+            let members: Arc<[i64]> = if self.direct_refusal(user, conversation_id).await?.is_some()
+            {
+                Arc::new([user])
+            } else {
+                self.members
+                    .get(&*self.conversations, conversation_id)
+                    .await?
+            };
             let receipt = ImServerFrame::Receipt(Receipt {
                 conversation_id,
                 user_id: user,
@@ -474,9 +534,17 @@ impl Messaging {
         Ok(())
     }
 
-    /// Tells the other members that `user` is typing. Nothing is stored.
+    /// Tells the other members that `user` is typing (as often as [`TYPING_EVERY`]). Nothing
+    /// is stored. Refused where a message would be (a direct conversation across a block, or
+    /// with someone no longer a friend when direct messages are between friends).
     pub async fn typing(&self, user: i64, conversation_id: i64) -> Result<(), ImError> {
         self.membership(user, conversation_id).await?;
+        if let Some(refusal) = self.direct_refusal(user, conversation_id).await? {
+            return Err(refusal);
+        }
+        if !self.typing_due(user, conversation_id) {
+            return Ok(());
+        }
         let members = self
             .members
             .get(&*self.conversations, conversation_id)
@@ -558,6 +626,15 @@ impl Messaging {
         // Text needs words; the caption of an upload may be emptied.
         if message.kind == MessageKind::Text {
             self.check_content(&content)?;
+        }
+        // The edit goes out as a message every member reads, with the new text in it: a
+        // member who joined after the message must not learn what it says.
+        let members = self.conversations.members(conversation_id).await?;
+        if members.iter().any(|m| m.joined_seq >= seq) {
+            return Err(ImError::forbidden(
+                "edit_after_join",
+                "someone joined after this message; editing it would show them its text",
+            ));
         }
         if self
             .messages

@@ -102,16 +102,18 @@ impl Presence {
         }
     }
 
-    /// Presence of `users` as `viewer` may see it: friends and fellow members only.
+    /// Presence of `users` as `viewer` may see it: friends and fellow group members only, and
+    /// never across a block (either way).
     pub async fn query(&self, viewer: i64, users: &[i64]) -> Result<Vec<PresenceFrame>, ImError> {
         if users.len() > 200 {
             return Err(ImError::invalid("too_many", "at most 200 users per query"));
         }
         let mut answer = Vec::with_capacity(users.len());
         for &user in users {
-            let visible = user == viewer
-                || self.social.are_friends(viewer, user).await?
-                || self.conversations.share_conversation(viewer, user).await?;
+            let visible = user == viewer || {
+                let (friends, blocked) = self.social.direct_status(viewer, user).await?;
+                !blocked && (friends || self.conversations.share_group(viewer, user).await?)
+            };
             if !visible {
                 return Err(ImError::forbidden(
                     "presence_hidden",

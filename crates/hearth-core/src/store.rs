@@ -232,8 +232,9 @@ pub trait ConversationStore: Send + Sync {
         user_id: i64,
     ) -> Result<Option<(Conversation, Member, (bool, bool))>, StoreError>;
     async fn members(&self, conversation_id: i64) -> Result<Vec<Member>, StoreError>;
-    /// Whether the two users are both members of some direct or group conversation.
-    async fn share_conversation(&self, a: i64, b: i64) -> Result<bool, StoreError>;
+    /// Whether the two users are both members of some group that is not dissolved. (A direct
+    /// conversation alone does not count: it outlives the friendship and any block.)
+    async fn share_group(&self, a: i64, b: i64) -> Result<bool, StoreError>;
     async fn member_ids(&self, conversation_id: i64) -> Result<Vec<i64>, StoreError>;
     /// The direct conversation of the two, created if it does not exist (unique per pair).
     async fn direct_conversation(

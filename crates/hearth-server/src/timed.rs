@@ -414,11 +414,11 @@ impl ConversationStore for Timed<dyn ConversationStore> {
             self.0.members(conversation_id).await
         )
     }
-    async fn share_conversation(&self, a: i64, b: i64) -> Result<bool, StoreError> {
+    async fn share_group(&self, a: i64, b: i64) -> Result<bool, StoreError> {
         timed!(
             "conversations",
-            "share_conversation",
-            self.0.share_conversation(a, b).await
+            "share_group",
+            self.0.share_group(a, b).await
         )
     }
     async fn member_ids(&self, conversation_id: i64) -> Result<Vec<i64>, StoreError> {

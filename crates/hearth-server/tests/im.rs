@@ -701,6 +701,10 @@ on_both_backends!(two_devices_of_one_user, |backend: Backend| async move {
         .await;
     let (typing, _) = phone.until("typing").await;
     assert_eq!(typing, json!({"conversationId": dm, "userId": ann.id}));
+    // Repeated at once, it is not passed on again: a flood of typing notices reaches nobody.
+    a.send(json!({"type": "typing", "payload": {"conversationId": dm}}))
+        .await;
+    phone.expect_silence(Duration::from_millis(300)).await;
 
     // Presence: Bob is online on two platforms; friends may ask, and see last-seen after.
     let presence = node
@@ -1101,6 +1105,13 @@ on_both_backends!(authorization_table, |backend: Backend| async move {
     let dm = direct(&node, &owner, &member).await;
     let member_blocker_dm = direct(&node, &member, &blocker).await;
     node.ok(
+        &member,
+        "POST",
+        &format!("/api/conversations/{member_blocker_dm}/messages"),
+        Some(json!({"clientMsgId": "mb1", "content": "before the block"})),
+    )
+    .await;
+    node.ok(
         &blocker,
         "POST",
         "/api/blocks",
@@ -1108,7 +1119,19 @@ on_both_backends!(authorization_table, |backend: Backend| async move {
     )
     .await;
     let mut o = node.device(&owner, "web").await;
-    o.send_im(g, "o1", "owner's words").await;
+    let o1 = o.send_im(g, "o1", "owner's words").await["seq"]
+        .as_i64()
+        .unwrap();
+    // Someone joins after o1: editing o1 would show them its new text.
+    let late = node.register("late").await;
+    node.befriend(&owner, &late).await;
+    node.ok(
+        &owner,
+        "POST",
+        &format!("/api/groups/{g}/invite"),
+        Some(json!({"userIds": [late.id]})),
+    )
+    .await;
     node.ok(
         &stranger,
         "POST",
@@ -1408,6 +1431,50 @@ on_both_backends!(authorization_table, |backend: Backend| async move {
         ),
         (
             Forbidden {
+                what: "presence of someone who blocked you (sharing a direct conversation)",
+                status: 403,
+                code: "presence_hidden",
+            },
+            Some(&member),
+            "GET",
+            format!("/api/presence?ids={}", blocker.id),
+            None,
+        ),
+        (
+            Forbidden {
+                what: "presence of someone you blocked",
+                status: 403,
+                code: "presence_hidden",
+            },
+            Some(&blocker),
+            "GET",
+            format!("/api/presence?ids={}", member.id),
+            None,
+        ),
+        (
+            Forbidden {
+                what: "editing a message someone joined after",
+                status: 403,
+                code: "edit_after_join",
+            },
+            Some(&owner),
+            "PATCH",
+            format!("/api/conversations/{g}/messages/{o1}"),
+            Some(json!({"content": "owner's new words"})),
+        ),
+        (
+            Forbidden {
+                what: "a clientMsgId already used in another conversation",
+                status: 409,
+                code: "client_msg_id_reused",
+            },
+            Some(&owner),
+            "POST",
+            format!("/api/conversations/{dm}/messages"),
+            Some(send("o1")),
+        ),
+        (
+            Forbidden {
                 what: "presence of a stranger",
                 status: 403,
                 code: "presence_hidden",
@@ -1477,6 +1544,22 @@ on_both_backends!(authorization_table, |backend: Backend| async move {
         let (error, _) = s.until("error").await;
         assert_eq!(error["code"], "not_member", "{frame}");
     }
+    // Across a block: no typing notices, and a read receipt reaches only the reader.
+    let mut m = node.device(&member, "web").await;
+    let mut blocker_device = node.device(&blocker, "web").await;
+    m.send(json!({"type": "typing", "payload": {"conversationId": member_blocker_dm}}))
+        .await;
+    let (error, _) = m.until("error").await;
+    assert_eq!(error["code"], "blocked", "{error}");
+    blocker_device
+        .send(json!({"type": "read", "payload": {"conversationId": member_blocker_dm, "seq": 1}}))
+        .await;
+    let (receipt, _) = blocker_device.until("receipt").await;
+    assert_eq!(
+        receipt["userId"], blocker.id,
+        "the reader's own devices are told"
+    );
+    m.expect_silence(Duration::from_millis(300)).await;
     // And nothing leaked: the stranger's sync lists only their own group; nothing was stored.
     let sync = node.ok(&stranger, "GET", "/api/sync", None).await;
     let ids: Vec<i64> = sync["conversations"]

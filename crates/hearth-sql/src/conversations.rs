@@ -217,11 +217,13 @@ impl ConversationStore for SqlStore {
         Ok(rows.into_iter().map(member).collect())
     }
 
-    async fn share_conversation(&self, a: i64, b: i64) -> Result<bool, StoreError> {
+    async fn share_group(&self, a: i64, b: i64) -> Result<bool, StoreError> {
         let shared = sqlx::query_scalar::<_, i64>(
             "SELECT ma.conversation_id FROM members ma \
              JOIN members mb ON mb.conversation_id = ma.conversation_id \
-             WHERE ma.user_id = ? AND mb.user_id = ? LIMIT 1",
+             JOIN conversations c ON c.id = ma.conversation_id \
+             WHERE ma.user_id = ? AND mb.user_id = ? AND c.kind = 'group' AND c.dissolved = 0 \
+             LIMIT 1",
         )
         .bind(a)
         .bind(b)
