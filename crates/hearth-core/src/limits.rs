@@ -25,6 +25,9 @@ pub struct Limits {
     pub ping_interval_secs: u64,
     /// …and closes one it has heard nothing from (no frame, no pong) for this long (1001).
     pub idle_timeout_secs: u64,
+    /// An HTTP connection has this long to send each request's headers, counted from when
+    /// the server starts waiting for them (so an idle kept-alive connection closes too).
+    pub header_read_timeout_secs: u64,
 }
 
 impl Default for Limits {
@@ -39,6 +42,7 @@ impl Default for Limits {
             socket_backlog_bytes: 4 << 20,
             ping_interval_secs: 30,
             idle_timeout_secs: 75,
+            header_read_timeout_secs: 30,
         }
     }
 }

@@ -16,7 +16,6 @@ use axum::response::Response;
 use bytes::Bytes;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
-use hyper_util::server::conn::auto::upgrade::downcast;
 use std::future::Future;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
@@ -103,7 +102,8 @@ impl Handshake {
                     return;
                 }
             };
-            match downcast::<TokioIo<TcpStream>>(upgraded) {
+            // The accept loop (`http.rs`) serves plain HTTP/1 connections on TCP streams.
+            match upgraded.downcast::<TokioIo<TcpStream>>() {
                 Ok(parts) => on_open(parts.io.into_inner(), parts.read_buf).await,
                 Err(_) => tracing::error!("an upgraded connection is not a TCP stream"),
             }

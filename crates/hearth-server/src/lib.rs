@@ -21,6 +21,7 @@ mod auth;
 mod fanout;
 mod files_api;
 mod handshake;
+mod http;
 mod im_api;
 mod ops;
 mod outlet;
@@ -383,12 +384,8 @@ impl Server {
             tracing::info!("shutting down: closing sockets");
             let _ = shutdown.send(true);
         };
-        axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-        )
-        .with_graceful_shutdown(drained)
-        .await?;
+        let header_read_timeout = Duration::from_secs(self.app.limits.header_read_timeout_secs);
+        http::serve(listener, router, header_read_timeout, drained).await;
         // Sockets are upgraded connections that axum no longer tracks: wait for their tasks
         // (each holds a clone of the App) to send their close frames and finish any post.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);

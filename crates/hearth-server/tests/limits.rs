@@ -449,3 +449,44 @@ async fn uploads_per_user_trigger_and_recover() {
     node.stop().await;
     deployment.cleanup().await;
 }
+
+/// A connection that does not finish its request's headers in time is closed: half a request,
+/// nothing at all, or an idle kept-alive connection. Without the deadline each held a
+/// descriptor for good (slowloris).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_slow_to_send_headers_are_closed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut deployment = Deployment::new(Backend::Sqlite);
+    deployment.config.limits.header_read_timeout_secs = 1;
+    let node = deployment.start().await;
+    let address = node.base.trim_start_matches("http://").to_owned();
+    let closed_within = |mut stream: tokio::net::TcpStream| async move {
+        let mut buffer = Vec::new();
+        tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut buffer))
+            .await
+            .expect("the server closes the connection")
+            .map(|_| String::from_utf8_lossy(&buffer).into_owned())
+    };
+
+    let mut half = tokio::net::TcpStream::connect(&address).await.unwrap();
+    half.write_all(b"GET /api/me HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let silent = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let mut kept_alive = tokio::net::TcpStream::connect(&address).await.unwrap();
+    kept_alive
+        .write_all(b"GET /api/me HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    for stream in [half, silent] {
+        // Closed, or reset: either way the descriptor is given back.
+        if let Ok(answer) = closed_within(stream).await {
+            assert!(!answer.contains("200"), "{answer:?}");
+        }
+    }
+    // The complete request was answered (401: no session), then the idle connection closed.
+    let answer = closed_within(kept_alive).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+    node.stop().await;
+    deployment.cleanup().await;
+}
