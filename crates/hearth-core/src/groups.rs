@@ -104,10 +104,13 @@ impl Groups {
 
     fn check_name(&self, name: &str) -> Result<(), ImError> {
         let max = self.messaging.policy().max_group_name_chars;
-        if name.trim().is_empty() || name.chars().count() > max {
+        if crate::validate::is_blank(name)
+            || crate::validate::has_stray_controls(name)
+            || name.chars().count() > max
+        {
             return Err(ImError::invalid(
                 "bad_name",
-                format!("a group name is 1 to {max} characters"),
+                format!("a group name is 1 to {max} visible characters"),
             ));
         }
         Ok(())

@@ -451,13 +451,20 @@ impl Messaging {
     }
 
     fn check_content(&self, content: &str) -> Result<(), ImError> {
-        if content.trim().is_empty() {
+        if crate::validate::is_blank(content) {
             return Err(ImError::invalid("empty_content", "message is empty"));
         }
         self.check_length(content)
     }
 
+    /// Any message's text, a caption too: not too long, no stray control characters.
     fn check_length(&self, content: &str) -> Result<(), ImError> {
+        if crate::validate::has_stray_controls(content) {
+            return Err(ImError::invalid(
+                "bad_content",
+                "messages must not contain control characters other than tabs and line breaks",
+            ));
+        }
         let max = self.limits.max_content_chars;
         if content.chars().count() > max {
             return Err(ImError::invalid(

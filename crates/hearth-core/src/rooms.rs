@@ -22,6 +22,8 @@ pub enum RoomError {
     TooManyMessages(usize),
     #[error("message {0} is empty")]
     EmptyContent(usize),
+    #[error("message {0} holds control characters other than tabs and line breaks")]
+    ControlCharacters(usize),
     #[error("message {index} is longer than {max} characters")]
     ContentTooLong { index: usize, max: usize },
     #[error(transparent)]
@@ -112,8 +114,11 @@ impl RoomHub {
         }
         let max_chars = self.limits.max_content_chars;
         for (index, content) in contents.iter().enumerate() {
-            if content.trim().is_empty() {
+            if crate::validate::is_blank(content) {
                 return Err(RoomError::EmptyContent(index));
+            }
+            if crate::validate::has_stray_controls(content) {
+                return Err(RoomError::ControlCharacters(index));
             }
             if content.chars().count() > max_chars {
                 return Err(RoomError::ContentTooLong {

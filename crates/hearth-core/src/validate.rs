@@ -5,6 +5,9 @@
 #[error("{0}")]
 pub struct Invalid(pub String);
 
+/// A username is what others see of someone, so it must look like what it is: no invisible
+/// characters (a name with a zero-width space inside looks like another user's), no white
+/// space but plain spaces inside, and at least one letter or digit (no blank names).
 pub fn username(s: &str) -> Result<(), Invalid> {
     if !(4..=100).contains(&s.len()) {
         return Err(Invalid("username must be 4 to 100 bytes long".into()));
@@ -14,7 +17,43 @@ pub fn username(s: &str) -> Result<(), Invalid> {
             "username must not start or end with spaces or contain control characters".into(),
         ));
     }
+    if s.chars()
+        .any(|c| is_invisible(c) || (c.is_whitespace() && c != ' '))
+    {
+        return Err(Invalid(
+            "username must not contain invisible characters or white space other than spaces"
+                .into(),
+        ));
+    }
+    if !s.chars().any(char::is_alphanumeric) {
+        return Err(Invalid(
+            "username needs at least one letter or digit".into(),
+        ));
+    }
     Ok(())
+}
+
+/// Characters that show nothing: format characters (zero-width spaces and joiners, direction
+/// marks and overrides, the byte-order mark, tags, …) and letters drawn blank (the Hangul
+/// fillers, the empty Braille pattern).
+pub fn is_invisible(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}' | '\u{17B5}'
+        | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{206F}' | '\u{2800}' | '\u{3164}' | '\u{FEFF}' | '\u{FFA0}'
+        | '\u{FFF0}'..='\u{FFFB}' | '\u{1D173}'..='\u{1D17A}' | '\u{E0000}'..='\u{E007F}')
+}
+
+/// A text that shows nothing: only white space and invisible characters.
+pub fn is_blank(s: &str) -> bool {
+    s.chars().all(|c| c.is_whitespace() || is_invisible(c))
+}
+
+/// Control characters other than tabs and line breaks (NUL, escape sequences, …), which a
+/// message or a name has no use for and which some terminals and clients act on.
+pub fn has_stray_controls(s: &str) -> bool {
+    s.chars()
+        .any(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
 }
 
 pub fn password(s: &str) -> Result<(), Invalid> {
@@ -75,7 +114,7 @@ pub fn room_slug(s: &str) -> Result<(), Invalid> {
 }
 
 pub fn room_name(s: &str) -> Result<(), Invalid> {
-    if s.trim().is_empty() || s.len() > 100 {
+    if is_blank(s) || s.len() > 100 || has_stray_controls(s) {
         return Err(Invalid("room name must be 1 to 100 bytes".into()));
     }
     Ok(())
@@ -84,6 +123,38 @@ pub fn room_name(s: &str) -> Result<(), Invalid> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn usernames_must_look_like_what_they_are() {
+        for ok in ["ann1", "Ann Lee", "张伟伟", "zoë_92", "ÅSA-ö"] {
+            assert!(username(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "mal\u{200B}lory",
+            "mallory\u{200B}",
+            "\u{FEFF}mallory",
+            "\u{202E}mallory",
+            "mallory\u{2028}x",
+            "\u{200B}\u{200B}\u{200B}\u{200B}",
+            "\u{3164}\u{3164}",
+            "\u{2800}\u{2800}",
+            "ann\u{00A0}lee",
+            "!!!!",
+            " ann",
+            "a\u{0007}nn",
+        ] {
+            assert!(username(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn blank_and_control_characters() {
+        assert!(is_blank(" \u{200B}\u{200B}\n"));
+        assert!(!is_blank("👨\u{200D}👩"));
+        assert!(has_stray_controls("\u{0000}x"));
+        assert!(has_stray_controls("\u{001B}[31m"));
+        assert!(!has_stray_controls("line\nnext\tcell\r\n"));
+    }
 
     #[test]
     fn emails() {

@@ -235,6 +235,8 @@ pub enum ErrorCode {
     BadPayload,
     UnknownRoom,
     EmptyContent,
+    /// A message holds control characters other than tabs and line breaks.
+    BadContent,
     ContentTooLong,
     NoMessages,
     TooManyMessages,
@@ -256,6 +258,7 @@ impl ErrorCode {
             ErrorCode::BadPayload => "bad_payload",
             ErrorCode::UnknownRoom => "unknown_room",
             ErrorCode::EmptyContent => "empty_content",
+            ErrorCode::BadContent => "bad_content",
             ErrorCode::ContentTooLong => "content_too_long",
             ErrorCode::NoMessages => "no_messages",
             ErrorCode::TooManyMessages => "too_many_messages",

@@ -85,7 +85,8 @@ impl Default for RateLimits {
             signups_per_ip: Rate::new(5, 10),
             logins_per_ip: Rate::new(20, 30),
             logins_per_account: Rate::new(10, 10),
-            messages_per_user: Rate::new(30, 600),
+            // A burst of a whole `clientMessages` frame (`limits.max_messages_per_frame`).
+            messages_per_user: Rate::new(100, 600),
             friend_requests_per_user: Rate::new(10, 20),
             join_requests_per_user: Rate::new(10, 20),
             uploads_per_user: Rate::new(20, 60),
@@ -376,8 +377,11 @@ impl RateGate {
         }
     }
 
+    /// `count` messages at once; more than the burst take the whole burst (so a frame the
+    /// other limits allow can always be sent once the bucket is full).
     pub fn messages(&self, user: i64, count: u32) -> Result<(), Limited> {
-        self.messages.check(&user, count)
+        let burst = self.config.messages_per_user.burst.max(1);
+        self.messages.check(&user, count.min(burst))
     }
 
     pub fn friend_request(&self, user: i64) -> Result<(), Limited> {
@@ -480,9 +484,10 @@ mod tests {
             "another user has their own bucket"
         );
         assert!(
-            gate.messages(2, 5).is_err(),
-            "more than the burst at once never passes"
+            gate.messages(3, 5).is_ok(),
+            "more than the burst at once takes the whole burst"
         );
+        assert!(gate.messages(3, 1).is_err());
     }
 
     #[test]

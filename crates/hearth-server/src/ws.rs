@@ -353,7 +353,10 @@ impl Connection {
                 Err(e) => Some(ServerFrame::error(e.code, e.message)),
                 Ok(ClientFrame::ClientMessages(frame)) => {
                     let count = u32::try_from(frame.messages.len()).unwrap_or(u32::MAX);
-                    if let Err(limited) = self.app.rate.messages(self.user.id, count) {
+                    // A frame over the size limit is refused below for what it is, not counted.
+                    let oversized = frame.messages.len() > self.app.limits.max_messages_per_frame;
+                    if !oversized && let Err(limited) = self.app.rate.messages(self.user.id, count)
+                    {
                         return self.send_now(rate_limited_frame(limited, None)).await;
                     }
                     let contents = frame.messages.into_iter().map(|m| m.content).collect();
@@ -535,6 +538,7 @@ fn room_error_frame(error: RoomError) -> ServerFrame {
         RoomError::NoMessages => ErrorCode::NoMessages,
         RoomError::TooManyMessages(_) => ErrorCode::TooManyMessages,
         RoomError::EmptyContent(_) => ErrorCode::EmptyContent,
+        RoomError::ControlCharacters(_) => ErrorCode::BadContent,
         RoomError::ContentTooLong { .. } => ErrorCode::ContentTooLong,
         RoomError::Store(StoreError::Unavailable(_)) => ErrorCode::Unavailable,
         RoomError::Store(_) => ErrorCode::Internal,

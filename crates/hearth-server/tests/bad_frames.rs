@@ -133,6 +133,16 @@ on_both_backends!(
                 "empty_content",
             ),
             (
+                "only zero-width spaces",
+                Message::text(post_frame(json!("general"), texts(1, "\u{200B}\u{200B}"))),
+                "empty_content",
+            ),
+            (
+                "a NUL and an escape sequence",
+                Message::text(post_frame(json!("general"), texts(1, "a\u{0}\u{1b}[31m"))),
+                "bad_content",
+            ),
+            (
                 "content over 4000 characters",
                 Message::text(post_frame(json!("general"), texts(1, &"é".repeat(4_001)))),
                 "content_too_long",

@@ -262,10 +262,22 @@ async fn messages_per_user_on_the_socket_and_over_http() {
     socket.post("general", &["five"]).await;
     let (frame, _) = socket.until("serverMessages").await;
     assert_eq!(common::contents(&frame["messages"]), ["five"]);
+    // A frame larger than the burst passes once the bucket is full again, taking all of it
+    // (with the burst below the frame limit it was refused forever, "retry in 60 s").
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    socket.post("general", &["6", "7", "8", "9"]).await;
+    let (frame, _) = socket.until("serverMessages").await;
+    assert_eq!(common::contents(&frame["messages"]), ["6", "7", "8", "9"]);
+    // A frame over the size limit is refused for its size, not counted as a rate.
+    let too_many: Vec<String> = (0..101).map(|n| n.to_string()).collect();
+    let too_many: Vec<&str> = too_many.iter().map(String::as_str).collect();
+    socket.post("general", &too_many).await;
+    let error = socket.expect("error").await;
+    assert_eq!(error["code"], "too_many_messages", "{error}");
     let stored = deployment
         .count("SELECT COUNT(*) FROM messages WHERE sender_id = ?", ann.id)
         .await;
-    assert_eq!(stored, 4, "one, two, three, five");
+    assert_eq!(stored, 8, "one, two, three, five, 6–9");
     node.stop().await;
     deployment.cleanup().await;
 }
