@@ -123,8 +123,10 @@ describe("Hearth instant messaging", { timeout: 180_000 }, () => {
     const mine = A.page.locator(`${tid("im-message")}[data-state="sent"]`).filter({ has: A.page.getByText(oops, { exact: true }) });
     await mine.hover();
     await mine.locator(tid("im-message-recall")).click();
-    await A.page.locator(tid("im-system")).filter({ hasText: "You recalled a message" }).waitFor();
-    await B.page.locator(tid("im-system")).filter({ hasText: `${A.username} recalled a message` }).waitFor();
+    // Shown once, in the message's place (not again as a grey line of its own).
+    await A.page.locator(tid("im-message-recalled")).filter({ hasText: "You recalled a message" }).waitFor();
+    await B.page.locator(tid("im-message-recalled")).filter({ hasText: `${A.username} recalled a message` }).waitFor();
+    assert.equal(await B.page.locator(tid("im-system")).filter({ hasText: "recalled a message" }).count(), 0);
     await B.page.locator(`${tid("im-message")}[data-recalled="true"]`).waitFor();
     assert.equal(await imMessage(B.page, oops).count(), 0, "the recalled content is gone for B");
 
@@ -136,6 +138,16 @@ describe("Hearth instant messaging", { timeout: 180_000 }, () => {
     await A.page.locator(tid("im-editing")).waitFor();
     await imSend(A.page, fixed);
     await imMessage(B.page, fixed).locator(tid("im-message-edited")).waitFor();
+
+    // B leaves: A's open member list drops B (the notice comes before the server takes B
+    // out, so a list fetched on the notice alone still held B).
+    const left = await B.page.evaluate(async (id) => (await fetch(`/api/groups/${id}/leave`, { method: "POST" })).status, groupId);
+    assert.equal(left, 204);
+    await A.page.locator(`${tid("group-member")}[data-user-id]`).nth(1).waitFor({ state: "detached" });
+    assert.equal(await A.page.locator(tid("group-member")).count(), 1);
+    // The panel closes from inside (on a narrow screen it covers the button that opened it).
+    await A.page.locator(tid("group-panel-close")).click();
+    await A.page.locator(tid("group-member")).first().waitFor({ state: "hidden" });
 
     try {
       await A.page.screenshot({ path: SCREENSHOT });
@@ -150,5 +162,33 @@ describe("Hearth instant messaging", { timeout: 180_000 }, () => {
     await conversation(B.page, directId).click();
     await imMessage(B.page, `reply from B ${runId}`).waitFor();
     assert.equal(await B.page.locator(`${tid("im-message")}[data-state="pending"]`).count(), 0);
+  });
+
+  it("shows older messages of a long conversation on request", async () => {
+    // More than the first window (200) of messages, sent over HTTP to be quick.
+    const sent = await A.page.evaluate(
+      async ({ id, runId }) => {
+        for (let i = 0; i < 230; i++) {
+          const r = await fetch(`/api/conversations/${id}/messages`, {
+            method: "POST",
+            headers: { "content-type": "application/json" },
+            body: JSON.stringify({ clientMsgId: `old-${runId}-${i}`, content: `old ${i} ${runId}` }),
+          });
+          if (!r.ok) return r.status;
+        }
+        return 200;
+      },
+      { id: directId, runId },
+    );
+    assert.equal(sent, 200);
+    await B.page.reload();
+    await conversation(B.page, directId).click();
+    await imMessage(B.page, `old 229 ${runId}`).waitFor();
+    assert.equal(await imMessage(B.page, `old 0 ${runId}`).count(), 0, "beyond the first window");
+    await B.page.locator(tid("im-load-older")).click();
+    await imMessage(B.page, `old 0 ${runId}`).waitFor();
+    // Back to where the conversation began: nothing older to ask for.
+    await imMessage(B.page, `hello B from A ${runId} <b>not bold</b>`).waitFor();
+    assert.equal(await B.page.locator(tid("im-load-older")).count(), 0);
   });
 });

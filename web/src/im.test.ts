@@ -118,7 +118,9 @@ describe("attachments and transcripts", () => {
     log.add(msg(1, { kind: "voice", content: "", file: voiceFile }));
     const ev = sys(2, { event: "transcribed", seq: 1, text: "hello there" });
     expect(isSilentSystem(ev)).toBe(true);
-    expect(isSilentSystem(sys(3, { event: "edited", seq: 1, content: "x" }))).toBe(false);
+    expect(isSilentSystem(sys(3, { event: "edited", seq: 1, content: "x" }))).toBe(true);
+    expect(isSilentSystem(sys(3, { event: "recalled", seq: 1 }))).toBe(true);
+    expect(isSilentSystem(sys(3, { event: "left", userId: 2 }))).toBe(false);
     expect(isSilentSystem(msg(3))).toBe(false);
     log.add(ev);
     expect(log.get(1)?.transcript).toBe("hello there");
@@ -238,23 +240,41 @@ describe("PendingSends", () => {
   });
 });
 
+describe("ConversationLog.extendBack", () => {
+  it("prepends older messages, applies their recalls and stays contiguous", () => {
+    const log = new ConversationLog(4);
+    log.addAll([msg(5), msg(6)]);
+    log.extendBack(1, [msg(2), sys(3, { event: "recalled", seq: 2 }), msg(4)]);
+    expect(log.base).toBe(1);
+    expect(log.messages().map((m) => m.seq)).toEqual([2, 3, 4, 5, 6]);
+    expect(log.get(2)?.recalled).toBe(true);
+    expect(log.known).toBe(6);
+  });
+  it("starts after a missing message rather than leave a hole", () => {
+    const log = new ConversationLog(10);
+    log.extendBack(5, [msg(6), msg(8), msg(9), msg(10)]);
+    expect(log.base).toBe(7);
+    expect(log.messages().map((m) => m.seq)).toEqual([8, 9, 10]);
+  });
+});
+
 describe("systemText", () => {
   const t = (body: object, sender = alice, me?: number) => systemText(JSON.stringify(body), sender, names, me);
-  it("renders every event", () => {
-    expect(t({ event: "created", name: "Team", members: [2, 3] })).toBe('Alice created the group "Team" with bob, carol');
-    expect(t({ event: "joined", userIds: [3], by: 1 })).toBe("Alice added carol");
-    expect(t({ event: "joined", userIds: [3], by: 3 }, { id: 3, username: "carol" })).toBe("Carol joined");
-    expect(t({ event: "left", userId: 2 }, bob)).toBe("Bob left the group");
-    expect(t({ event: "kicked", userId: 2, by: 1 })).toBe("Alice removed bob");
-    expect(t({ event: "role_changed", userId: 2, role: "admin", by: 1 })).toBe("Alice made bob an admin");
-    expect(t({ event: "role_changed", userId: 2, role: "member", by: 1 })).toBe("Alice made bob a member");
-    expect(t({ event: "owner_changed", userId: 2, by: 1 })).toBe("Alice transferred ownership to bob");
-    expect(t({ event: "dissolved", by: 1 })).toBe("Alice dissolved the group");
-    expect(t({ event: "recalled", seq: 4 }, bob)).toBe("Bob recalled a message");
-    expect(t({ event: "edited", seq: 4, content: "x" }, bob)).toBe("Bob edited a message");
+  it("renders every event, names as registered", () => {
+    expect(t({ event: "created", name: "Team", members: [2, 3] })).toBe('alice created the group "Team" with bob, carol');
+    expect(t({ event: "joined", userIds: [3], by: 1 })).toBe("alice added carol");
+    expect(t({ event: "joined", userIds: [3], by: 3 }, { id: 3, username: "carol" })).toBe("carol joined");
+    expect(t({ event: "left", userId: 2 }, bob)).toBe("bob left the group");
+    expect(t({ event: "kicked", userId: 2, by: 1 })).toBe("alice removed bob");
+    expect(t({ event: "role_changed", userId: 2, role: "admin", by: 1 })).toBe("alice made bob an admin");
+    expect(t({ event: "role_changed", userId: 2, role: "member", by: 1 })).toBe("alice made bob a member");
+    expect(t({ event: "owner_changed", userId: 2, by: 1 })).toBe("alice transferred ownership to bob");
+    expect(t({ event: "dissolved", by: 1 })).toBe("alice dissolved the group");
+    expect(t({ event: "recalled", seq: 4 }, bob)).toBe("bob recalled a message");
+    expect(t({ event: "edited", seq: 4, content: "x" }, bob)).toBe("bob edited a message");
   });
   it("says you, and copes with unknown ids and junk", () => {
-    expect(t({ event: "kicked", userId: 2, by: 1 }, alice, 2)).toBe("Alice removed you");
+    expect(t({ event: "kicked", userId: 2, by: 1 }, alice, 2)).toBe("alice removed you");
     expect(t({ event: "kicked", userId: 99, by: 1 }, alice, 1)).toBe("You removed user #99");
     expect(systemText("not json", alice, names)).toBe("System message");
   });

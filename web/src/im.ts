@@ -113,7 +113,7 @@ export type ImClientFrame =
 function isObj(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null && !Array.isArray(v);
 }
-const isNum = (v: unknown): v is number => typeof v === "number" && Number.isFinite(v);
+export const isNum = (v: unknown): v is number => typeof v === "number" && Number.isFinite(v);
 const isStr = (v: unknown): v is string => typeof v === "string";
 function isUserRef(v: unknown): v is UserRef {
   return isObj(v) && isNum(v.id) && isStr(v.username);
@@ -213,12 +213,18 @@ export function parseSystem(content: string): SystemBody | null {
   }
 }
 
+/** Events that change another message, which shows the change in place. */
+const IN_PLACE_EVENTS = ["transcribed", "recalled", "edited"];
+
 /**
  * System messages that only update another message and are not shown as a line of their own
- * (a voice message's transcript arriving).
+ * (a voice message's transcript arriving; a recall or an edit, which the message itself shows
+ * as "… recalled a message" or "(edited)").
  */
 export function isSilentSystem(m: Pick<ImMessage, "kind" | "content">): boolean {
-  return m.kind === "system" && parseSystem(m.content)?.event === "transcribed";
+  if (m.kind !== "system") return false;
+  const event = parseSystem(m.content)?.event;
+  return event !== undefined && IN_PLACE_EVENTS.includes(event);
 }
 
 /** Names of users by id, for system messages; unknown ids show as "user #id". */
@@ -244,7 +250,8 @@ export function systemText(content: string, sender: UserRef, names: NameLookup, 
   const b = parseSystem(content);
   if (!b) return "System message";
   const actor = isNum(b.by) || isUserRef(b.by) ? nameOf(b.by, names, me) : nameOf(sender, names, me);
-  const cap = (s: string) => (s.length > 0 ? s[0].toUpperCase() + s.slice(1) : s);
+  // Only "you" starts a sentence with a capital: usernames are shown as they were registered.
+  const cap = (s: string) => (s.startsWith("you ") ? `You${s.slice(3)}` : s);
   switch (b.event) {
     case "created": {
       const name = isStr(b.name) ? ` "${b.name}"` : "";
@@ -318,8 +325,29 @@ export class ConversationLog {
   private sorted: ImMessage[] | null = [];
   known: number;
 
-  constructor(readonly base: number = 0) {
+  /** The seq the log starts after; lowered by [`extendBack`]. */
+  base: number;
+
+  constructor(base: number = 0) {
+    this.base = base;
     this.known = base;
+  }
+
+  /**
+   * Extends the log back to start after `base`, with `older`: the messages in (base, this.base]
+   * (a pull from `base`). If some are missing the log starts after the newest missing one, so
+   * every message after `base` stays present.
+   */
+  extendBack(base: number, older: readonly ImMessage[]): void {
+    const from = this.base;
+    if (base >= from) return;
+    const bySeq = new Map(older.filter((m) => m.seq > base && m.seq <= from).map((m) => [m.seq, m]));
+    let start = from;
+    while (start > base && bySeq.has(start)) start--;
+    for (const [seq, m] of bySeq) if (seq > start && !this.bySeq.has(seq)) this.bySeq.set(seq, m);
+    this.base = start;
+    this.sorted = null;
+    this.reapplySystem();
   }
 
   get size(): number {

@@ -32,6 +32,7 @@ import {
   ackedMessage,
   countUnread,
   eventAffects,
+  isNum,
   isSilentSystem,
   parseSystem,
   presenceText,
@@ -60,6 +61,8 @@ export interface ImHost {
   showIm(): void;
   /** Open a chat room (a search hit in a room). */
   openRoom(roomId: string): void;
+  /** A room's display name, if the client knows the room. */
+  roomName(roomId: string): string | undefined;
   onUnreadChange(): void;
 }
 
@@ -100,18 +103,27 @@ interface Conv {
   /** Read positions of the other members (userId -> seq). */
   readers: Map<number, number>;
   members: Member[] | null;
+  /**
+   * Who left or was removed, as told live. The server announces a departure before it takes
+   * the member out, so a member list fetched right after the notice may still hold them.
+   */
+  departed: Set<number>;
   joinRequests: JoinRequest[];
   pulling: boolean;
   pullAgain: boolean;
   typing: Map<number, ReturnType<typeof setTimeout>>;
   /** The newest seq we told the server we read. */
   sentRead: number;
+  /** Older messages are being fetched (`loadOlder`). */
+  loadingOlder: boolean;
 }
 
 type Panel = "conversation" | "friends" | "newGroup" | "search" | "none";
 
 /** Messages to load when first opening a conversation with a long history. */
 const INITIAL_WINDOW = 200;
+/** The most messages fetched back at once (to reach an old search hit). */
+const OLDER_MAX = 5_000;
 /** Resend an unacknowledged message after this long (same clientMsgId). */
 const ACK_TIMEOUT_MS = 8_000;
 
@@ -153,11 +165,16 @@ export class ImController {
   private uploadCounter = 0;
   /** Rendered attachments by message id, reused across renders (a playing voice message keeps playing). */
   private attachmentEls = new Map<string, { fileId: string; el: HTMLElement }>();
+  /** A message highlighted for a moment (a search hit that was opened), until when. */
+  private flash: { seq: number; until: number } | null = null;
   /** A message to scroll to once it is rendered (a search hit that was clicked). */
   private focusSeq: number | null = null;
   private search: SearchState = { q: "", hits: [], hasMore: false, loading: false, error: null, token: 0 };
   private userQuery = "";
   private userNote = "";
+  /** What is typed in the "Join a group" form, kept across re-renders. */
+  private joinGroupId = "";
+  private joinGroupNote = "";
   private userSearchTimer: ReturnType<typeof setTimeout> | null = null;
   /** Renders `searchResults` into the friends panel as currently built (it is rebuilt often). */
   private showUserResults: () => void = () => {};
@@ -214,6 +231,9 @@ export class ImController {
     });
     this.messagesEl = el("ol", { class: "messages", "data-testid": "im-messages" });
     this.list = el("div", { class: "message-list", "data-testid": "im-message-list", tabindex: "0" }, this.messagesEl);
+    this.list.addEventListener("scroll", () => {
+      if (this.list.scrollTop < 40 && this.openId !== null) void this.loadOlder(this.openId);
+    });
     this.typingEl = el("div", { class: "typing muted", "data-testid": "typing-indicator", "aria-live": "polite" });
     this.editBanner = el("div", { class: "edit-banner", "data-testid": "im-editing", hidden: "" });
     this.input = el("textarea", {
@@ -292,7 +312,9 @@ export class ImController {
       if (ev.target === this.viewer) this.closeViewer();
     });
     document.addEventListener("keydown", (ev) => {
-      if (ev.key === "Escape" && !this.viewer.hidden) this.closeViewer();
+      if (ev.key !== "Escape") return;
+      if (!this.viewer.hidden) this.closeViewer();
+      else if (this.groupPanelOpen) this.closeGroupPanel();
     });
     this.main = el(
       "section",
@@ -366,7 +388,7 @@ export class ImController {
     this.attachmentEls.clear();
     this.search = { q: "", hits: [], hasMore: false, loading: false, error: null, token: this.search.token + 1 };
     this.searchResults = [];
-    this.userQuery = this.userNote = "";
+    this.userQuery = this.userNote = this.joinGroupId = this.joinGroupNote = "";
   }
 
   private key(what: string): string {
@@ -483,11 +505,13 @@ export class ImController {
           log: null,
           readers: new Map(),
           members: null,
+          departed: new Set(),
           joinRequests: [],
           pulling: false,
           pullAgain: false,
           typing: new Map(),
           sentRead: st.readSeq,
+          loadingOlder: false,
         });
       } else {
         const prevLast = c.state.lastSeq;
@@ -639,6 +663,13 @@ export class ImController {
   private onSystem(c: Conv, m: ImMessage): void {
     const b = parseSystem(m.content);
     if (!b) return;
+    if ((b.event === "left" || b.event === "kicked") && isNum(b.userId)) {
+      c.departed.add(b.userId);
+      if (c.members) c.members = c.members.filter((x) => x.user.id !== b.userId);
+    }
+    if (b.event === "joined" && Array.isArray(b.userIds)) {
+      for (const id of b.userIds) if (isNum(id)) c.departed.delete(id);
+    }
     if (["joined", "left", "kicked", "role_changed", "owner_changed", "created"].includes(b.event)) {
       if (c.state.id === this.openId) void this.loadGroupDetails();
       else c.members = null;
@@ -1068,7 +1099,7 @@ export class ImController {
   private searchHit(h: SearchHit): HTMLElement {
     const m = h.message;
     const c = this.convs.get(m.conversationId);
-    const where = h.room !== undefined ? `# ${h.room}` : c ? this.convName(c) : "A conversation you left";
+    const where = h.room !== undefined ? `# ${this.host.roomName(h.room) ?? h.room}` : c ? this.convName(c) : "A conversation you left";
     const snippet = el("div", { class: "snippet", "data-testid": "search-snippet" });
     for (const seg of snippetSegments(h.snippet.text, Array.isArray(h.snippet.highlights) ? h.snippet.highlights : [])) {
       snippet.append(seg.mark ? el("mark", { "data-testid": "search-highlight" }, seg.text) : document.createTextNode(seg.text));
@@ -1092,6 +1123,8 @@ export class ImController {
         this.openConversation(m.conversationId);
         this.focusSeq = m.seq;
         this.renderMessages(false);
+        const log = this.convs.get(m.conversationId)?.log;
+        if (log && m.seq <= log.base) void this.loadOlder(m.conversationId, m.seq);
       } else this.host.toast("You are no longer in that conversation.");
     });
     return el("li", {}, item);
@@ -1203,7 +1236,7 @@ export class ImController {
     const c = this.convs.get(id);
     if (!c) return;
     try {
-      const members = await imapi.members(id);
+      const members = (await imapi.members(id)).filter((x) => !c.departed.has(x.user.id));
       c.members = members;
       for (const m of members) {
         this.names.set(m.user.id, m.user.username);
@@ -1562,7 +1595,10 @@ export class ImController {
     if (c) {
       const ms = c.log?.messages() ?? [];
       let prev: ImMessage | undefined;
-      if (c.log && c.log.base > c.state.joinedSeq) frag.append(el("li", { class: "system-line" }, "Older messages are not shown."));
+      if (c.log && c.log.base > c.state.joinedSeq) {
+        const older = button(c.loadingOlder ? "Loading…" : "Show older messages", { class: "link small", "data-testid": "im-load-older" }, () => void this.loadOlder(c.state.id));
+        frag.append(el("li", { class: "system-line" }, older));
+      }
       for (const m of ms) {
         if (m.hidden || isSilentSystem(m)) continue;
         frag.append(this.messageItem(c, m, prev, used));
@@ -1586,10 +1622,67 @@ export class ImController {
       if (target) {
         this.focusSeq = null;
         target.scrollIntoView({ block: "center" });
-        target.classList.add("flash");
-        setTimeout(() => target.classList.remove("flash"), 2000);
+        this.flash = { seq: Number(target.dataset.seq), until: Date.now() + 2000 };
       }
     }
+    // Re-rendered while it flashes (the member list arriving, say): it keeps flashing.
+    const flash = this.flash;
+    if (flash && c && Date.now() < flash.until) {
+      const target = this.messagesEl.querySelector<HTMLElement>(`[data-seq="${flash.seq}"]`);
+      if (target) {
+        target.classList.add("flash");
+        setTimeout(() => target.classList.remove("flash"), flash.until - Date.now());
+      }
+    }
+  }
+
+  /**
+   * Fetches the page of messages before the oldest shown (down to where the user joined) and
+   * keeps what was on screen where it was. Also run when the list is scrolled to the top.
+   */
+  private async loadOlder(id: number, downTo?: number): Promise<void> {
+    const c = this.convs.get(id);
+    if (!c?.log || c.loadingOlder || c.log.base <= c.state.joinedSeq) return;
+    const until = c.log.base;
+    // A page, or back to a search hit (a few before it, for context), at most OLDER_MAX.
+    const wanted = Math.min(until - INITIAL_WINDOW, (downTo ?? until) - 20);
+    const from = Math.max(c.state.joinedSeq, wanted, until - OLDER_MAX);
+    c.loadingOlder = true;
+    if (id === this.openId) this.renderMessages(false);
+    try {
+      const older: ImMessage[] = [];
+      let after = from;
+      while (after < until) {
+        const page = await imapi.pull(id, after, Math.min(200, until - after));
+        const inRange = page.messages.filter((m) => m.seq > after && m.seq <= until);
+        if (inRange.length === 0) break;
+        older.push(...inRange);
+        after = Math.max(...inRange.map((m) => m.seq));
+      }
+      for (const m of older) this.names.set(m.sender.id, m.sender.username);
+      if (this.convs.get(id) !== c || !c.log) return;
+      const fromBottom = this.list.scrollHeight - this.list.scrollTop;
+      c.log.extendBack(from, older);
+      c.loadingOlder = false;
+      if (id === this.openId) {
+        // A search hit being opened scrolls itself into view; otherwise what was on screen stays.
+        const focusing = this.focusSeq !== null;
+        this.renderMessages(false);
+        if (!focusing) this.list.scrollTop = this.list.scrollHeight - fromBottom;
+      }
+    } catch (e) {
+      this.host.toast(errText(e));
+    } finally {
+      if (c.loadingOlder) {
+        c.loadingOlder = false;
+        if (id === this.openId) this.renderMessages(false);
+      }
+    }
+  }
+
+  private closeGroupPanel(): void {
+    this.groupPanelOpen = false;
+    this.renderGroupPanel();
   }
 
   private renderGroupPanel(): void {
@@ -1607,6 +1700,8 @@ export class ImController {
     const members = c.members ?? [];
     const memberIds = new Set(members.map((m) => m.user.id));
     const children: Node[] = [
+      // On a narrow screen the panel covers the button that opened it.
+      button("×", { class: "ghost small panel-close", "aria-label": "Close group info", "data-testid": "group-panel-close" }, () => this.closeGroupPanel()),
       el("h3", {}, c.state.name),
       el("p", { class: "muted small", "data-testid": "group-id" }, `Group id: ${id} · you are ${myRole}`),
       el("h4", {}, `Members (${members.length})`),
@@ -1715,6 +1810,8 @@ export class ImController {
                       void this.act(() => imapi.requestFriend(u.id, note.value.trim())).then((ok) => {
                         if (ok) {
                           this.host.toast(`Friend request sent to ${u.username}`, true);
+                          // The note was for this person.
+                          this.userNote = note.value = "";
                         }
                       });
                     }),
@@ -1756,13 +1853,6 @@ export class ImController {
       find(q.value.trim());
     });
     renderResults();
-    if (hadFocus === "user-search-input" || hadFocus === "friend-request-note") {
-      queueMicrotask(() => {
-        const target = hadFocus === "user-search-input" ? q : note;
-        target.focus();
-        target.setSelectionRange(target.value.length, target.value.length);
-      });
-    }
 
     const incoming = this.incoming.map((r) =>
       el(
@@ -1808,9 +1898,12 @@ export class ImController {
         button("Unblock", { class: "link small", "data-testid": "unblock" }, () => void this.act(() => imapi.unblock(u.id))),
       ),
     );
-    // Search results also offer blocking strangers.
     const joinId = el("input", { type: "number", min: "1", placeholder: "Group id", "data-testid": "join-group-id" });
     const joinNote = el("input", { type: "text", placeholder: "Note (optional)", "data-testid": "join-group-note" });
+    joinId.value = this.joinGroupId;
+    joinNote.value = this.joinGroupNote;
+    joinId.addEventListener("input", () => (this.joinGroupId = joinId.value));
+    joinNote.addEventListener("input", () => (this.joinGroupNote = joinNote.value));
     const join = el("form", { class: "row", "data-testid": "join-group" }, joinId, joinNote, el("button", { type: "submit", class: "ghost small", "data-testid": "join-group-submit" }, "Request to join"));
     join.addEventListener("submit", (ev) => {
       ev.preventDefault();
@@ -1819,7 +1912,7 @@ export class ImController {
       void this.act(() => imapi.requestJoin(gid, joinNote.value.trim()), "none").then((ok) => {
         if (ok) {
           this.host.toast("Join request sent", true);
-          joinId.value = joinNote.value = "";
+          joinId.value = joinNote.value = this.joinGroupId = this.joinGroupNote = "";
         }
       });
     });
@@ -1834,6 +1927,20 @@ export class ImController {
       section("Blocked", blocked, "blocked-list", "Nobody blocked."),
       el("section", { class: "panel-section" }, el("h3", {}, "Join a group"), join),
     );
+    const typedIn: Record<string, HTMLInputElement> = {
+      "user-search-input": q,
+      "friend-request-note": note,
+      "join-group-id": joinId,
+      "join-group-note": joinNote,
+    };
+    const target = hadFocus ? typedIn[hadFocus] : undefined;
+    if (target) {
+      queueMicrotask(() => {
+        target.focus();
+        // Number inputs have no selection.
+        if (target.type !== "number") target.setSelectionRange(target.value.length, target.value.length);
+      });
+    }
   }
 
   private renderNewGroup(): void {

@@ -62,6 +62,18 @@ describe("ChatStore", () => {
     expect(s.room("b")!.unread).toBe(0);
   });
 
+  it("counts unread for the selected room while the chats view hides it", () => {
+    const s = new ChatStore();
+    s.applyHello(hello([{ id: "a", messages: [] }]));
+    s.select("a");
+    s.roomInView = false;
+    s.applyServerMessages({ roomId: "a", messages: [m("1-0"), m("1-1", ME)] });
+    expect(s.room("a")!.unread).toBe(1);
+    s.roomInView = true;
+    s.select("a");
+    expect(s.room("a")!.unread).toBe(0);
+  });
+
   it("ignores messages for unknown rooms", () => {
     const s = new ChatStore();
     s.applyHello(hello([{ id: "a", messages: [] }]));

@@ -35,6 +35,8 @@ export class ChatStore {
   private rooms = new Map<string, RoomState>();
   private order: string[] = [];
   selectedRoomId: string | null = null;
+  /** Whether the selected room is on screen (false while the chats view is shown instead). */
+  roomInView = true;
 
   roomList(): RoomState[] {
     return this.order.map((id) => this.rooms.get(id)!);
@@ -130,7 +132,7 @@ export class ChatStore {
     const fresh = p.messages.filter((m) => !known.has(m.id));
     if (fresh.length === 0) return 0;
     r.messages = mergeMessages(r.messages, fresh);
-    if (p.roomId !== this.selectedRoomId) {
+    if (p.roomId !== this.selectedRoomId || !this.roomInView) {
       r.unread += fresh.filter((m) => !this.me || m.user.id !== this.me.id).length;
     }
     return fresh.length;

@@ -210,6 +210,7 @@ export class App {
       toast: (t, info) => this.showToast(t, info),
       showIm: () => this.setMainView("im"),
       openRoom: (id) => this.selectRoom(id),
+      roomName: (id) => this.store.room(id)?.name,
       onUnreadChange: () => this.updateTitle(),
     });
     this.im = im;
@@ -277,6 +278,7 @@ export class App {
     const c = this.chat;
     if (!c || !this.im) return;
     this.mainView = v;
+    this.store.roomInView = v === "room";
     c.roomSection.hidden = v !== "room";
     this.im.main.hidden = v !== "im";
     if (v === "im") {
@@ -352,7 +354,7 @@ export class App {
         const atBottom = this.isAtBottom();
         const added = this.store.applyServerMessages(f.payload);
         if (added === 0) break;
-        if (f.payload.roomId === this.store.selectedRoomId) {
+        if (f.payload.roomId === this.store.selectedRoomId && this.mainView === "room") {
           const mine = f.payload.messages.some((m) => m.user.id === this.store.me?.id);
           this.renderMessages(atBottom || mine ? "bottom" : "keep");
         } else {
