@@ -5,7 +5,7 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { conversation, imMessage, imSend, launch, newUser, register, tid } from "./helpers.mjs";
+import { PASSWORD, conversation, imMessage, imSend, launch, newUser, register, tid } from "./helpers.mjs";
 
 const SCREENSHOT = "/tmp/hearth-im.png";
 const runId = randomBytes(4).toString("hex");
@@ -190,5 +190,39 @@ describe("Hearth instant messaging", { timeout: 180_000 }, () => {
     // Back to where the conversation began: nothing older to ask for.
     await imMessage(B.page, `hello B from A ${runId} <b>not bold</b>`).waitFor();
     assert.equal(await B.page.locator(tid("im-load-older")).count(), 0);
+  });
+
+  it("B renames themself and changes the password without being logged out", async () => {
+    const renamed = `${B.username}x`;
+    await B.page.locator(tid("account-button")).click();
+    await B.page.locator(tid("account-username")).fill(renamed);
+    await B.page.locator(tid("account-username-save")).click();
+    await B.page.locator(`${tid("current-user")}:text-is("${renamed}")`).waitFor();
+    await B.page.locator(tid("account-current-password")).fill("not the password");
+    await B.page.locator(tid("account-new-password")).fill("a brand new secret");
+    await B.page.locator(tid("account-password-save")).click();
+    await B.page.locator(tid("account-message")).filter({ hasText: "current password is wrong" }).waitFor();
+    await B.page.locator(tid("account-current-password")).fill(PASSWORD);
+    await B.page.locator(tid("account-new-password")).fill("a brand new secret");
+    await B.page.locator(tid("account-password-save")).click();
+    await B.page.locator(tid("account-message")).filter({ hasText: "Password changed" }).waitFor();
+    // Still in, on a fresh session: the socket comes back online and messages flow.
+    await B.page.locator(`${tid("connection-status")}[data-status="online"]`).waitFor({ state: "attached" });
+    assert.equal(await B.page.locator(tid("login-form")).count(), 0);
+    await B.page.locator(tid("account-close")).click();
+    const after = `after the change ${runId}`;
+    await conversation(A.page, directId).click();
+    await imSend(A.page, after);
+    await conversation(B.page, directId).click();
+    await imMessage(B.page, after).waitFor();
+    // The new password logs in; the old one does not.
+    await B.page.locator(tid("logout-button")).click();
+    await B.page.locator(tid("login-email")).fill(B.email);
+    await B.page.locator(tid("login-password")).fill(PASSWORD);
+    await B.page.locator(tid("login-submit")).click();
+    await B.page.locator(tid("login-error")).waitFor();
+    await B.page.locator(tid("login-password")).fill("a brand new secret");
+    await B.page.locator(tid("login-submit")).click();
+    await B.page.locator(`${tid("current-user")}:text-is("${renamed}")`).waitFor();
   });
 });

@@ -49,6 +49,15 @@ export function login(email: string, password: string): Promise<void> {
   return post("/api/login", { email, password });
 }
 
+export function updateProfile(username: string): Promise<Me> {
+  return request<Me>("PATCH", "/api/me", { username });
+}
+
+/** Changes the password; the server ends every other session and sets a new cookie. */
+export function changePassword(currentPassword: string, newPassword: string): Promise<unknown> {
+  return request("POST", "/api/me/password", { currentPassword, newPassword });
+}
+
 export function logout(): Promise<void> {
   return post("/api/logout");
 }

@@ -35,6 +35,8 @@ export class App {
   private toastTimer: ReturnType<typeof setTimeout> | null = null;
   private im: ImController | null = null;
   private mainView: "room" | "im" = "room";
+  /** A password change is under way: the socket's close (1008) is expected. */
+  private changingPassword = false;
 
   // Chat view elements (set by showChat).
   private chat: {
@@ -187,6 +189,8 @@ export class App {
     const user = el("span", { class: "current-user", "data-testid": "current-user" }, username);
     const logoutBtn = el("button", { type: "button", class: "ghost", "data-testid": "logout-button" }, "Log out");
     logoutBtn.addEventListener("click", () => void this.logout());
+    const accountBtn = el("button", { type: "button", class: "ghost", "data-testid": "account-button" }, "Account");
+    accountBtn.addEventListener("click", () => this.toggleAccount());
     const status = el("span", { class: "status", "data-testid": "connection-status", "data-status": "connecting", role: "status" }, "Connecting…");
     const rooms = el("nav", { class: "rooms", "data-testid": "room-list", "aria-label": "Rooms" });
     const title = el("h2", { class: "room-title", "data-testid": "room-title" }, "Select a room");
@@ -229,6 +233,7 @@ export class App {
         el("div", { class: "spacer" }),
         im.searchForm,
         user,
+        accountBtn,
         logoutBtn,
       ),
       el(
@@ -261,6 +266,11 @@ export class App {
     this.renderRooms();
     this.renderMessages("reset");
 
+    this.connect();
+  }
+
+  /** (Re)opens the socket: at start, and after the account changed under it. */
+  private connect(): void {
     this.conn?.stop();
     this.conn = new Connection(
       { url: api.wsUrl() },
@@ -272,6 +282,68 @@ export class App {
       },
     );
     this.conn.start();
+  }
+
+  /** The account dialog: change the username or the password. */
+  private toggleAccount(): void {
+    const c = this.chat;
+    if (!c) return;
+    const open = c.root.querySelector<HTMLElement>("[data-testid=account-panel]");
+    if (open) {
+      open.remove();
+      return;
+    }
+    const message = el("p", { class: "muted small", "data-testid": "account-message", role: "status" });
+    const say = (text: string) => (message.textContent = text);
+    const name = el("input", { type: "text", maxlength: "100", "aria-label": "Username", "data-testid": "account-username" });
+    name.value = c.user.textContent ?? "";
+    const nameForm = el("form", { class: "row" }, name, el("button", { type: "submit", class: "ghost small", "data-testid": "account-username-save" }, "Rename"));
+    nameForm.addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      void api.updateProfile(name.value).then(
+        (me) => {
+          c.user.textContent = me.username;
+          if (this.store.me) this.store.me = { ...this.store.me, username: me.username };
+          say("Username changed.");
+          // Sockets post under the name they were opened with.
+          this.connect();
+        },
+        (e) => say(e instanceof api.ApiError ? e.message : "Could not reach the server."),
+      );
+    });
+    const current = el("input", { type: "password", autocomplete: "current-password", placeholder: "Current password", "data-testid": "account-current-password" });
+    const fresh = el("input", { type: "password", autocomplete: "new-password", minlength: "10", maxlength: "100", placeholder: "New password (10+ characters)", "data-testid": "account-new-password" });
+    const passwordForm = el("form", { class: "row" }, current, fresh, el("button", { type: "submit", class: "ghost small", "data-testid": "account-password-save" }, "Change password"));
+    passwordForm.addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      // The server closes every socket of the account (1008): not a logout, this time.
+      this.changingPassword = true;
+      void api.changePassword(current.value, fresh.value).then(
+        () => {
+          current.value = fresh.value = "";
+          say("Password changed. Other devices were logged out.");
+          this.changingPassword = false;
+          this.connect();
+        },
+        (e) => {
+          this.changingPassword = false;
+          say(e instanceof api.ApiError ? e.message : "Could not reach the server.");
+          if (!this.conn) this.connect();
+        },
+      );
+    });
+    const close = el("button", { type: "button", class: "ghost small", "data-testid": "account-close" }, "Close");
+    close.addEventListener("click", () => panel.remove());
+    const panel = el(
+      "div",
+      { class: "account-panel", role: "dialog", "aria-label": "Account", "data-testid": "account-panel" },
+      el("h3", {}, "Account"),
+      nameForm,
+      passwordForm,
+      message,
+      close,
+    );
+    c.root.append(panel);
   }
 
   private setMainView(v: "room" | "im"): void {
@@ -306,6 +378,11 @@ export class App {
   }
 
   private onUnauthorized(): void {
+    if (this.changingPassword) {
+      // The password change ended this socket's session; the new one reconnects it.
+      this.conn = null;
+      return;
+    }
     this.im?.stop();
     this.conn?.stop();
     this.conn = null;

@@ -27,6 +27,9 @@ pub enum AccountError {
     EmailTaken,
     #[error("wrong email or password")]
     LoginFailed,
+    /// A password change whose current password is wrong.
+    #[error("the current password is wrong")]
+    WrongPassword,
     /// Right password, banned account. Told only to whoever knows the password.
     #[error("this account is banned")]
     Banned,
@@ -145,6 +148,49 @@ impl Accounts {
             return Ok(None);
         };
         self.users.active_user(user_id).await
+    }
+
+    /// Renames `user`; the name is validated as at sign-up and must be free.
+    pub async fn change_username(&self, user: &User, username: &str) -> Result<User, AccountError> {
+        validate::username(username)?;
+        if !self.users.set_username(user.id, username).await? {
+            return Err(AccountError::Store(StoreError::Backend(
+                "no such user".into(),
+            )));
+        }
+        Ok(User {
+            username: username.to_owned(),
+            ..user.clone()
+        })
+    }
+
+    /// Changes `user`'s password if `current` is right. Every session of the user ends (a
+    /// stolen one too: changing the password is what someone does who fears that) and a
+    /// fresh one is opened for the caller.
+    pub async fn change_password(
+        &self,
+        user: &User,
+        current: &str,
+        new: &str,
+    ) -> Result<Session, AccountError> {
+        validate::password(new)?;
+        let (_, hash) = self
+            .users
+            .user_credentials(&user.email)
+            .await?
+            .filter(|(found, _)| found.id == user.id)
+            .ok_or(AccountError::WrongPassword)?;
+        if validate::password(current).is_err()
+            || !self.verify_password(current.to_owned(), hash).await?
+        {
+            return Err(AccountError::WrongPassword);
+        }
+        let password_hash = self.hash_password(new.to_owned()).await?;
+        self.users
+            .set_password_hash(user.id, &password_hash)
+            .await?;
+        self.sessions.delete_user_sessions(user.id).await?;
+        Ok(self.open_session(user.clone()).await?)
     }
 
     pub async fn logout(&self, token: &str) -> Result<(), StoreError> {

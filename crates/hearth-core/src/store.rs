@@ -22,6 +22,10 @@ pub trait UserStore: Send + Sync {
     /// The account with this (normalized) email and its password hash.
     async fn user_credentials(&self, email: &str) -> Result<Option<(User, String)>, StoreError>;
     async fn user(&self, id: i64) -> Result<Option<User>, StoreError>;
+    /// Renames the user (`StoreError::UsernameTaken` if another has the name, compared
+    /// case-insensitively); false if there is no such user.
+    async fn set_username(&self, id: i64, username: &str) -> Result<bool, StoreError>;
+    async fn set_password_hash(&self, id: i64, password_hash: &str) -> Result<(), StoreError>;
     /// Users whose username starts with `prefix` (case-insensitively) or whose email is
     /// exactly `prefix`, at most `limit`.
     async fn search_users(&self, prefix: &str, limit: usize) -> Result<Vec<UserRef>, StoreError>;

@@ -34,6 +34,21 @@ pub struct LoginRequest {
     pub password: String,
 }
 
+/// `PATCH /api/me`: the fields to change.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileUpdate {
+    pub username: Option<String>,
+}
+
+/// `POST /api/me/password`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PasswordChange {
+    pub current_password: String,
+    pub new_password: String,
+}
+
 /// Every HTTP error body: `{"id": "LOGIN_FAILED", "message": "…"}`.
 ///
 /// The reference client reads only `id`; `message` is for humans.
@@ -54,6 +69,8 @@ pub struct ErrorBody {
 pub mod error_id {
     pub const BAD_REQUEST: &str = "BAD_REQUEST";
     pub const LOGIN_FAILED: &str = "LOGIN_FAILED";
+    /// A password change whose current password is wrong.
+    pub const WRONG_PASSWORD: &str = "WRONG_PASSWORD";
     pub const USERNAME_EXISTS: &str = "USERNAME_EXISTS";
     pub const EMAIL_EXISTS: &str = "EMAIL_EXISTS";
     pub const UNAUTHORIZED: &str = "UNAUTHORIZED";

@@ -19,7 +19,8 @@ use hearth_core::im_error::Refusal;
 use hearth_core::model::User;
 use hearth_core::{ImError, StoreError};
 use hearth_proto::http::{
-    CreateAccountRequest, ErrorBody, LoginRequest, Me, SessionCreated, error_id,
+    CreateAccountRequest, ErrorBody, LoginRequest, Me, PasswordChange, ProfileUpdate,
+    SessionCreated, error_id,
 };
 use serde::de::DeserializeOwned;
 use std::net::IpAddr;
@@ -143,6 +144,7 @@ impl From<AccountError> for ApiError {
             AccountError::UsernameTaken => bad(error_id::USERNAME_EXISTS, &error),
             AccountError::EmailTaken => bad(error_id::EMAIL_EXISTS, &error),
             AccountError::LoginFailed => bad(error_id::LOGIN_FAILED, &error),
+            AccountError::WrongPassword => bad(error_id::WRONG_PASSWORD, &error),
             AccountError::Banned => ApiError::new(
                 StatusCode::FORBIDDEN,
                 error_id::ACCOUNT_BANNED,
@@ -367,6 +369,52 @@ pub async fn me(State(app): State<Arc<App>>, headers: HeaderMap) -> Result<Json<
         )
     })?;
     Ok(Json(me_body(user)))
+}
+
+/// Changes the profile: the username (validated as at sign-up, and free).
+pub async fn update_profile(
+    State(app): State<Arc<App>>,
+    CurrentUser(user): CurrentUser,
+    ApiJson(body): ApiJson<ProfileUpdate>,
+) -> Result<Json<Me>, ApiError> {
+    let user = match body.username {
+        Some(username) => app.accounts.change_username(&user, &username).await?,
+        None => user,
+    };
+    Ok(Json(me_body(user)))
+}
+
+/// Changes the password, behind the login limits (a stolen session must not be a way to
+/// guess the password). Every session of the user ends, their sockets close, and a new
+/// session comes back: as the cookie, and in the body for bearer clients.
+pub async fn change_password(
+    State(app): State<Arc<App>>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    CurrentUser(user): CurrentUser,
+    ApiJson(body): ApiJson<PasswordChange>,
+) -> Result<Response, ApiError> {
+    app.rate.login(ip, &user.email).await?;
+    let result = app
+        .accounts
+        .change_password(&user, &body.current_password, &body.new_password)
+        .await;
+    match &result {
+        Ok(_) => app.rate.login_result(&user.email, true).await,
+        Err(AccountError::WrongPassword) => app.rate.login_result(&user.email, false).await,
+        Err(_) => {}
+    }
+    let session = result?;
+    app.gateway.registry.revoke_user(user.id);
+    let mut response = cookie_login(&app, &headers, &session);
+    *response.status_mut() = StatusCode::OK;
+    let body = SessionCreated {
+        token: session.token.clone(),
+        expires_at: session.expires_at_ms,
+        user: me_body(session.user),
+    };
+    let (parts, _) = response.into_parts();
+    Ok((parts, Json(body)).into_response())
 }
 
 pub async fn not_found() -> ApiError {

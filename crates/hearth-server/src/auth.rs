@@ -18,7 +18,12 @@ pub fn session_tokens(headers: &HeaderMap) -> Vec<String> {
 
 fn bearer(headers: &HeaderMap) -> Option<String> {
     let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
-    let token = value.strip_prefix("Bearer ")?.trim();
+    // The scheme name is case-insensitive (RFC 9110 §11.1).
+    let (scheme, token) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return None;
+    }
+    let token = token.trim();
     (!token.is_empty()).then(|| token.to_owned())
 }
 
@@ -46,5 +51,9 @@ mod tests {
         assert_eq!(session_token(&h).as_deref(), Some("abc"));
         h.insert(AUTHORIZATION, HeaderValue::from_static("Bearer xyz"));
         assert_eq!(session_token(&h).as_deref(), Some("xyz"));
+        h.insert(AUTHORIZATION, HeaderValue::from_static("bearer xyz"));
+        assert_eq!(session_token(&h).as_deref(), Some("xyz"));
+        h.insert(AUTHORIZATION, HeaderValue::from_static("Basic eHl6"));
+        assert_eq!(session_token(&h).as_deref(), Some("abc"));
     }
 }

@@ -71,6 +71,20 @@ impl UserStore for Timed<dyn UserStore> {
     async fn user(&self, id: i64) -> Result<Option<User>, StoreError> {
         timed!("users", "user", self.0.user(id).await)
     }
+    async fn set_username(&self, id: i64, username: &str) -> Result<bool, StoreError> {
+        timed!(
+            "users",
+            "set_username",
+            self.0.set_username(id, username).await
+        )
+    }
+    async fn set_password_hash(&self, id: i64, password_hash: &str) -> Result<(), StoreError> {
+        timed!(
+            "users",
+            "set_password_hash",
+            self.0.set_password_hash(id, password_hash).await
+        )
+    }
     async fn search_users(&self, prefix: &str, limit: usize) -> Result<Vec<UserRef>, StoreError> {
         timed!(
             "users",

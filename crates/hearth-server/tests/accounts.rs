@@ -547,3 +547,123 @@ on_both_backends!(
         deployment.cleanup().await;
     }
 );
+
+on_both_backends!(
+    profile_and_password_changes,
+    |backend: Backend| async move {
+        let deployment = Deployment::new(backend);
+        let node = deployment.start().await;
+        let mut ann = node.register("ann").await;
+        let bob = node.register("bob").await;
+
+        // Rename: validated as at sign-up, free names only (case-insensitively), seen by others.
+        let new_name = common::unique("annie");
+        let (status, me) = node
+            .call(
+                Some(&ann),
+                "PATCH",
+                "/api/me",
+                Some(json!({"username": new_name})),
+            )
+            .await;
+        assert_eq!(
+            (status, me["username"].as_str()),
+            (200, Some(new_name.as_str())),
+            "{me}"
+        );
+        let (status, error) = node
+            .call(
+                Some(&ann),
+                "PATCH",
+                "/api/me",
+                Some(json!({"username": bob.username.to_uppercase()})),
+            )
+            .await;
+        assert_eq!(
+            (status, error["id"].as_str()),
+            (400, Some("USERNAME_EXISTS"))
+        );
+        let (status, error) = node
+            .call(
+                Some(&ann),
+                "PATCH",
+                "/api/me",
+                Some(json!({"username": "an\u{200B}n"})),
+            )
+            .await;
+        assert_eq!((status, error["id"].as_str()), (400, Some("BAD_REQUEST")));
+        let found = node
+            .ok(&bob, "GET", &format!("/api/users?q={new_name}"), None)
+            .await;
+        assert_eq!(found[0]["username"], new_name.as_str(), "{found}");
+        let (status, _) = node
+            .call(
+                None,
+                "PATCH",
+                "/api/me",
+                Some(json!({"username": "nobody1"})),
+            )
+            .await;
+        assert_eq!(status, 401);
+
+        // Password: the current one must be right; then every session ends (and its
+        // sockets), a new one is handed back, and only the new password logs in.
+        let (mut old_socket, _) = node.connect(&ann).await;
+        let change =
+            |current: &str, new: &str| json!({"currentPassword": current, "newPassword": new});
+        let (status, error) = node
+            .call(
+                Some(&ann),
+                "POST",
+                "/api/me/password",
+                Some(change("not the password", "a brand new secret")),
+            )
+            .await;
+        assert_eq!(
+            (status, error["id"].as_str()),
+            (400, Some("WRONG_PASSWORD"))
+        );
+        let (status, error) = node
+            .call(
+                Some(&ann),
+                "POST",
+                "/api/me/password",
+                Some(change(&ann.password, "short")),
+            )
+            .await;
+        assert_eq!((status, error["id"].as_str()), (400, Some("BAD_REQUEST")));
+        let response = node
+            .http
+            .post(node.url("/api/me/password"))
+            .header("cookie", format!("sid={}", ann.sid))
+            .json(&change(&ann.password, "a brand new secret"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let cookie = session_cookie(&response).expect("a new session cookie");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["token"].as_str(), Some(cookie.as_str()));
+        assert_eq!(
+            old_socket.expect_close().await,
+            Some(1008),
+            "the old session's socket ends"
+        );
+        let old_sid = std::mem::replace(&mut ann.sid, cookie);
+        assert_eq!(node.get_as("/api/me", Some(&old_sid)).await.status(), 401);
+        assert_eq!(node.get_as("/api/me", Some(&ann.sid)).await.status(), 200);
+        let login = |password: &str| json!({"email": ann.email, "password": password});
+        assert_eq!(
+            post(&node, "/api/login", login(&ann.password)).await,
+            (400, "LOGIN_FAILED".into())
+        );
+        assert_eq!(
+            post(&node, "/api/login", login("a brand new secret"))
+                .await
+                .0,
+            204
+        );
+        node.stop().await;
+        deployment.cleanup().await;
+    }
+);

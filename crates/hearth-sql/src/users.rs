@@ -69,6 +69,32 @@ impl UserStore for SqlStore {
         }
     }
 
+    async fn set_username(&self, id: i64, username: &str) -> Result<bool, StoreError> {
+        let renamed = sqlx::query("UPDATE users SET username = ?, username_key = ? WHERE id = ?")
+            .bind(username)
+            .bind(username.to_lowercase())
+            .bind(id)
+            .execute(&self.write)
+            .await;
+        match renamed {
+            Ok(done) => Ok(done.rows_affected() > 0 || self.user(id).await?.is_some()),
+            Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
+                Err(StoreError::UsernameTaken)
+            }
+            Err(e) => Err(store_error(e)),
+        }
+    }
+
+    async fn set_password_hash(&self, id: i64, password_hash: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE users SET password_hash = ? WHERE id = ?")
+            .bind(password_hash)
+            .bind(id)
+            .execute(&self.write)
+            .await
+            .map(drop)
+            .map_err(store_error)
+    }
+
     async fn user_credentials(&self, email: &str) -> Result<Option<(User, String)>, StoreError> {
         let row = sqlx::query_as::<_, (i64, String, String, String)>(
             "SELECT id, username, email, password_hash FROM users WHERE email = ?",
