@@ -104,10 +104,7 @@ impl Groups {
 
     fn check_name(&self, name: &str) -> Result<(), ImError> {
         let max = self.messaging.policy().max_group_name_chars;
-        if crate::validate::is_blank(name)
-            || crate::validate::has_stray_controls(name)
-            || name.chars().count() > max
-        {
+        if crate::validate::readable_text(name, max, false).is_err() {
             return Err(ImError::invalid(
                 "bad_name",
                 format!("a group name is 1 to {max} visible characters"),

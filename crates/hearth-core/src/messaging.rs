@@ -8,12 +8,14 @@ use crate::delivery::{Deliver, push_events};
 use crate::files::{FileStore, readable_by};
 use crate::im_error::ImError;
 pub use crate::member_cache::MemberCache;
+use crate::member_cache::SendCheck;
 use crate::model::{
     ChatMessage, Conversation, ConversationKind, ConversationRef, Member, MessageKind, NewMessage,
     Room, UserRef,
 };
 use crate::policy::{DirectPolicy, Policy};
 use crate::store::{ConversationStore, InboxStore, MessageStore, NewEvent, SocialStore};
+use crate::validate::{TextProblem, readable_text};
 use crate::writer::{Committed, Submitted, Writers};
 use crate::{Limits, now_ms};
 use async_trait::async_trait;
@@ -99,6 +101,12 @@ pub struct Messaging {
     transcription: std::sync::OnceLock<Arc<crate::transcription::TranscriptionQueue>>,
     /// When each (user, conversation) last had a typing notice passed on.
     typing: Mutex<HashMap<(i64, i64), std::time::Instant>>,
+}
+
+/// A direct or group conversation that is not dissolved: what members act in (rooms have
+/// none).
+fn members_only(conversation: &Conversation) -> bool {
+    conversation.kind != ConversationKind::Room && !conversation.dissolved
 }
 
 /// Typing notices passed on per user and conversation at most this often; the ones between
@@ -255,7 +263,7 @@ impl Messaging {
         self.conversations
             .membership(conversation_id, user)
             .await?
-            .filter(|(c, _)| c.kind != ConversationKind::Room && !c.dissolved)
+            .filter(|(c, _)| members_only(c))
             .ok_or_else(ImError::not_member)
     }
 
@@ -264,23 +272,28 @@ impl Messaging {
         self.direct_allowed(self.social.direct_status(a, b).await?)
     }
 
-    /// Whether `conversation_id` is a direct conversation `user` may no longer write to: why
-    /// not, if so (the send checks' cached friendship and blocks).
-    async fn direct_refusal(
+    /// The send checks' cached view of `user` in `conversation_id` (see `MemberCache`):
+    /// refused like [`Messaging::membership`] for rooms, strangers and dissolved groups.
+    async fn cached_membership(
         &self,
         user: i64,
         conversation_id: i64,
-    ) -> Result<Option<ImError>, ImError> {
-        let check = self
-            .members
+    ) -> Result<Arc<SendCheck>, ImError> {
+        self.members
             .send_check(&*self.conversations, conversation_id, user)
             .await?
-            .ok_or_else(ImError::not_member)?;
-        let (conversation, _, direct) = &*check;
-        if conversation.kind != ConversationKind::Direct {
-            return Ok(None);
+            .filter(|check| members_only(&check.0))
+            .ok_or_else(ImError::not_member)
+    }
+
+    /// In a direct conversation, whether the two may still write to each other (friendship
+    /// and blocks under the policy); anywhere else, yes.
+    fn direct_check(&self, (conversation, _, direct): &SendCheck) -> Result<(), ImError> {
+        if conversation.kind == ConversationKind::Direct {
+            self.direct_allowed(*direct)
+        } else {
+            Ok(())
         }
-        Ok(self.direct_allowed(*direct).err())
     }
 
     /// Whether a typing notice of `user` in `conversation_id` is passed on now; remembers it.
@@ -374,9 +387,9 @@ impl Messaging {
                     "image, file and voice messages need the fileId of an upload",
                 ));
             }
-            (MessageKind::Text, None) => self.check_content(&content)?,
+            (MessageKind::Text, None) => self.check_text(&content, false)?,
             // A caption: may be empty, not long.
-            _ => self.check_length(&content)?,
+            _ => self.check_text(&content, true)?,
         }
         // Membership and, for a direct conversation, friendship and blocks: remembered
         // between sends (see `MemberCache`). A reply needs the conversation's current
@@ -393,17 +406,16 @@ impl Messaging {
                 .await?
                 .map(Arc::new),
         };
-        let (conversation, member, direct) = check
+        let check = check
             .as_deref()
-            .filter(|(c, _, _)| c.kind != ConversationKind::Room && !c.dissolved)
+            .filter(|check| members_only(&check.0))
             .ok_or_else(ImError::not_member)?;
+        let (conversation, member, _) = check;
         let file = match file_id {
             Some(id) => Some(self.attachable(sender.id, kind, &id).await?),
             None => None,
         };
-        if conversation.kind == ConversationKind::Direct {
-            self.direct_allowed(*direct)?;
-        }
+        self.direct_check(check)?;
         if let Some(seq) = reply_to
             && (seq <= member.joined_seq || seq > conversation.last_seq)
         {
@@ -450,29 +462,20 @@ impl Messaging {
         Ok(file.to_ref())
     }
 
-    fn check_content(&self, content: &str) -> Result<(), ImError> {
-        if crate::validate::is_blank(content) {
-            return Err(ImError::invalid("empty_content", "message is empty"));
-        }
-        self.check_length(content)
-    }
-
-    /// Any message's text, a caption too: not too long, no stray control characters.
-    fn check_length(&self, content: &str) -> Result<(), ImError> {
-        if crate::validate::has_stray_controls(content) {
-            return Err(ImError::invalid(
+    /// A message's text, or an upload's caption (`may_be_blank`).
+    fn check_text(&self, content: &str, may_be_blank: bool) -> Result<(), ImError> {
+        let max = self.limits.max_content_chars;
+        readable_text(content, max, may_be_blank).map_err(|problem| match problem {
+            TextProblem::Blank => ImError::invalid("empty_content", "message is empty"),
+            TextProblem::StrayControls => ImError::invalid(
                 "bad_content",
                 "messages must not contain control characters other than tabs and line breaks",
-            ));
-        }
-        let max = self.limits.max_content_chars;
-        if content.chars().count() > max {
-            return Err(ImError::invalid(
+            ),
+            TextProblem::TooLong => ImError::invalid(
                 "content_too_long",
                 format!("messages are limited to {max} characters"),
-            ));
-        }
-        Ok(())
+            ),
+        })
     }
 
     /// Messages after `after`, oldest first, never from before the user joined.
@@ -523,8 +526,8 @@ impl Messaging {
             .mark_read(conversation_id, user, seq)
             .await?
         {
-            let members: Arc<[i64]> = if self.direct_refusal(user, conversation_id).await?.is_some()
-            {
+            let check = self.cached_membership(user, conversation_id).await?;
+            let members: Arc<[i64]> = if self.direct_check(&check).is_err() {
                 Arc::new([user])
             } else {
                 self.members
@@ -545,10 +548,8 @@ impl Messaging {
     /// is stored. Refused where a message would be (a direct conversation across a block, or
     /// with someone no longer a friend when direct messages are between friends).
     pub async fn typing(&self, user: i64, conversation_id: i64) -> Result<(), ImError> {
-        self.membership(user, conversation_id).await?;
-        if let Some(refusal) = self.direct_refusal(user, conversation_id).await? {
-            return Err(refusal);
-        }
+        let check = self.cached_membership(user, conversation_id).await?;
+        self.direct_check(&check)?;
         if !self.typing_due(user, conversation_id) {
             return Ok(());
         }
@@ -628,11 +629,11 @@ impl Messaging {
         seq: i64,
         content: String,
     ) -> Result<(), ImError> {
-        self.check_length(&content)?;
+        self.check_text(&content, true)?;
         let (conversation, message) = self.own_message(user.id, conversation_id, seq).await?;
         // Text needs words; the caption of an upload may be emptied.
         if message.kind == MessageKind::Text {
-            self.check_content(&content)?;
+            self.check_text(&content, false)?;
         }
         // The edit goes out as a message every member reads, with the new text in it: a
         // member who joined after the message must not learn what it says.

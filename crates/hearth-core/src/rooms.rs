@@ -6,6 +6,7 @@
 
 use crate::model::{ChatMessage, NewMessage, Room, UserRef};
 use crate::store::MessageStore;
+use crate::validate::{TextProblem, readable_text};
 use crate::writer::Writers;
 use crate::{Limits, StoreError};
 use hearth_proto::room::MessageId;
@@ -114,18 +115,14 @@ impl RoomHub {
         }
         let max_chars = self.limits.max_content_chars;
         for (index, content) in contents.iter().enumerate() {
-            if crate::validate::is_blank(content) {
-                return Err(RoomError::EmptyContent(index));
-            }
-            if crate::validate::has_stray_controls(content) {
-                return Err(RoomError::ControlCharacters(index));
-            }
-            if content.chars().count() > max_chars {
-                return Err(RoomError::ContentTooLong {
+            readable_text(content, max_chars, false).map_err(|problem| match problem {
+                TextProblem::Blank => RoomError::EmptyContent(index),
+                TextProblem::StrayControls => RoomError::ControlCharacters(index),
+                TextProblem::TooLong => RoomError::ContentTooLong {
                     index,
                     max: max_chars,
-                });
-            }
+                },
+            })?;
         }
         let messages = contents
             .into_iter()

@@ -36,7 +36,7 @@ pub fn username(s: &str) -> Result<(), Invalid> {
 /// Characters that show nothing: format characters (zero-width spaces and joiners, direction
 /// marks and overrides, the byte-order mark, tags, …) and letters drawn blank (the Hangul
 /// fillers, the empty Braille pattern).
-pub fn is_invisible(c: char) -> bool {
+fn is_invisible(c: char) -> bool {
     matches!(c,
         '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}' | '\u{17B5}'
         | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
@@ -45,15 +45,41 @@ pub fn is_invisible(c: char) -> bool {
 }
 
 /// A text that shows nothing: only white space and invisible characters.
-pub fn is_blank(s: &str) -> bool {
+fn is_blank(s: &str) -> bool {
     s.chars().all(|c| c.is_whitespace() || is_invisible(c))
 }
 
 /// Control characters other than tabs and line breaks (NUL, escape sequences, …), which a
 /// message or a name has no use for and which some terminals and clients act on.
-pub fn has_stray_controls(s: &str) -> bool {
+fn has_stray_controls(s: &str) -> bool {
     s.chars()
         .any(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
+}
+
+/// What is wrong with a text people read (a message, a caption, a name), if anything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TextProblem {
+    /// Shows nothing ([`is_blank`]), where something is needed.
+    Blank,
+    /// Holds control characters other than tabs and line breaks ([`has_stray_controls`]).
+    StrayControls,
+    /// More than the limit, in characters (Unicode scalar values).
+    TooLong,
+}
+
+/// The one check of a readable text: at most `max_chars` characters, no stray control
+/// characters and, unless `may_be_blank` (a caption), something to see.
+pub fn readable_text(s: &str, max_chars: usize, may_be_blank: bool) -> Result<(), TextProblem> {
+    if !may_be_blank && is_blank(s) {
+        return Err(TextProblem::Blank);
+    }
+    if has_stray_controls(s) {
+        return Err(TextProblem::StrayControls);
+    }
+    if s.chars().count() > max_chars {
+        return Err(TextProblem::TooLong);
+    }
+    Ok(())
 }
 
 pub fn password(s: &str) -> Result<(), Invalid> {
@@ -114,7 +140,7 @@ pub fn room_slug(s: &str) -> Result<(), Invalid> {
 }
 
 pub fn room_name(s: &str) -> Result<(), Invalid> {
-    if is_blank(s) || s.len() > 100 || has_stray_controls(s) {
+    if s.len() > 100 || readable_text(s, usize::MAX, false).is_err() {
         return Err(Invalid("room name must be 1 to 100 bytes".into()));
     }
     Ok(())

@@ -266,21 +266,31 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
 
 /// `204` with the session cookie, as the reference chat room answers a login.
 fn cookie_login(app: &App, headers: &HeaderMap, session: &Session) -> Response {
+    set_cookie(
+        StatusCode::NO_CONTENT,
+        &session_cookie(app, headers, session),
+    )
+}
+
+/// The `Set-Cookie` value that hands `session` to a browser.
+fn session_cookie(app: &App, headers: &HeaderMap, session: &Session) -> String {
     let max_age = app.accounts.session_ttl().as_secs();
     let secure = if app.secure_cookies || app.security.forwarded_https(headers) {
         "; Secure"
     } else {
         ""
     };
-    let cookie = format!(
+    format!(
         "{COOKIE_NAME}={}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age}{secure}",
         session.token
-    );
-    set_cookie(StatusCode::NO_CONTENT, &cookie)
+    )
 }
 
 fn set_cookie(status: StatusCode, cookie: &str) -> Response {
-    let mut response = status.into_response();
+    with_cookie(status.into_response(), cookie)
+}
+
+fn with_cookie(mut response: Response, cookie: &str) -> Response {
     if let Ok(value) = HeaderValue::from_str(cookie) {
         response.headers_mut().insert(header::SET_COOKIE, value);
     }
@@ -321,14 +331,38 @@ pub async fn login(
 
 /// A login behind the per-IP and per-account limits; failures earn the account a lock-out.
 async fn limited_login(app: &App, ip: IpAddr, body: &LoginRequest) -> Result<Session, ApiError> {
-    app.rate.login(ip, &body.email).await?;
-    let result = app.accounts.login(&body.email, &body.password).await;
+    password_attempt(app, ip, &body.email, async {
+        app.accounts.login(&body.email, &body.password).await
+    })
+    .await
+}
+
+/// Anything that checks `account`'s password, behind the per-IP and per-account login
+/// limits: a wrong password counts towards the lock-out, a right one clears it.
+async fn password_attempt<T>(
+    app: &App,
+    ip: IpAddr,
+    account: &str,
+    attempt: impl Future<Output = Result<T, AccountError>>,
+) -> Result<T, ApiError> {
+    app.rate.login(ip, account).await?;
+    let result = attempt.await;
     match &result {
-        Ok(_) => app.rate.login_result(&body.email, true).await,
-        Err(AccountError::LoginFailed) => app.rate.login_result(&body.email, false).await,
+        Ok(_) => app.rate.login_result(account, true).await,
+        Err(AccountError::LoginFailed | AccountError::WrongPassword) => {
+            app.rate.login_result(account, false).await
+        }
         Err(_) => {}
     }
     Ok(result?)
+}
+
+fn session_created(session: Session) -> SessionCreated {
+    SessionCreated {
+        token: session.token,
+        expires_at: session.expires_at_ms,
+        user: me_body(session.user),
+    }
 }
 
 /// The native login: the token in the body, for `Authorization: Bearer`.
@@ -338,11 +372,7 @@ pub async fn create_token_session(
     ApiJson(body): ApiJson<LoginRequest>,
 ) -> Result<Json<SessionCreated>, ApiError> {
     let session = limited_login(&app, ip, &body).await?;
-    Ok(Json(SessionCreated {
-        token: session.token,
-        expires_at: session.expires_at_ms,
-        user: me_body(session.user),
-    }))
+    Ok(Json(session_created(session)))
 }
 
 /// Revokes the presented sessions (cookie and bearer, if both are sent), closes their
@@ -394,27 +424,18 @@ pub async fn change_password(
     CurrentUser(user): CurrentUser,
     ApiJson(body): ApiJson<PasswordChange>,
 ) -> Result<Response, ApiError> {
-    app.rate.login(ip, &user.email).await?;
-    let result = app
-        .accounts
-        .change_password(&user, &body.current_password, &body.new_password)
-        .await;
-    match &result {
-        Ok(_) => app.rate.login_result(&user.email, true).await,
-        Err(AccountError::WrongPassword) => app.rate.login_result(&user.email, false).await,
-        Err(_) => {}
-    }
-    let session = result?;
+    let session = password_attempt(&app, ip, &user.email, async {
+        app.accounts
+            .change_password(&user, &body.current_password, &body.new_password)
+            .await
+    })
+    .await?;
     app.gateway.registry.revoke_user(user.id);
-    let mut response = cookie_login(&app, &headers, &session);
-    *response.status_mut() = StatusCode::OK;
-    let body = SessionCreated {
-        token: session.token.clone(),
-        expires_at: session.expires_at_ms,
-        user: me_body(session.user),
-    };
-    let (parts, _) = response.into_parts();
-    Ok((parts, Json(body)).into_response())
+    let cookie = session_cookie(&app, &headers, &session);
+    Ok(with_cookie(
+        Json(session_created(session)).into_response(),
+        &cookie,
+    ))
 }
 
 pub async fn not_found() -> ApiError {
