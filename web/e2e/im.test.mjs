@@ -5,7 +5,7 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { PASSWORD, conversation, imMessage, imSend, launch, newUser, register, tid } from "./helpers.mjs";
+import { PASSWORD, api, conversation, imMessage, imSend, launch, newUser, png, register, tid } from "./helpers.mjs";
 
 const SCREENSHOT = "/tmp/hearth-im.png";
 const runId = randomBytes(4).toString("hex");
@@ -190,6 +190,41 @@ describe("Hearth instant messaging", { timeout: 180_000 }, () => {
     // Back to where the conversation began: nothing older to ask for.
     await imMessage(B.page, `hello B from A ${runId} <b>not bold</b>`).waitFor();
     assert.equal(await B.page.locator(tid("im-load-older")).count(), 0);
+  });
+
+  it("A picks a picture; it replaces A's face here at once and is what B is served", async () => {
+    const { id: aId } = await api(A, "GET", "/api/me");
+    const face = A.page.locator(`${tid("current-avatar")} img`);
+    await face.waitFor();
+    await A.page.locator(tid("account-button")).click();
+    await A.page.locator(tid("account-avatar-input")).setInputFiles({ name: "me.png", mimeType: "image/png", buffer: png(400, 300) });
+    await A.page.locator(tid("account-message")).filter({ hasText: "Picture changed." }).waitFor();
+    const me = await api(A, "GET", "/api/me");
+    assert.match(me.avatar, /^[0-9a-f]{32}$/);
+    // Every picture of A on A's page now asks for this version, and shows a thumbnail.
+    await A.page.waitForFunction(
+      ([id, v]) => {
+        const imgs = [...document.querySelectorAll(`img.avatar[data-avatar-of="${id}"]`)];
+        // Lazy pictures that are not displayed (collapsed message headers) are never loaded.
+        const shown = imgs.filter((i) => i.offsetParent !== null);
+        return shown.length >= 2 && imgs.every((i) => i.getAttribute("src").endsWith(`?v=${v}`)) && shown.every((i) => i.complete && i.naturalWidth > 0);
+      },
+      [aId, me.avatar],
+    );
+    const served = await B.page.evaluate(async (id) => {
+      const r = await fetch(`/api/users/${id}/avatar`, { cache: "no-store" });
+      return r.headers.get("content-type");
+    }, aId);
+    assert.equal(served, "image/png");
+    // A non-image is refused with the server's reason, and nothing changes.
+    await A.page.locator(tid("account-avatar-input")).setInputFiles({ name: "notes.txt", mimeType: "text/plain", buffer: Buffer.from("not a picture") });
+    await A.page.locator(tid("account-message")).filter({ hasText: "an avatar must be" }).waitFor();
+    assert.equal((await api(A, "GET", "/api/me")).avatar, me.avatar);
+    await A.page.locator(tid("account-avatar-remove")).click();
+    await A.page.locator(tid("account-message")).filter({ hasText: "Picture removed." }).waitFor();
+    assert.equal((await api(A, "GET", "/api/me")).avatar, null);
+    assert.match(await face.getAttribute("src"), /\?v=none-/);
+    await A.page.locator(tid("account-close")).click();
   });
 
   it("B renames themself and changes the password without being logged out", async () => {

@@ -49,8 +49,9 @@ export function login(email: string, password: string): Promise<void> {
   return post("/api/login", { email, password });
 }
 
-export function updateProfile(username: string): Promise<Me> {
-  return request<Me>("PATCH", "/api/me", { username });
+/** Changes the username and/or the avatar (a file id of an uploaded image, or null for none). */
+export function updateProfile(changes: { username?: string; avatar?: string | null }): Promise<Me> {
+  return request<Me>("PATCH", "/api/me", changes);
 }
 
 /** Changes the password; the server ends every other session and sets a new cookie. */

@@ -5,6 +5,7 @@
  */
 import { ApiError } from "./api";
 import { button, el } from "./dom";
+import { avatarImg } from "./avatar";
 import {
   asFileRef,
   fileUrl,
@@ -1303,6 +1304,8 @@ export class ImController {
   }
 
   private icon(c: Conv): HTMLElement {
+    // A direct chat is its peer: it shows their face.
+    if (c.state.kind === "direct" && c.state.peer) return avatarImg(c.state.peer.id);
     return el("span", { class: "conv-icon " + c.state.kind, "aria-hidden": "true" }, c.state.kind === "group" ? "G" : "@");
   }
 
@@ -1525,7 +1528,7 @@ export class ImController {
         "data-recalled": m.recalled ? "true" : undefined,
         "data-kind": m.kind,
       },
-      el("div", { class: "meta" }, el("span", { class: "user", "data-testid": "im-message-user" }, m.sender.username), time, actions),
+      el("div", { class: "meta" }, avatarImg(m.sender.id), el("span", { class: "user", "data-testid": "im-message-user" }, m.sender.username), time, actions),
       m.recalled
         ? el("div", { class: "content muted recalled-text", "data-testid": "im-message-recalled" }, mine ? "You recalled a message" : `${m.sender.username} recalled a message`)
         : null,
@@ -1711,6 +1714,7 @@ export class ImController {
       const li = el(
         "li",
         { "data-testid": "group-member", "data-user-id": String(m.user.id) },
+        avatarImg(m.user.id),
         el("span", { class: "member-name" }, m.user.username, m.user.id === this.me?.id ? " (you)" : ""),
         " ",
         el("span", { class: "muted small", "data-testid": "group-member-role" }, m.role),
@@ -1801,6 +1805,7 @@ export class ImController {
             el(
               "li",
               { "data-testid": "user-search-result", "data-user-id": String(u.id), "data-username": u.username },
+              avatarImg(u.id),
               el("span", {}, u.username),
               friendIds.has(u.id)
                 ? el("span", { class: "muted small" }, " friend")
@@ -1858,6 +1863,7 @@ export class ImController {
       el(
         "li",
         { "data-testid": "friend-request-incoming", "data-user-id": String(r.from.id), "data-username": r.from.username },
+        avatarImg(r.from.id),
         el("span", {}, r.from.username),
         r.note ? el("span", { class: "muted small", "data-testid": "friend-request-note-text" }, ` “${r.note}”`) : null,
         button("Accept", { class: "link small", "data-testid": "friend-accept" }, () => void this.act(() => imapi.decideFriend(r.from.id, "accept"))),
@@ -1878,6 +1884,7 @@ export class ImController {
       return el(
         "li",
         { "data-testid": "friend-item", "data-user-id": String(f.id), "data-username": f.username, "data-online": pr?.online ? "true" : "false" },
+        avatarImg(f.id),
         el("span", { class: "dot" + (pr?.online ? " online" : "") }),
         el("span", {}, f.username),
         el("span", { class: "muted small", "data-testid": "friend-presence" }, ` ${presenceText(pr)}`),

@@ -8,6 +8,8 @@ export interface UserRef {
 
 export interface Me extends UserRef {
   email: string;
+  /** The file id of the avatar the user chose (null: the server draws one). */
+  avatar?: string | null;
 }
 
 export interface Message {

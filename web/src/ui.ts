@@ -4,7 +4,9 @@ import { Connection, type ConnectionStatus } from "./connection";
 import { formatTime } from "./format";
 import { errorFrameText, validateContent, type Message, type ServerFrame } from "./protocol";
 import { ChatStore } from "./store";
-import { el } from "./dom";
+import { button, el } from "./dom";
+import { avatarChanged, avatarImg } from "./avatar";
+import { uploadErrorText, uploadFile, type UploadFailure } from "./files";
 import { ImController } from "./imui";
 
 /** The flame logo, built with DOM APIs (no innerHTML). */
@@ -42,6 +44,7 @@ export class App {
   private chat: {
     root: HTMLElement;
     user: HTMLElement;
+    face: HTMLElement;
     status: HTMLElement;
     rooms: HTMLElement;
     title: HTMLElement;
@@ -187,6 +190,8 @@ export class App {
   private showChat(username: string): void {
     this.store.clear();
     const user = el("span", { class: "current-user", "data-testid": "current-user" }, username);
+    // Filled in when the socket says who we are.
+    const face = el("span", { class: "current-avatar", "data-testid": "current-avatar" });
     const logoutBtn = el("button", { type: "button", class: "ghost", "data-testid": "logout-button" }, "Log out");
     logoutBtn.addEventListener("click", () => void this.logout());
     const accountBtn = el("button", { type: "button", class: "ghost", "data-testid": "account-button" }, "Account");
@@ -232,6 +237,7 @@ export class App {
         status,
         el("div", { class: "spacer" }),
         im.searchForm,
+        face,
         user,
         accountBtn,
         logoutBtn,
@@ -246,7 +252,7 @@ export class App {
       toast,
     );
     this.root.replaceChildren(root);
-    this.chat = { root, user, status, rooms, title, list, top, messages, input, send, toast, roomSection };
+    this.chat = { root, user, face, status, rooms, title, list, top, messages, input, send, toast, roomSection };
 
     list.addEventListener("scroll", () => {
       if (list.scrollTop < TOP_THRESHOLD) this.requestHistory();
@@ -300,7 +306,7 @@ export class App {
     const nameForm = el("form", { class: "row" }, name, el("button", { type: "submit", class: "ghost small", "data-testid": "account-username-save" }, "Rename"));
     nameForm.addEventListener("submit", (ev) => {
       ev.preventDefault();
-      void api.updateProfile(name.value).then(
+      void api.updateProfile({ username: name.value }).then(
         (me) => {
           c.user.textContent = me.username;
           if (this.store.me) this.store.me = { ...this.store.me, username: me.username };
@@ -332,18 +338,50 @@ export class App {
         },
       );
     });
+    const avatarForm = this.avatarForm(say);
     const close = el("button", { type: "button", class: "ghost small", "data-testid": "account-close" }, "Close");
     close.addEventListener("click", () => panel.remove());
     const panel = el(
       "div",
       { class: "account-panel", role: "dialog", "aria-label": "Account", "data-testid": "account-panel" },
       el("h3", {}, "Account"),
+      avatarForm,
       nameForm,
       passwordForm,
       message,
       close,
     );
     c.root.append(panel);
+  }
+
+  /** The account dialog's picture: upload an image and make it the avatar, or remove it. */
+  private avatarForm(say: (text: string) => void): HTMLElement {
+    const me = this.store.me;
+    const preview = me ? avatarImg(me.id, "large") : el("span", {});
+    const pick = el("input", { type: "file", accept: "image/png,image/jpeg,image/gif,image/webp", "aria-label": "Choose a picture", "data-testid": "account-avatar-input" });
+    const remove = button("Remove picture", { class: "link small", "data-testid": "account-avatar-remove" }, () => void set(null));
+    const set = async (avatar: string | null) => {
+      try {
+        const updated = await api.updateProfile({ avatar });
+        avatarChanged(updated.id, updated.avatar ?? null);
+        say(avatar ? "Picture changed." : "Picture removed.");
+      } catch (e) {
+        say(e instanceof api.ApiError ? e.message : "Could not reach the server.");
+      }
+    };
+    pick.addEventListener("change", () => {
+      const file = pick.files?.[0];
+      if (!file) return;
+      say("Uploading…");
+      uploadFile(file, file.name, () => {}).done.then(
+        (meta) => {
+          pick.value = "";
+          return set(meta.id);
+        },
+        (f: UploadFailure) => say(uploadErrorText(f, file.name)),
+      );
+    });
+    return el("div", { class: "row avatar-row" }, preview, el("label", { class: "ghost small file-pick" }, "Choose picture…", pick), remove);
   }
 
   private setMainView(v: "room" | "im"): void {
@@ -415,6 +453,10 @@ export class App {
         const wasFirst = this.store.roomList().length === 0;
         this.store.applyHello(f.payload);
         c.user.textContent = f.payload.me.username;
+        if (c.face.dataset.userId !== String(f.payload.me.id)) {
+          c.face.dataset.userId = String(f.payload.me.id);
+          c.face.replaceChildren(avatarImg(f.payload.me.id));
+        }
         this.im?.onHello(f.payload.me);
         if (!this.store.selectedRoomId) {
           const first = this.store.roomList()[0];
@@ -577,7 +619,7 @@ export class App {
         "data-testid": "message",
         "data-message-id": m.id,
       },
-      el("div", { class: "meta" }, el("span", { class: "user", "data-testid": "message-user" }, m.user.username), time),
+      el("div", { class: "meta" }, avatarImg(m.user.id), el("span", { class: "user", "data-testid": "message-user" }, m.user.username), time),
       el("div", { class: "content", "data-testid": "message-content" }, m.content),
     );
   }

@@ -5,6 +5,7 @@
 //! argon2id on the blocking pool, at most one hash per core at a time, so a burst of logins
 //! cannot stall the sockets served by the async runtime.
 
+use crate::files::FileRecord;
 use crate::model::{NewUser, User};
 use crate::store::{SessionStore, UserStore};
 use crate::validate::{self, Invalid};
@@ -49,6 +50,21 @@ impl From<StoreError> for AccountError {
             other => AccountError::Store(other),
         }
     }
+}
+
+/// Whether `file` may be `user`'s avatar: a file they uploaded themselves, and an image a
+/// thumbnail was made of. Only the thumbnail is ever served as an avatar, so no one is sent
+/// the full upload through it.
+pub fn check_avatar(user: &User, file: &FileRecord) -> Result<(), Invalid> {
+    if file.uploader_id != user.id {
+        return Err(Invalid("an avatar must be an image you uploaded".into()));
+    }
+    if !file.is_image() || file.thumbnail_sha256.is_none() {
+        return Err(Invalid(
+            "an avatar must be a PNG, JPEG, GIF or WebP image of readable size".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// A freshly issued session: the token goes to the client, never to a store.
@@ -150,6 +166,12 @@ impl Accounts {
         self.users.active_user(user_id).await
     }
 
+    /// The account with this id, banned or not (a banned user's messages still show who
+    /// sent them, and with what picture).
+    pub async fn user(&self, id: i64) -> Result<Option<User>, StoreError> {
+        self.users.user(id).await
+    }
+
     /// Renames `user`; the name is validated as at sign-up and must be free.
     pub async fn change_username(&self, user: &User, username: &str) -> Result<User, AccountError> {
         validate::username(username)?;
@@ -160,6 +182,23 @@ impl Accounts {
         }
         Ok(User {
             username: username.to_owned(),
+            ..user.clone()
+        })
+    }
+
+    /// Sets `user`'s avatar to `image`, or with `None` removes it (see [`check_avatar`]).
+    pub async fn change_avatar(
+        &self,
+        user: &User,
+        image: Option<&FileRecord>,
+    ) -> Result<User, AccountError> {
+        if let Some(file) = image {
+            check_avatar(user, file)?;
+        }
+        let avatar = image.map(|f| f.id.clone());
+        self.users.set_avatar(user.id, avatar.as_deref()).await?;
+        Ok(User {
+            avatar,
             ..user.clone()
         })
     }

@@ -12,6 +12,8 @@ pub struct User {
     pub id: i64,
     pub username: String,
     pub email: String,
+    /// The id of the image file shown as the user's avatar, if they chose one.
+    pub avatar: Option<String>,
 }
 
 impl User {

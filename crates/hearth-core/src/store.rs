@@ -26,6 +26,9 @@ pub trait UserStore: Send + Sync {
     /// case-insensitively); false if there is no such user.
     async fn set_username(&self, id: i64, username: &str) -> Result<bool, StoreError>;
     async fn set_password_hash(&self, id: i64, password_hash: &str) -> Result<(), StoreError>;
+    /// Sets (or with `None` clears) the user's avatar: the id of a file already checked to be
+    /// an image they uploaded.
+    async fn set_avatar(&self, id: i64, file_id: Option<&str>) -> Result<(), StoreError>;
     /// Users whose username starts with `prefix` (case-insensitively) or whose email is
     /// exactly `prefix`, at most `limit`.
     async fn search_users(&self, prefix: &str, limit: usize) -> Result<Vec<UserRef>, StoreError>;

@@ -39,6 +39,24 @@ pub struct LoginRequest {
 #[serde(deny_unknown_fields)]
 pub struct ProfileUpdate {
     pub username: Option<String>,
+    /// The id of an image the user uploaded, or `null` to remove the avatar; absent leaves
+    /// it as it is.
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub avatar: Option<Option<String>>,
+}
+
+/// For `Option<Option<T>>` fields: a field that is present (even as `null`) is `Some`, so
+/// "absent" and "null" can mean different things.
+fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
 }
 
 /// `POST /api/me/password`.
@@ -91,6 +109,10 @@ pub struct Me {
     pub id: i64,
     pub username: String,
     pub email: String,
+    /// The file id of the avatar the user chose, or `null`. Also a version: the picture is
+    /// served at `/api/users/{id}/avatar`, and this changes whenever it does.
+    #[serde(default)]
+    pub avatar: Option<String>,
 }
 
 /// `POST /api/sessions`: the native login for non-browser clients, which send the token back

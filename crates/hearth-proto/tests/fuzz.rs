@@ -501,7 +501,12 @@ proptest! {
         id in int(), username in text(), email in text(), token in text(), expires_at in int(),
         error_id in text(), message in text(), retry_after_ms in prop::option::of(any::<u64>()),
     ) {
-        let me = Me { id, username, email };
+        let me = Me {
+            id,
+            username,
+            email,
+            avatar: None,
+        };
         let text = serde_json::to_string(&me).unwrap();
         prop_assert_eq!(serde_json::from_str::<Me>(&text).unwrap(), me.clone());
         let session = SessionCreated { token, expires_at, user: me };

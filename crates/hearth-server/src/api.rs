@@ -14,9 +14,10 @@ use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use hearth_core::accounts::{AccountError, Session, token_hash};
+use hearth_core::accounts::{AccountError, Session, check_avatar, token_hash};
 use hearth_core::im_error::Refusal;
 use hearth_core::model::User;
+use hearth_core::validate::Invalid;
 use hearth_core::{ImError, StoreError};
 use hearth_proto::http::{
     CreateAccountRequest, ErrorBody, LoginRequest, Me, PasswordChange, ProfileUpdate,
@@ -302,6 +303,7 @@ fn me_body(user: User) -> Me {
         id: user.id,
         username: user.username,
         email: user.email,
+        avatar: user.avatar,
     }
 }
 
@@ -401,16 +403,32 @@ pub async fn me(State(app): State<Arc<App>>, headers: HeaderMap) -> Result<Json<
     Ok(Json(me_body(user)))
 }
 
-/// Changes the profile: the username (validated as at sign-up, and free).
+/// Changes the profile: the username (validated as at sign-up, and free) and the avatar (an
+/// image the user uploaded, or `null` for none). The avatar is checked before anything is
+/// written, so a refused request changes nothing.
 pub async fn update_profile(
     State(app): State<Arc<App>>,
     CurrentUser(user): CurrentUser,
     ApiJson(body): ApiJson<ProfileUpdate>,
 ) -> Result<Json<Me>, ApiError> {
-    let user = match body.username {
+    let avatar = match &body.avatar {
+        Some(Some(id)) => {
+            let file = app.files.readable(user.id, id).await.map_err(|_| {
+                AccountError::from(Invalid("an avatar must be an image you uploaded".into()))
+            })?;
+            check_avatar(&user, &file).map_err(AccountError::from)?;
+            Some(Some(file))
+        }
+        Some(None) => Some(None),
+        None => None,
+    };
+    let mut user = match body.username {
         Some(username) => app.accounts.change_username(&user, &username).await?,
         None => user,
     };
+    if let Some(image) = avatar {
+        user = app.accounts.change_avatar(&user, image.as_ref()).await?;
+    }
     Ok(Json(me_body(user)))
 }
 

@@ -18,7 +18,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use futures_util::{Stream, StreamExt};
 use hearth_core::ImError;
-use hearth_core::files::{BlobError, FileError, FileRecord, Upload};
+use hearth_core::files::{Blob, BlobError, FileError, FileRecord, Upload};
 use hearth_proto::http::error_id;
 use hearth_proto::native::FileMeta;
 use serde::Deserialize;
@@ -434,7 +434,7 @@ fn parse_range(header: &str, size: u64) -> Ranged {
 }
 
 /// Whether `If-None-Match` names this entity tag (weak comparison, as RFC 9110 says for it).
-fn none_match(headers: &HeaderMap, etag: &str) -> bool {
+pub(crate) fn none_match(headers: &HeaderMap, etag: &str) -> bool {
     headers
         .get_all(header::IF_NONE_MATCH)
         .iter()
@@ -480,18 +480,23 @@ fn content_disposition(disposition: &str, name: &str) -> HeaderValue {
 
 /// Headers every file answer carries, 304s included.
 fn cache_headers(headers: &mut HeaderMap, etag: &str) {
+    cache_headers_for(headers, etag, CACHE_CONTROL);
+}
+
+/// `ETag` and `Cache-Control`, for answers that may be cached as `cache_control` says.
+pub(crate) fn cache_headers_for(headers: &mut HeaderMap, etag: &str, cache_control: &'static str) {
     if let Ok(value) = HeaderValue::from_str(etag) {
         headers.insert(header::ETAG, value);
     }
     headers.insert(
         header::CACHE_CONTROL,
-        HeaderValue::from_static(CACHE_CONTROL),
+        HeaderValue::from_static(cache_control),
     );
 }
 
 /// Headers that keep an uploaded file from acting as a page of this site: browsers must not
 /// guess another type, and a document opened directly runs no scripts.
-fn safety_headers(headers: &mut HeaderMap) {
+pub(crate) fn safety_headers(headers: &mut HeaderMap) {
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
@@ -503,8 +508,13 @@ fn safety_headers(headers: &mut HeaderMap) {
 }
 
 fn not_modified(etag: &str) -> Response {
+    not_modified_for(etag, CACHE_CONTROL)
+}
+
+/// `304 Not Modified` with the validators the full answer would carry.
+pub(crate) fn not_modified_for(etag: &str, cache_control: &'static str) -> Response {
     let mut response = StatusCode::NOT_MODIFIED.into_response();
-    cache_headers(response.headers_mut(), etag);
+    cache_headers_for(response.headers_mut(), etag, cache_control);
     response
 }
 
@@ -593,6 +603,21 @@ async fn thumbnail(
     let Some(blob) = app.files.thumbnail(&file).await? else {
         return Err(ImError::not_found("no_thumbnail", "this file has no thumbnail").into());
     };
+    let mut response = thumbnail_response(blob, &file, &etag, CACHE_CONTROL);
+    response.headers_mut().insert(
+        header::CONTENT_DISPOSITION,
+        content_disposition("inline", &format!("thumbnail-{}", file.name)),
+    );
+    Ok(response)
+}
+
+/// `file`'s thumbnail bytes as a whole answer, with its validators and the safety headers.
+pub(crate) fn thumbnail_response(
+    blob: Blob,
+    file: &FileRecord,
+    etag: &str,
+    cache_control: &'static str,
+) -> Response {
     let mut response = Body::from_stream(blob.stream).into_response();
     let h = response.headers_mut();
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(blob.size));
@@ -600,13 +625,9 @@ async fn thumbnail(
         header::CONTENT_TYPE,
         HeaderValue::from_static(file.thumbnail_type()),
     );
-    h.insert(
-        header::CONTENT_DISPOSITION,
-        content_disposition("inline", &format!("thumbnail-{}", file.name)),
-    );
-    cache_headers(h, &etag);
+    cache_headers_for(h, etag, cache_control);
     safety_headers(h);
-    Ok(response)
+    response
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@
 mod admin_api;
 mod api;
 mod auth;
+mod avatars;
 mod fanout;
 mod files_api;
 mod handshake;
@@ -357,6 +358,7 @@ impl Server {
             .merge(admin_api::routes())
             .merge(ops::routes())
             .merge(files_api::routes())
+            .merge(avatars::routes())
             .route("/api", any(api::not_found))
             .route("/api/", any(api::not_found))
             .route("/api/{*rest}", any(api::not_found))

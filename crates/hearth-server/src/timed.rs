@@ -85,6 +85,9 @@ impl UserStore for Timed<dyn UserStore> {
             self.0.set_password_hash(id, password_hash).await
         )
     }
+    async fn set_avatar(&self, id: i64, file_id: Option<&str>) -> Result<(), StoreError> {
+        timed!("users", "set_avatar", self.0.set_avatar(id, file_id).await)
+    }
     async fn search_users(&self, prefix: &str, limit: usize) -> Result<Vec<UserRef>, StoreError> {
         timed!(
             "users",

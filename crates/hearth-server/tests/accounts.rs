@@ -348,7 +348,7 @@ on_both_backends!(login_table, |backend: Backend| async move {
     let me: Value = me.json().await.unwrap();
     assert_eq!(
         me,
-        json!({"id": alice.id, "username": alice.username, "email": alice.email})
+        json!({"id": alice.id, "username": alice.username, "email": alice.email, "avatar": null})
     );
     let anonymous = node.get_as("/api/me", None).await;
     assert_eq!(anonymous.status(), 401);

@@ -595,6 +595,129 @@ on_both_backends!(
 );
 
 on_both_backends!(
+    avatars_are_thumbnails_of_own_images_shown_to_every_user,
+    |backend: Backend| async move {
+        let deployment = Deployment::new(backend);
+        let node = deployment.start().await;
+        let ann = node.register("ann").await;
+        let bob = node.register("bob").await;
+        let avatar = format!("/api/users/{}/avatar", ann.id);
+
+        // No avatar chosen: a generated picture with the name's first letter, for anyone
+        // signed in, revalidated by its entity tag.
+        let (_, me) = node.call(Some(&ann), "GET", "/api/me", None).await;
+        assert_eq!(me["avatar"], Value::Null, "{me}");
+        let response = get(&node, &bob, &avatar, &[]).await;
+        assert_eq!(response.status(), 200);
+        assert_eq!(header(&response, "content-type"), "image/svg+xml");
+        assert_eq!(header(&response, "cache-control"), "private, max-age=60");
+        assert_eq!(header(&response, "x-content-type-options"), "nosniff");
+        let default_tag = header(&response, "etag").to_owned();
+        assert!(response.text().await.unwrap().contains(">A</text>"));
+        let response = get(&node, &bob, &avatar, &[("if-none-match", &default_tag)]).await;
+        assert_eq!(response.status(), 304);
+        let response = node.http.get(node.url(&avatar)).send().await.unwrap();
+        assert_eq!(response.status(), 401, "avatars are for signed-in users");
+        let (status, body) = node
+            .call(Some(&bob), "GET", "/api/users/999999999/avatar", None)
+            .await;
+        assert_eq!((status, body["id"].as_str()), (404, Some("no_user")));
+
+        // Only an image of one's own, of which a thumbnail was made, can be an avatar; a
+        // refused request changes nothing, the name included.
+        let photo = upload(&node, &ann, "me.png", png(800, 600)).await;
+        let photo_id = photo["id"].as_str().unwrap().to_owned();
+        let text = upload(&node, &ann, "notes.txt", b"hello".to_vec()).await;
+        let bobs = upload(&node, &bob, "bob.png", png(64, 64)).await;
+        for (file, why) in [
+            (text["id"].clone(), "not an image"),
+            (bobs["id"].clone(), "someone else's"),
+            (json!("0123456789abcdef0123456789abcdef"), "unknown"),
+            (json!("../../etc/passwd"), "not an id"),
+            (json!(42), "not a string"),
+        ] {
+            let (status, body) = node
+                .call(
+                    Some(&ann),
+                    "PATCH",
+                    "/api/me",
+                    Some(json!({"avatar": file, "username": "renamed-by-mistake"})),
+                )
+                .await;
+            assert_eq!(
+                (status, body["id"].as_str()),
+                (400, Some("BAD_REQUEST")),
+                "{why}: {body}"
+            );
+        }
+        let (_, me) = node.call(Some(&ann), "GET", "/api/me", None).await;
+        assert_eq!(
+            (me["avatar"].clone(), me["username"].clone()),
+            (Value::Null, json!(ann.username))
+        );
+
+        // Chosen: every user gets the thumbnail (never the full image), and the file itself
+        // stays private to its uploader.
+        let (status, me) = node
+            .call(
+                Some(&ann),
+                "PATCH",
+                "/api/me",
+                Some(json!({"avatar": photo_id})),
+            )
+            .await;
+        assert_eq!(
+            (status, me["avatar"].as_str()),
+            (200, Some(photo_id.as_str())),
+            "{me}"
+        );
+        let (_, me) = node.call(Some(&ann), "GET", "/api/me", None).await;
+        assert_eq!(me["avatar"].as_str(), Some(photo_id.as_str()));
+        let response = get(&node, &bob, &avatar, &[("if-none-match", &default_tag)]).await;
+        assert_eq!(
+            response.status(),
+            200,
+            "a new picture is not the old one's tag"
+        );
+        assert_eq!(header(&response, "content-type"), "image/png");
+        let tag = header(&response, "etag").to_owned();
+        let picture = image::load_from_memory(&response.bytes().await.unwrap()).unwrap();
+        assert_eq!((picture.width(), picture.height()), (320, 240));
+        let response = get(&node, &bob, &avatar, &[("if-none-match", &tag)]).await;
+        assert_eq!(response.status(), 304);
+        let response = get(&node, &bob, &format!("/api/files/{photo_id}"), &[]).await;
+        assert_eq!(response.status(), 403);
+
+        // A rename keeps the avatar; `null` removes it and the generated picture is back.
+        let (status, me) = node
+            .call(
+                Some(&ann),
+                "PATCH",
+                "/api/me",
+                Some(json!({"username": common::unique("anna")})),
+            )
+            .await;
+        assert_eq!(
+            (status, me["avatar"].as_str()),
+            (200, Some(photo_id.as_str()))
+        );
+        let (status, me) = node
+            .call(
+                Some(&ann),
+                "PATCH",
+                "/api/me",
+                Some(json!({"avatar": null})),
+            )
+            .await;
+        assert_eq!((status, me["avatar"].clone()), (200, Value::Null));
+        let response = get(&node, &bob, &avatar, &[]).await;
+        assert_eq!(header(&response, "content-type"), "image/svg+xml");
+        node.stop().await;
+        deployment.cleanup().await;
+    }
+);
+
+on_both_backends!(
     images_and_files_are_found_by_their_names,
     |backend: Backend| async move {
         let deployment = Deployment::new(backend);

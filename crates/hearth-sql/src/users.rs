@@ -6,13 +6,17 @@ use hearth_core::model::{NewUser, User, UserRef};
 use hearth_core::store::UserStore;
 use hearth_core::{StoreError, now_ms};
 
-type UserRow = (i64, String, String);
+type UserRow = (i64, String, String, Option<String>);
 
-fn user((id, username, email): UserRow) -> User {
+/// The columns of a [`UserRow`], in order.
+const USER_COLUMNS: &str = "id, username, email, avatar_file_id";
+
+fn user((id, username, email, avatar): UserRow) -> User {
     User {
         id,
         username,
         email,
+        avatar,
     }
 }
 
@@ -60,6 +64,7 @@ impl UserStore for SqlStore {
                     id,
                     username: new.username,
                     email: new.email,
+                    avatar: None,
                 })
             }
             Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
@@ -95,15 +100,27 @@ impl UserStore for SqlStore {
             .map_err(store_error)
     }
 
+    async fn set_avatar(&self, id: i64, file_id: Option<&str>) -> Result<(), StoreError> {
+        sqlx::query("UPDATE users SET avatar_file_id = ? WHERE id = ?")
+            .bind(file_id)
+            .bind(id)
+            .execute(&self.write)
+            .await
+            .map(drop)
+            .map_err(store_error)
+    }
+
     async fn user_credentials(&self, email: &str) -> Result<Option<(User, String)>, StoreError> {
-        let row = sqlx::query_as::<_, (i64, String, String, String)>(
-            "SELECT id, username, email, password_hash FROM users WHERE email = ?",
+        let sql = format!("SELECT {USER_COLUMNS}, password_hash FROM users WHERE email = ?");
+        let row = sqlx::query_as::<_, (i64, String, String, Option<String>, String)>(
+            sqlx::AssertSqlSafe(sql),
         )
         .bind(email)
         .fetch_optional(&self.read)
         .await
         .map_err(store_error)?;
-        Ok(row.map(|(id, username, email, hash)| (user((id, username, email)), hash)))
+        Ok(row
+            .map(|(id, username, email, avatar, hash)| (user((id, username, email, avatar)), hash)))
     }
 
     async fn search_users(&self, prefix: &str, limit: usize) -> Result<Vec<UserRef>, StoreError> {
@@ -153,13 +170,12 @@ impl UserStore for SqlStore {
     }
 
     async fn active_user(&self, id: i64) -> Result<Option<User>, StoreError> {
-        let row = sqlx::query_as::<_, UserRow>(
-            "SELECT id, username, email FROM users WHERE id = ? AND banned_ms IS NULL",
-        )
-        .bind(id)
-        .fetch_optional(&self.read)
-        .await
-        .map_err(store_error)?;
+        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = ? AND banned_ms IS NULL");
+        let row = sqlx::query_as::<_, UserRow>(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_optional(&self.read)
+            .await
+            .map_err(store_error)?;
         Ok(row.map(user))
     }
 
@@ -172,12 +188,12 @@ impl UserStore for SqlStore {
     }
 
     async fn user(&self, id: i64) -> Result<Option<User>, StoreError> {
-        let row =
-            sqlx::query_as::<_, UserRow>("SELECT id, username, email FROM users WHERE id = ?")
-                .bind(id)
-                .fetch_optional(&self.read)
-                .await
-                .map_err(store_error)?;
+        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?");
+        let row = sqlx::query_as::<_, UserRow>(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_optional(&self.read)
+            .await
+            .map_err(store_error)?;
         Ok(row.map(user))
     }
 }
