@@ -192,6 +192,28 @@ describe("Hearth instant messaging", { timeout: 180_000 }, () => {
     assert.equal(await B.page.locator(tid("im-load-older")).count(), 0);
   });
 
+  it("B answers an old message; A sees the quote and is taken to the message it answers", async () => {
+    const first = `old 0 ${runId}`;
+    const answered = imMessage(B.page, first);
+    await answered.hover();
+    await answered.locator(tid("im-message-reply")).click();
+    await B.page.locator(tid("im-replying")).filter({ hasText: first }).waitFor();
+    const reply = `answer to the first ${runId}`;
+    await imSend(B.page, reply);
+    await imMessage(B.page, reply).locator(tid("im-message-quote")).filter({ hasText: first }).waitFor();
+    assert.equal(await B.page.locator(tid("im-replying")).isHidden(), true, "the composer is back to plain messages");
+    // A loads the conversation afresh: the answered message is older than the first window.
+    await A.page.reload();
+    await conversation(A.page, directId).click();
+    const quote = imMessage(A.page, reply).locator(tid("im-message-quote"));
+    await quote.filter({ hasText: "an earlier message" }).waitFor();
+    assert.equal(await imMessage(A.page, first).count(), 0);
+    await quote.click();
+    await A.page.locator(`${tid("im-message")}.flash`).filter({ has: A.page.getByText(first, { exact: true }) }).waitFor();
+    // Now loaded, the quote names what it answers.
+    await quote.filter({ hasText: first }).waitFor();
+  });
+
   it("A picks a picture; it replaces A's face here at once and is what B is served", async () => {
     const { id: aId } = await api(A, "GET", "/api/me");
     const face = A.page.locator(`${tid("current-avatar")} img`);

@@ -9,6 +9,7 @@ import {
   newClientMsgId,
   parseImFrame,
   presenceText,
+  quoteText,
   readByCount,
   sendFrame,
   systemText,
@@ -182,6 +183,22 @@ describe("attachments and transcripts", () => {
     expect(q.get("c2")?.attachment).toEqual({ kind: "voice", file: voiceFile });
     const bad = PendingSends.fromJSON([{ clientMsgId: "c3", conversationId: 7, content: "", attachment: { kind: "voice", file: { id: "x" } } }]);
     expect(bad.get("c3")?.attachment).toBeUndefined();
+  });
+
+  it("sends a reply's target, keeps it across a reload and in the acked message, and quotes it", () => {
+    const p = new PendingSends();
+    const r = p.add(7, "yes", "c9", 1, undefined, 3);
+    expect(sendFrame(r)).toEqual({ type: "send", payload: { conversationId: 7, clientMsgId: "c9", content: "yes", replyTo: 3 } });
+    expect(PendingSends.fromJSON(JSON.parse(JSON.stringify(p.toJSON()))).get("c9")?.replyTo).toBe(3);
+    expect(PendingSends.fromJSON([{ clientMsgId: "c8", conversationId: 7, content: "x", replyTo: "3" }]).get("c8")?.replyTo).toBeUndefined();
+    expect(ackedMessage(r, { clientMsgId: "c9", conversationId: 7, id: "98", seq: 5, timestamp: 60 }, alice).replyTo).toBe(3);
+    expect(parseImFrame("message", { ...msg(2, { replyTo: 1 }) })?.payload).toMatchObject({ replyTo: 1 });
+    expect(parseImFrame("message", { ...msg(2), replyTo: "1" })?.payload).not.toHaveProperty("replyTo");
+    expect(quoteText(msg(1, { content: "  hello\n  there " }))).toBe("hello there");
+    expect(quoteText(msg(1, { content: "x".repeat(200) }))).toBe("x".repeat(79) + "…");
+    expect(quoteText(msg(1, { kind: "image", content: "sunset", file: voiceFile }))).toBe("Photo · sunset");
+    expect(quoteText(msg(1, { recalled: true }))).toBe("a recalled message");
+    expect(quoteText(undefined)).toBe("an earlier message");
   });
 
   it("validates the file of a message frame", () => {

@@ -132,17 +132,19 @@ export function isImMessage(v: unknown): v is ImMessage {
   );
 }
 
-/** Drops a malformed `file` or `transcript` (the rest was validated by isImMessage). */
+/** Drops a malformed `file`, `transcript` or `replyTo` (the rest was validated by isImMessage). */
 export function normalizeMessage(m: ImMessage): ImMessage {
   const raw = m as unknown as Record<string, unknown>;
   const hasFile = raw.file !== undefined;
   const hasTranscript = raw.transcript !== undefined;
-  if (!hasFile && !hasTranscript) return m;
+  const hasReply = raw.replyTo !== undefined;
+  if (!hasFile && !hasTranscript && !hasReply) return m;
   const out: ImMessage = { ...m };
   const file = hasFile ? asFileRef(raw.file) : null;
   if (file) out.file = file;
   else delete out.file;
   if (!isStr(raw.transcript)) delete out.transcript;
+  if (!isNum(raw.replyTo)) delete out.replyTo;
   return out;
 }
 
@@ -492,6 +494,8 @@ export interface PendingSend {
   error?: string;
   /** Set once acked: the seq the server gave it. */
   seq?: number;
+  /** The seq of the message this one answers. */
+  replyTo?: number;
 }
 
 let counter = 0;
@@ -505,9 +509,17 @@ export function newClientMsgId(now: number = Date.now(), rand: () => number = Ma
 export class PendingSends {
   private items = new Map<string, PendingSend>();
 
-  add(conversationId: number, content: string, clientMsgId: string = newClientMsgId(), now = Date.now(), attachment?: PendingAttachment): PendingSend {
+  add(
+    conversationId: number,
+    content: string,
+    clientMsgId: string = newClientMsgId(),
+    now = Date.now(),
+    attachment?: PendingAttachment,
+    replyTo?: number,
+  ): PendingSend {
     const p: PendingSend = { clientMsgId, conversationId, content, createdAt: now, sentAt: 0, state: "sending" };
     if (attachment) p.attachment = attachment;
+    if (replyTo !== undefined) p.replyTo = replyTo;
     this.items.set(clientMsgId, p);
     return p;
   }
@@ -586,6 +598,7 @@ export class PendingSends {
           const kind = a && (a.kind === "image" || a.kind === "file" || a.kind === "voice") ? a.kind : null;
           s.items.set(p.clientMsgId, {
             ...(file && kind ? { attachment: { kind, file } } : {}),
+            ...(isNum(p.replyTo) ? { replyTo: p.replyTo } : {}),
             clientMsgId: p.clientMsgId,
             conversationId: p.conversationId,
             content: p.content,
@@ -608,6 +621,7 @@ export function sendFrame(p: PendingSend): Extract<ImClientFrame, { type: "send"
     payload.kind = p.attachment.kind;
     payload.fileId = p.attachment.file.id;
   }
+  if (p.replyTo !== undefined) payload.replyTo = p.replyTo;
   return { type: "send", payload };
 }
 
@@ -624,7 +638,22 @@ export function ackedMessage(p: PendingSend, ack: Ack, me: UserRef): ImMessage {
     timestamp: ack.timestamp,
   };
   if (p.attachment) m.file = p.attachment.file;
+  if (p.replyTo !== undefined) m.replyTo = p.replyTo;
   return m;
+}
+
+/** Longest quote of a replied-to message, in characters. */
+export const QUOTE_MAX = 80;
+
+/** What a reply shows of the message it answers (undefined: not loaded here). */
+export function quoteText(m: ImMessage | undefined): string {
+  if (!m) return "an earlier message";
+  if (m.recalled) return "a recalled message";
+  const what = m.kind === "image" ? "Photo" : m.kind === "voice" ? "Voice message" : m.kind === "file" ? `File: ${m.file?.name ?? "attachment"}` : "";
+  const text = m.content.replace(/\s+/g, " ").trim();
+  const full = what && text ? `${what} · ${text}` : what || text;
+  const chars = [...full];
+  return chars.length > QUOTE_MAX ? chars.slice(0, QUOTE_MAX - 1).join("") + "…" : full;
 }
 
 // ------------------------------------------------------------------ misc helpers

@@ -31,6 +31,7 @@ import {
   TYPING_SEND_INTERVAL_MS,
   TYPING_SHOW_MS,
   ackedMessage,
+  quoteText,
   countUnread,
   eventAffects,
   isNum,
@@ -157,6 +158,8 @@ export class ImController {
   private panel: Panel = "none";
   private groupPanelOpen = false;
   private editingSeq: number | null = null;
+  /** The message the composer's next text answers. */
+  private replyingTo: ImMessage | null = null;
   private lastTypingSent = 0;
   private retryTimer: ReturnType<typeof setInterval> | null = null;
   private refreshFriendsTimer: ReturnType<typeof setTimeout> | null = null;
@@ -196,6 +199,7 @@ export class ImController {
   private messagesEl: HTMLElement;
   private typingEl: HTMLElement;
   private editBanner: HTMLElement;
+  private replyBanner: HTMLElement;
   private input: HTMLTextAreaElement;
   private sendBtn: HTMLButtonElement;
   private attachBtn: HTMLButtonElement;
@@ -237,6 +241,7 @@ export class ImController {
     });
     this.typingEl = el("div", { class: "typing muted", "data-testid": "typing-indicator", "aria-live": "polite" });
     this.editBanner = el("div", { class: "edit-banner", "data-testid": "im-editing", hidden: "" });
+    this.replyBanner = el("div", { class: "edit-banner reply-banner", "data-testid": "im-replying", hidden: "" });
     this.input = el("textarea", {
       rows: "1",
       placeholder: "Write a message…",
@@ -284,6 +289,8 @@ export class ImController {
         this.submitComposer();
       } else if (ev.key === "Escape" && this.editingSeq !== null) {
         this.cancelEdit();
+      } else if (ev.key === "Escape" && this.replyingTo !== null) {
+        this.cancelReply();
       }
     });
     this.input.addEventListener("input", () => this.onInput());
@@ -300,6 +307,7 @@ export class ImController {
         this.dropHint,
         this.typingEl,
         this.editBanner,
+        this.replyBanner,
         composer,
       ),
       this.groupPanel,
@@ -769,7 +777,9 @@ export class ImController {
       imapi.edit(id, seq, v.content).catch((e) => this.host.toast(errText(e)));
       return;
     }
-    this.pending.add(id, v.content);
+    const replyTo = this.replyingTo?.conversationId === id ? this.replyingTo.seq : undefined;
+    this.cancelReply();
+    this.pending.add(id, v.content, undefined, undefined, undefined, replyTo);
     this.savePending();
     this.input.value = "";
     this.lastTypingSent = 0;
@@ -785,7 +795,37 @@ export class ImController {
     if (this.host.send({ type: "typing", payload: { conversationId: id } })) this.lastTypingSent = now;
   }
 
+  private startReply(m: ImMessage): void {
+    this.cancelEdit();
+    this.replyingTo = m;
+    this.replyBanner.replaceChildren(
+      el("span", {}, `Replying to ${m.sender.username}: `, el("span", { class: "muted" }, quoteText(m))),
+      button("Cancel", { class: "link", "data-testid": "im-reply-cancel" }, () => this.cancelReply()),
+    );
+    this.replyBanner.hidden = false;
+    this.input.focus();
+  }
+
+  private cancelReply(): void {
+    this.replyingTo = null;
+    this.replyBanner.hidden = true;
+  }
+
+  /** The quote above a reply: who and what it answers; clicking it shows that message. */
+  private quote(c: Conv, replyTo: number): HTMLElement {
+    const target = c.log?.get(replyTo);
+    const q = button("", { class: "reply-quote", "data-testid": "im-message-quote", "data-reply-to": String(replyTo) }, () => {
+      this.focusSeq = replyTo;
+      this.renderMessages(false);
+      const log = c.log;
+      if (log && replyTo <= log.base) void this.loadOlder(c.state.id, replyTo);
+    });
+    q.replaceChildren(target && !target.recalled ? el("span", { class: "user" }, target.sender.username) : "", " ", quoteText(target));
+    return q;
+  }
+
   private startEdit(m: ImMessage): void {
+    this.cancelReply();
     this.editingSeq = m.seq;
     this.input.value = m.content;
     this.editBanner.replaceChildren(
@@ -1195,6 +1235,7 @@ export class ImController {
 
   openConversation(id: number): void {
     this.cancelEdit();
+    this.cancelReply();
     this.focusSeq = null;
     this.openId = id;
     this.groupPanelOpen = false;
@@ -1503,6 +1544,7 @@ export class ImController {
           ),
         );
       }
+      actions.append(button("Reply", { class: "link small", "data-testid": "im-message-reply" }, () => this.startReply(m)));
       if (mine) actions.append(button("Edit", { class: "link small", "data-testid": "im-message-edit" }, () => this.startEdit(m)));
       actions.append(
         button("Delete for me", { class: "link small", "data-testid": "im-message-hide" }, () => {
@@ -1532,12 +1574,18 @@ export class ImController {
       m.recalled
         ? el("div", { class: "content muted recalled-text", "data-testid": "im-message-recalled" }, mine ? "You recalled a message" : `${m.sender.username} recalled a message`)
         : null,
+      !m.recalled && m.replyTo !== undefined ? this.quote(c, m.replyTo) : null,
       m.recalled ? null : this.attachment(m, used),
       !m.recalled && (m.content !== "" || m.kind === "text") ? el("div", { class: "content", "data-testid": "im-message-content" }, m.content) : null,
       !m.recalled && m.kind === "voice" && m.transcript ? el("div", { class: "transcript", "data-testid": "im-transcript" }, m.transcript) : null,
       m.editedAt && !m.recalled ? el("span", { class: "muted small", "data-testid": "im-message-edited" }, "(edited)") : null,
       mine && !m.recalled ? el("div", { class: "msg-status muted small", "data-testid": "im-message-status" }, this.readStatus(c, m)) : null,
     );
+  }
+
+  private pendingQuote(p: PendingSend): HTMLElement | null {
+    const c = this.convs.get(p.conversationId);
+    return c && p.replyTo !== undefined ? this.quote(c, p.replyTo) : null;
   }
 
   private pendingItem(p: PendingSend): HTMLElement {
@@ -1552,6 +1600,7 @@ export class ImController {
         "data-kind": p.attachment?.kind ?? "text",
       },
       el("div", { class: "meta" }, el("span", { class: "user", "data-testid": "im-message-user" }, this.me?.username ?? "")),
+      this.pendingQuote(p),
       p.attachment
         ? el(
             "div",
