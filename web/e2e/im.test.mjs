@@ -139,6 +139,15 @@ describe("Hearth instant messaging", { timeout: 180_000 }, () => {
     await imSend(A.page, fixed);
     await imMessage(B.page, fixed).locator(tid("im-message-edited")).waitFor();
 
+    // A renames the group from its panel: B's list and header follow live, with a grey line.
+    const renamed = `Renamed ${runId}`;
+    await A.page.locator(tid("group-rename-input")).fill(renamed);
+    await A.page.locator(tid("group-rename-save")).click();
+    await B.page.locator(`${tid("conversation-item")}[data-conversation-id="${groupId}"][data-name="${renamed}"]`).waitFor();
+    await B.page.locator(tid("conversation-title")).filter({ hasText: renamed }).waitFor();
+    await B.page.locator(tid("im-system")).filter({ hasText: `${A.username} renamed the group to "${renamed}"` }).waitFor();
+    await A.page.locator(tid("conversation-title")).filter({ hasText: renamed }).waitFor();
+
     // B leaves: A's open member list drops B (the notice comes before the server takes B
     // out, so a list fetched on the notice alone still held B).
     const left = await B.page.evaluate(async (id) => (await fetch(`/api/groups/${id}/leave`, { method: "POST" })).status, groupId);

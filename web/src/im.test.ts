@@ -285,6 +285,7 @@ describe("systemText", () => {
     expect(t({ event: "kicked", userId: 2, by: 1 })).toBe("alice removed bob");
     expect(t({ event: "role_changed", userId: 2, role: "admin", by: 1 })).toBe("alice made bob an admin");
     expect(t({ event: "role_changed", userId: 2, role: "member", by: 1 })).toBe("alice made bob a member");
+    expect(t({ event: "renamed", name: "新名字", by: 1 })).toBe('alice renamed the group to "新名字"');
     expect(t({ event: "owner_changed", userId: 2, by: 1 })).toBe("alice transferred ownership to bob");
     expect(t({ event: "dissolved", by: 1 })).toBe("alice dissolved the group");
     expect(t({ event: "recalled", seq: 4 }, bob)).toBe("bob recalled a message");

@@ -114,7 +114,7 @@ function isObj(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 export const isNum = (v: unknown): v is number => typeof v === "number" && Number.isFinite(v);
-const isStr = (v: unknown): v is string => typeof v === "string";
+export const isStr = (v: unknown): v is string => typeof v === "string";
 function isUserRef(v: unknown): v is UserRef {
   return isObj(v) && isNum(v.id) && isStr(v.username);
 }
@@ -277,6 +277,8 @@ export function systemText(content: string, sender: UserRef, names: NameLookup, 
       return cap(`${actor} transferred ownership to ${nameOf(b.userId, names, me)}`);
     case "dissolved":
       return cap(`${actor} dissolved the group`);
+    case "renamed":
+      return cap(`${actor} renamed the group${isStr(b.name) ? ` to "${b.name}"` : ""}`);
     case "recalled":
       return cap(`${actor} recalled a message`);
     case "edited":

@@ -44,6 +44,7 @@ export const kick = (id: number, userId: number) => request<void>("POST", `/api/
 export const leave = (id: number) => request<void>("POST", `/api/groups/${id}/leave`);
 export const transfer = (id: number, userId: number) => request<void>("POST", `/api/groups/${id}/transfer`, { userId });
 export const setRole = (id: number, userId: number, role: Role) => request<void>("POST", `/api/groups/${id}/role`, { userId, role });
+export const renameGroup = (id: number, name: string) => request<void>("POST", `/api/groups/${id}/name`, { name });
 export const dissolve = (id: number) => request<void>("POST", `/api/groups/${id}/dissolve`);
 export const members = (id: number) => request<Member[]>("GET", `/api/conversations/${id}/members`);
 export const pull = (id: number, after: number, limit = 200) =>

@@ -35,6 +35,7 @@ import {
   countUnread,
   eventAffects,
   isNum,
+  isStr,
   isSilentSystem,
   parseSystem,
   presenceText,
@@ -160,6 +161,8 @@ export class ImController {
   private editingSeq: number | null = null;
   /** The message the composer's next text answers. */
   private replyingTo: ImMessage | null = null;
+  /** A group name being typed in the group panel, kept across its re-renders. */
+  private groupNameDraft: { id: number; text: string } | null = null;
   private lastTypingSent = 0;
   private retryTimer: ReturnType<typeof setInterval> | null = null;
   private refreshFriendsTimer: ReturnType<typeof setTimeout> | null = null;
@@ -634,6 +637,15 @@ export class ImController {
     if (m.clientMsgId && this.pending.get(m.clientMsgId) && m.sender.id === this.me?.id) {
       this.pending.ack(m.clientMsgId);
       this.savePending();
+    }
+    // The newest rename names the group, whether or not its log is loaded here.
+    const rename = m.kind === "system" && m.seq >= c.state.lastSeq ? parseSystem(m.content) : null;
+    if (rename?.event === "renamed" && isStr(rename.name)) {
+      c.state.name = rename.name;
+      if (c.state.id === this.openId) {
+        this.renderHeader();
+        this.renderGroupPanel();
+      }
     }
     c.state.lastSeq = Math.max(c.state.lastSeq, m.seq);
     c.state.lastActivity = Math.max(c.state.lastActivity, m.timestamp);
@@ -1737,6 +1749,26 @@ export class ImController {
     this.renderGroupPanel();
   }
 
+  /** Renaming the group (owners and admins). What is typed survives the panel's re-renders. */
+  private groupNameForm(c: Conv): HTMLElement {
+    const id = c.state.id;
+    const draft = this.groupNameDraft?.id === id ? this.groupNameDraft.text : c.state.name;
+    const hadFocus = document.activeElement?.getAttribute("data-testid") === "group-rename-input";
+    const input = el("input", { type: "text", maxlength: "100", "aria-label": "Group name", "data-testid": "group-rename-input" });
+    input.value = draft;
+    input.addEventListener("input", () => (this.groupNameDraft = { id, text: input.value }));
+    const form = el("form", { class: "row", "data-testid": "group-rename" }, input, el("button", { type: "submit", class: "ghost small", "data-testid": "group-rename-save" }, "Rename"));
+    form.addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      const name = input.value.trim();
+      void this.act(() => imapi.renameGroup(id, name), "none").then((ok) => {
+        if (ok) this.groupNameDraft = null;
+      });
+    });
+    if (hadFocus) queueMicrotask(() => input.focus());
+    return form;
+  }
+
   private renderGroupPanel(): void {
     const c = this.openId !== null ? this.convs.get(this.openId) : undefined;
     const p = this.groupPanel;
@@ -1799,6 +1831,8 @@ export class ImController {
       });
       children.push(el("h4", {}, "Invite friends"), el("div", { class: "checks" }, ...boxes), inviteBtn);
     }
+
+    if (isAdmin) children.push(this.groupNameForm(c));
 
     if (isAdmin) {
       children.push(el("h4", {}, "Join requests"));

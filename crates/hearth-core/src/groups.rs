@@ -350,6 +350,28 @@ impl Groups {
         Ok(())
     }
 
+    /// The owner or an admin renames the group. Every member is told by a system message
+    /// (`renamed`, with the new name); the same name again changes nothing and says nothing.
+    pub async fn rename(&self, actor: &UserRef, group: i64, name: &str) -> Result<(), ImError> {
+        self.check_name(name)?;
+        let (conversation, _) = self.acting(actor.id, group, Role::Admin).await?;
+        if conversation.name == name {
+            return Ok(());
+        }
+        if !self.conversations.rename_group(group, name).await? {
+            return Err(ImError::conflict("changed", "the group changed; try again"));
+        }
+        // Cached memberships hold the conversation, name included.
+        self.deliver.members_changed(group);
+        self.messaging
+            .system_message(
+                &conversation.as_ref(),
+                actor,
+                json!({"event": "renamed", "name": name, "by": actor.id}),
+            )
+            .await
+    }
+
     pub async fn transfer(&self, owner: &UserRef, group: i64, to: i64) -> Result<(), ImError> {
         let (conversation, _) = self.acting(owner.id, group, Role::Owner).await?;
         if to == owner.id || self.conversations.member(group, to).await?.is_none() {

@@ -280,6 +280,8 @@ pub trait ConversationStore: Send + Sync {
         user_id: i64,
         role: Role,
     ) -> Result<bool, StoreError>;
+    /// Renames a group that is not dissolved; false if there is no such group.
+    async fn rename_group(&self, conversation_id: i64, name: &str) -> Result<bool, StoreError>;
     /// Makes `to` the owner and `from` an admin.
     async fn transfer_ownership(
         &self,

@@ -371,6 +371,13 @@ pub mod http {
         pub members: Vec<i64>,
     }
 
+    /// `POST /api/groups/{id}/name`.
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    pub struct GroupNameBody {
+        pub name: String,
+    }
+
     #[derive(Debug, Clone, Serialize, Deserialize)]
     #[serde(rename_all = "camelCase", deny_unknown_fields)]
     pub struct NoteBody {

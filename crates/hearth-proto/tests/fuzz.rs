@@ -23,8 +23,8 @@ use fuzzing::*;
 use hearth_proto::http::{CreateAccountRequest, ErrorBody, LoginRequest, Me, SessionCreated};
 use hearth_proto::native::Role;
 use hearth_proto::native::http::{
-    CreateGroupBody, EditBody, FriendRequestBody, NoteBody, RoleBody, SendBody, SeqBody,
-    UserIdBody, UserIdsBody,
+    CreateGroupBody, EditBody, FriendRequestBody, GroupNameBody, NoteBody, RoleBody, SendBody,
+    SeqBody, UserIdBody, UserIdsBody,
 };
 use hearth_proto::room::{ClientFrame, MessageId};
 use proptest::prelude::*;
@@ -292,6 +292,7 @@ const BODY_TYPES: &[&str] = &[
     "UserIdBody",
     "UserIdsBody",
     "CreateGroupBody",
+    "GroupNameBody",
     "NoteBody",
     "RoleBody",
     "SendBody",
@@ -312,6 +313,7 @@ fn body_schema(ty: &str) -> Schema {
         "UserIdBody" => &[("userId", I64, true)],
         "UserIdsBody" => &[("userIds", VecI64, true)],
         "CreateGroupBody" => &[("name", Str, true), ("members", VecI64, false)],
+        "GroupNameBody" => &[("name", Str, true)],
         "NoteBody" => &[("note", Str, false)],
         "RoleBody" => &[("userId", I64, true), ("role", Role, true)],
         "SendBody" => &[
@@ -394,6 +396,7 @@ fn check_body_named(ty: &str, text: &str) -> bool {
         "UserIdBody" => check_body::<UserIdBody>(text, schema),
         "UserIdsBody" => check_body::<UserIdsBody>(text, schema),
         "CreateGroupBody" => check_body::<CreateGroupBody>(text, schema),
+        "GroupNameBody" => check_body::<GroupNameBody>(text, schema),
         "NoteBody" => check_body::<NoteBody>(text, schema),
         "RoleBody" => check_body::<RoleBody>(text, schema),
         "SendBody" => check_body::<SendBody>(text, schema),
@@ -429,6 +432,7 @@ fn valid_body() -> BoxedStrategy<(&'static str, String)> {
         ids().prop_map(|user_ids| body("UserIdsBody", UserIdsBody { user_ids })),
         (text(), ids())
             .prop_map(|(name, members)| body("CreateGroupBody", CreateGroupBody { name, members })),
+        text().prop_map(|name| body("GroupNameBody", GroupNameBody { name })),
         text().prop_map(|note| body("NoteBody", NoteBody { note })),
         (int(), role).prop_map(|(user_id, role)| body("RoleBody", RoleBody { user_id, role })),
         (

@@ -14,8 +14,8 @@ use hearth_core::model::Member;
 use hearth_core::store::{Decision, FriendRequest};
 use hearth_core::{ImError, model::UserRef};
 use hearth_proto::native::http::{
-    CreateGroupBody, EditBody, FriendRequestBody, NoteBody, RoleBody, SendBody, SeqBody,
-    UserIdBody, UserIdsBody,
+    CreateGroupBody, EditBody, FriendRequestBody, GroupNameBody, NoteBody, RoleBody, SendBody,
+    SeqBody, UserIdBody, UserIdsBody,
 };
 use hearth_proto::native::{Ack, Presence, Role, SyncState};
 use serde::{Deserialize, Serialize};
@@ -56,6 +56,7 @@ pub fn routes() -> Router<Arc<App>> {
         .route("/api/groups/{id}/kick", post(kick))
         .route("/api/groups/{id}/leave", post(leave))
         .route("/api/groups/{id}/transfer", post(transfer))
+        .route("/api/groups/{id}/name", post(rename_group))
         .route("/api/groups/{id}/role", post(set_role))
         .route("/api/groups/{id}/dissolve", post(dissolve))
         .route("/api/conversations/{id}/members", get(members))
@@ -316,6 +317,16 @@ async fn set_role(
     app.groups
         .set_role(&me.as_ref(), id, body.user_id, body.role)
         .await?;
+    no_content()
+}
+
+async fn rename_group(
+    app: State,
+    CurrentUser(me): CurrentUser,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(body): ApiJson<GroupNameBody>,
+) -> Done {
+    app.groups.rename(&me.as_ref(), id, &body.name).await?;
     no_content()
 }
 

@@ -513,6 +513,13 @@ impl ConversationStore for Timed<dyn ConversationStore> {
             self.0.set_role(conversation_id, user_id, role).await
         )
     }
+    async fn rename_group(&self, conversation_id: i64, name: &str) -> Result<bool, StoreError> {
+        timed!(
+            "conversations",
+            "rename_group",
+            self.0.rename_group(conversation_id, name).await
+        )
+    }
     async fn transfer_ownership(
         &self,
         conversation_id: i64,

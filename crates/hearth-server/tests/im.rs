@@ -1089,6 +1089,114 @@ type Case<'a> = (
     Option<Value>,
 );
 
+on_both_backends!(
+    groups_are_renamed_by_owners_and_admins,
+    |backend: Backend| async move {
+        let deployment = Deployment::new(backend);
+        let node = deployment.start().await;
+        let owner = node.register("owner").await;
+        let admin = node.register("admin").await;
+        let member = node.register("member").await;
+        let eve = node.register("eve").await;
+        node.befriend(&owner, &admin).await;
+        node.befriend(&owner, &member).await;
+        let g = group(&node, &owner, "team", &[&admin, &member]).await;
+        make_admin(&node, &owner, g, &admin).await;
+        let mut member_socket = node.device(&member, "web").await;
+        let rename = |who: &Account, name: Value| {
+            let path = format!("/api/groups/{g}/name");
+            let who = who.clone();
+            let node = &node;
+            async move {
+                node.call(Some(&who), "POST", &path, Some(json!({"name": name})))
+                    .await
+            }
+        };
+        let name_in_sync = |who: &Account| {
+            let node = &node;
+            let who = who.clone();
+            async move {
+                let state = node.ok(&who, "GET", "/api/sync", None).await;
+                let found = state["conversations"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|c| c["id"] == g)
+                    .cloned();
+                found.map(|c| {
+                    (
+                        c["name"].as_str().unwrap().to_owned(),
+                        c["lastSeq"].as_i64().unwrap(),
+                    )
+                })
+            }
+        };
+
+        // Members may not; names are checked as at creation.
+        let (status, body) = rename(&member, json!("mine now")).await;
+        assert_eq!(
+            (status, body["id"].as_str()),
+            (403, Some("insufficient_role"))
+        );
+        let (status, body) = rename(&eve, json!("not even in it")).await;
+        assert_eq!(status, 403, "{body}");
+        for bad in [
+            json!(""),
+            json!("  \u{200B} "),
+            json!("x".repeat(200)),
+            json!("a\u{0007}b"),
+            json!(5),
+        ] {
+            let (status, body) = rename(&owner, bad.clone()).await;
+            assert_eq!(status, 400, "{bad}: {body}");
+        }
+        assert_eq!(name_in_sync(&member).await.unwrap().0, "team");
+
+        // An admin renames: every member is told by a system message and syncs the new name.
+        let (status, body) = rename(&admin, json!("新的名字 team")).await;
+        assert_eq!(status, 204, "{body}");
+        let told = member_socket
+            .until_with("message", |m| m["kind"] == "system")
+            .await;
+        let event: Value = serde_json::from_str(told["content"].as_str().unwrap()).unwrap();
+        assert_eq!(
+            (
+                event["event"].as_str(),
+                event["name"].as_str(),
+                event["by"].as_i64()
+            ),
+            (Some("renamed"), Some("新的名字 team"), Some(admin.id))
+        );
+        let (name, last_seq) = name_in_sync(&owner).await.unwrap();
+        assert_eq!(
+            (name.as_str(), last_seq),
+            ("新的名字 team", told["seq"].as_i64().unwrap())
+        );
+        // The same name again says nothing.
+        let (status, _) = rename(&owner, json!("新的名字 team")).await;
+        assert_eq!(status, 204);
+        assert_eq!(name_in_sync(&owner).await.unwrap().1, last_seq);
+
+        // Not for direct conversations, nor dissolved groups.
+        let dm = direct(&node, &owner, &admin).await;
+        let (status, body) = node
+            .call(
+                Some(&owner),
+                "POST",
+                &format!("/api/groups/{dm}/name"),
+                Some(json!({"name": "us"})),
+            )
+            .await;
+        assert_eq!((status, body["id"].as_str()), (400, Some("not_a_group")));
+        node.ok(&owner, "POST", &format!("/api/groups/{g}/dissolve"), None)
+            .await;
+        let (status, _) = rename(&owner, json!("after the end")).await;
+        assert_eq!(status, 403);
+        node.stop().await;
+        deployment.cleanup().await;
+    }
+);
+
 on_both_backends!(authorization_table, |backend: Backend| async move {
     let deployment = Deployment::new(backend);
     let node = deployment.start().await;

@@ -388,6 +388,19 @@ impl ConversationStore for SqlStore {
         Ok(done.rows_affected() > 0)
     }
 
+    async fn rename_group(&self, conversation_id: i64, name: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE conversations SET name = ? \
+             WHERE id = ? AND kind = 'group' AND dissolved = 0",
+        )
+        .bind(name)
+        .bind(conversation_id)
+        .execute(&self.write)
+        .await
+        .map_err(store_error)?;
+        Ok(done.rows_affected() > 0)
+    }
+
     async fn transfer_ownership(
         &self,
         conversation_id: i64,
