@@ -11,6 +11,7 @@ use axum::http::request::Parts;
 use axum::routing::{get, post};
 use hearth_core::admin::{AdminError, RoomInfo, UserInfo, UserRole};
 use hearth_core::model::User;
+use hearth_core::validate::Invalid;
 use hearth_proto::http::error_id;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -82,6 +83,18 @@ impl From<AdminError> for ApiError {
     }
 }
 
+/// Over the API an admin cannot lock themself out (a slip of the id would leave a deployment
+/// with no admin able to undo it); the `hearth admin` CLI still can, on the operator's word.
+fn not_self(admin: &User, target: i64, what: &str) -> Result<(), ApiError> {
+    if admin.id == target {
+        return Err(AdminError::Invalid(Invalid(format!(
+            "you cannot {what} yourself; another admin, or `hearth admin` on the server, can"
+        )))
+        .into());
+    }
+    Ok(())
+}
+
 pub fn user_json(u: &UserInfo) -> Value {
     json!({
         "id": u.id,
@@ -136,6 +149,7 @@ async fn ban(
     AdminUser(admin): AdminUser,
     ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<Value>, ApiError> {
+    not_self(&admin, id, "ban")?;
     let user = app.ops.admin.ban(id).await?;
     tracing::info!(admin = admin.id, user = id, "banned a user");
     Ok(Json(user_json(&user)))
@@ -166,6 +180,7 @@ async fn revoke_admin(
     AdminUser(admin): AdminUser,
     ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<Value>, ApiError> {
+    not_self(&admin, id, "revoke the admin role of")?;
     let user = app.ops.admin.set_role(id, UserRole::User).await?;
     tracing::info!(admin = admin.id, user = id, "revoked the admin role");
     Ok(Json(user_json(&user)))

@@ -540,6 +540,58 @@ on_both_backends!(admin_api, |backend: Backend| async move {
         )
         .await;
     assert_eq!(body["role"], "admin");
+    // No admin can lock themself out over the API; another admin can.
+    for action in ["ban", "revoke-admin"] {
+        let (status, body) = node
+            .call(
+                Some(&admin),
+                "POST",
+                &format!("/api/admin/users/{}/{action}", admin.id),
+                None,
+            )
+            .await;
+        assert_eq!(
+            (status, body["id"].as_str()),
+            (400, Some("BAD_REQUEST")),
+            "{action}"
+        );
+    }
+    let me = node
+        .ok(
+            &admin,
+            "GET",
+            &format!("/api/admin/users/{}", admin.id),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (me["role"].as_str(), me["banned"].as_bool()),
+        (Some("admin"), Some(false)),
+        "{me}"
+    );
+    // (Its sessions were revoked above: a fresh one.)
+    let session = node
+        .post_json(
+            "/api/sessions",
+            json!({"email": other.email, "password": other.password}),
+        )
+        .await
+        .json::<Value>()
+        .await
+        .unwrap();
+    let other = Account {
+        sid: session["token"].as_str().unwrap().to_owned(),
+        ..other.clone()
+    };
+    let body = node
+        .ok(
+            &other,
+            "POST",
+            &format!("/api/admin/users/{}/revoke-admin", admin.id),
+            None,
+        )
+        .await;
+    assert_eq!(body["role"], "user");
     node.stop().await;
     deployment.cleanup().await;
 });
