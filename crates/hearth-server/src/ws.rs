@@ -37,10 +37,12 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{self, Message};
 
 /// A text frame that is not UTF-8 (RFC 6455 §8.1).
+pub const CLOSE_PROTOCOL_ERROR: u16 = 1002;
 pub const CLOSE_NOT_UTF8: u16 = 1007;
 pub const CLOSE_NOT_AUTHENTICATED: u16 = 1008;
 pub const CLOSE_TOO_BIG: u16 = 1009;
@@ -505,14 +507,20 @@ async fn stopping(mut shutdown: tokio::sync::watch::Receiver<bool>) {
     }
 }
 
-/// A read error: an oversized frame gets 1009, a text frame that is not UTF-8 1007; anything
-/// else means the peer is gone.
+/// A read error: an oversized frame gets 1009, a text frame that is not UTF-8 1007, another
+/// breach of the framing rules 1002; anything else means the peer is gone.
 fn read_failure(error: &tungstenite::Error) -> End {
     match error {
         tungstenite::Error::Capacity(_) => {
             End::Close(CLOSE_TOO_BIG, "frame exceeds the hard size limit")
         }
         tungstenite::Error::Utf8(_) => End::Close(CLOSE_NOT_UTF8, "text frame is not UTF-8"),
+        // The peer broke the framing rules but may still be listening: say so (RFC 6455
+        // §7.4.1) rather than vanish. A reset peer is gone; there is no one to tell.
+        tungstenite::Error::Protocol(ProtocolError::ResetWithoutClosingHandshake) => End::Quietly,
+        tungstenite::Error::Protocol(_) => {
+            End::Close(CLOSE_PROTOCOL_ERROR, "WebSocket protocol error")
+        }
         _ => End::Quietly,
     }
 }

@@ -23,8 +23,8 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 use std::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::protocol::frame::Frame;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{Control, Data, OpCode};
+use tokio_tungstenite::tungstenite::protocol::frame::{Frame, FrameHeader};
 
 /// What one fuzz step sends.
 #[derive(Debug, Clone)]
@@ -255,6 +255,23 @@ async fn a_socket_fed_thousands_of_fuzzed_frames_keeps_working() {
         let frame = Frame::message(bytes.to_vec(), OpCode::Data(Data::Text), true);
         bad.send_message(Message::Frame(frame)).await;
         assert_eq!(bad.expect_close().await, Some(1007));
+    }
+    // Other breaches of the WebSocket protocol (a reserved opcode, a fragmented control
+    // frame, a reserved bit) are answered with 1002 before the connection ends.
+    let breaches: [fn(&mut FrameHeader); 3] = [
+        |h| h.opcode = OpCode::Data(Data::Reserved(3)),
+        |h| {
+            h.opcode = OpCode::Control(Control::Ping);
+            h.is_final = false;
+        },
+        |h| h.rsv1 = true,
+    ];
+    for breach in breaches {
+        let mut frame = Frame::message(b"{}".to_vec(), OpCode::Data(Data::Text), true);
+        breach(frame.header_mut());
+        let (mut bad, _) = node.connect(&fuzzer).await;
+        bad.send_message(Message::Frame(frame)).await;
+        assert_eq!(bad.expect_close().await, Some(1002));
     }
     socket.post("help", &["after the 1007s"]).await;
     let (echo, _) = socket.until("serverMessages").await;
