@@ -179,6 +179,12 @@ describe("Hearth web client", { timeout: 180_000 }, () => {
     const prefix = `seed-${runId}-`;
     const label = (i) => `${prefix}${String(i).padStart(3, "0")}`;
 
+    // B has looked at the seed room before (so it has a last-seen position there).
+    if (seedRoomId !== chatRoomId) {
+      await openRoom(B.page, seedRoomId);
+      await openRoom(B.page, chatRoomId);
+    }
+
     // Seed through A's page over a raw WebSocket (same cookie).
     const seeded = await A.page.evaluate(
       async ({ roomId, labels }) => {
@@ -226,6 +232,9 @@ describe("Hearth web client", { timeout: 180_000 }, () => {
     // Reload B so that the seeded room starts from hello (newest 100 only).
     await B.page.reload();
     await B.page.locator(tid("room-item")).first().waitFor();
+    const seedBadge = B.page.locator(`${tid("room-item")}[data-room-id="${seedRoomId}"] ${tid("room-unread")}`);
+    // What came since B last looked is still unread after the reload.
+    if (seedRoomId !== chatRoomId) await seedBadge.waitFor();
     await openRoom(B.page, seedRoomId);
     const page = B.page;
     await messageWithText(page, label(SEED_COUNT - 1)).waitFor();
@@ -252,6 +261,15 @@ describe("Hearth web client", { timeout: 180_000 }, () => {
     const contents = await page.locator(tid("message-content")).allTextContents();
     const seededOrder = contents.filter((c) => c.startsWith(prefix));
     assert.deepEqual(seededOrder, Array.from({ length: SEED_COUNT }, (_, i) => label(i)));
+
+    // Seen now: another reload shows no badge for it.
+    if (seedRoomId !== chatRoomId) {
+      await openRoom(B.page, chatRoomId);
+      await B.page.reload();
+      await B.page.locator(`${tid("connection-status")}[data-status="online"]`).waitFor({ state: "attached" });
+      await B.page.locator(`${tid("room-item")}[data-room-id="${seedRoomId}"]`).waitFor();
+      assert.equal(await seedBadge.count(), 0);
+    }
   });
 
   it("logs out back to the login form and logs in again", async () => {

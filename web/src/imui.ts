@@ -149,6 +149,8 @@ export class ImController {
   private names = new Map<number, string>();
   private friends: UserRef[] = [];
   private presence = new Map<number, Presence>();
+  /** Whether the socket is up: presence heard before a disconnect is not shown as current. */
+  private connected = false;
   private incoming: FriendRequest[] = [];
   private outgoing: FriendRequest[] = [];
   private blockedUsers: UserRef[] = [];
@@ -368,6 +370,7 @@ export class ImController {
       }
     }
     this.names.set(me.id, me.username);
+    this.connected = true;
     this.pending.resetSent();
     this.host.send({ type: "sync", payload: { inboxAfter: this.inboxSeq } });
     void this.refreshFriends();
@@ -401,6 +404,21 @@ export class ImController {
     this.search = { q: "", hits: [], hasMore: false, loading: false, error: null, token: this.search.token + 1 };
     this.searchResults = [];
     this.userQuery = this.userNote = this.joinGroupId = this.joinGroupNote = "";
+  }
+
+  /** The socket went down: who is online is unknown until it is back (onHello refreshes it). */
+  onDisconnected(): void {
+    if (!this.connected) return;
+    this.connected = false;
+    this.renderFriends();
+    this.renderHeader();
+  }
+
+  /** What to say of a peer's presence: nothing certain while we are offline ourselves. */
+  private presenceOf(userId: number): { online: boolean; text: string } {
+    if (!this.connected) return { online: false, text: "status unknown while offline" };
+    const pr = this.presence.get(userId);
+    return { online: !!pr?.online, text: presenceText(pr) };
   }
 
   private key(what: string): string {
@@ -1428,7 +1446,7 @@ export class ImController {
     this.convTitle.replaceChildren(this.icon(c), this.convName(c));
     this.convTitle.dataset.conversationId = String(c.state.id);
     if (c.state.kind === "direct") {
-      this.convSub.textContent = c.state.peer ? presenceText(this.presence.get(c.state.peer.id)) : "";
+      this.convSub.textContent = c.state.peer ? this.presenceOf(c.state.peer.id).text : "";
       this.groupButton.hidden = true;
     } else {
       const n = c.members?.length;
@@ -1963,14 +1981,14 @@ export class ImController {
       ),
     );
     const friends = this.friends.map((f) => {
-      const pr = this.presence.get(f.id);
+      const pr = this.presenceOf(f.id);
       return el(
         "li",
-        { "data-testid": "friend-item", "data-user-id": String(f.id), "data-username": f.username, "data-online": pr?.online ? "true" : "false" },
+        { "data-testid": "friend-item", "data-user-id": String(f.id), "data-username": f.username, "data-online": pr.online ? "true" : "false" },
         avatarImg(f.id),
-        el("span", { class: "dot" + (pr?.online ? " online" : "") }),
+        el("span", { class: "dot" + (pr.online ? " online" : "") }),
         el("span", {}, f.username),
-        el("span", { class: "muted small", "data-testid": "friend-presence" }, ` ${presenceText(pr)}`),
+        el("span", { class: "muted small", "data-testid": "friend-presence" }, ` ${pr.text}`),
         button("Message", { class: "link small", "data-testid": "friend-message" }, () => void this.openDirect(f)),
         button("Remove", { class: "link small", "data-testid": "friend-remove" }, () => {
           if (confirm(`Remove ${f.username} from your friends?`)) void this.act(() => imapi.removeFriend(f.id));

@@ -74,6 +74,45 @@ describe("ChatStore", () => {
     expect(s.room("a")!.unread).toBe(0);
   });
 
+  it("counts what others posted since the last visit after a reload, and remembers what was seen", () => {
+    const before = new ChatStore();
+    let saved: Record<string, string> = {};
+    before.onSeen = (seen) => (saved = seen);
+    before.applyHello(hello([{ id: "a", messages: range(1, 4) }, { id: "b", messages: range(1, 3) }]));
+    before.select("a");
+    before.applyServerMessages({ roomId: "a", messages: [m("5-0")] });
+    expect(saved).toEqual({ a: "5-0" });
+    before.select("b");
+    expect(saved).toEqual({ a: "5-0", b: "2-0" });
+
+    // A fresh page: "a" got two messages from others and one of mine, "b" none, "c" was never opened.
+    const after = new ChatStore();
+    after.restoreSeen(JSON.parse(JSON.stringify(saved)));
+    after.applyHello(
+      hello([
+        { id: "a", messages: [m("8-0"), m("7-0", ME), m("6-0"), m("5-0")] },
+        { id: "b", messages: range(1, 3) },
+        { id: "c", messages: range(1, 9) },
+      ]),
+    );
+    expect(["a", "b", "c"].map((r) => after.room(r)!.unread)).toEqual([2, 0, 0]);
+    // A room that was empty when seen counts everything posted since.
+    const empty = new ChatStore();
+    let kept: Record<string, string> = {};
+    empty.onSeen = (seen) => (kept = seen);
+    empty.applyHello(hello([{ id: "a", messages: [] }]));
+    empty.select("a");
+    const later = new ChatStore();
+    later.restoreSeen(kept);
+    later.applyHello(hello([{ id: "a", messages: range(1, 4) }, { id: "z", messages: [] }]));
+    expect(later.room("a")!.unread).toBe(3);
+    // Junk in storage is ignored.
+    const junk = new ChatStore();
+    junk.restoreSeen({ a: "not-an-id", b: 5 });
+    junk.applyHello(hello([{ id: "a", messages: range(1, 3) }]));
+    expect(junk.room("a")!.unread).toBe(0);
+  });
+
   it("ignores messages for unknown rooms", () => {
     const s = new ChatStore();
     s.applyHello(hello([{ id: "a", messages: [] }]));

@@ -1,4 +1,4 @@
-import { compareIds } from "./ids";
+import { compareIds, parseId } from "./ids";
 import type { HelloPayload, Message, RoomHistoryPayload, ServerMessagesPayload, UserRef } from "./protocol";
 
 /**
@@ -37,6 +37,33 @@ export class ChatStore {
   selectedRoomId: string | null = null;
   /** Whether the selected room is on screen (false while the chats view is shown instead). */
   roomInView = true;
+  /**
+   * The newest message seen in each room (kept by the caller across reloads, see onSeen): what
+   * came after it counts as unread when the page loads again.
+   */
+  private seen = new Map<string, string>();
+  /** Told whenever a room's seen position moves (to persist it). */
+  onSeen: ((seen: Record<string, string>) => void) | null = null;
+
+  /** Seen positions from an earlier visit; ignored once the store has its own. */
+  restoreSeen(saved: unknown): void {
+    if (this.seen.size > 0 || typeof saved !== "object" || saved === null) return;
+    for (const [room, id] of Object.entries(saved as Record<string, unknown>)) {
+      if (typeof id === "string" && id.length <= 64 && parseId(id)) this.seen.set(room, id);
+    }
+  }
+
+  /** The selected room, on screen, has been seen up to its newest message. */
+  private markSeen(roomId: string): void {
+    const room = this.rooms.get(roomId);
+    if (!room) return;
+    // An empty room was seen too: everything posted later is new ("0-0" is before any id).
+    const newest = room.messages[0]?.id ?? "0-0";
+    const had = this.seen.get(roomId);
+    if (had !== undefined && compareIds(newest, had) <= 0) return;
+    this.seen.set(roomId, newest);
+    this.onSeen?.(Object.fromEntries(this.seen));
+  }
 
   roomList(): RoomState[] {
     return this.order.map((id) => this.rooms.get(id)!);
@@ -61,6 +88,7 @@ export class ChatStore {
     if (!r) return false;
     this.selectedRoomId = roomId;
     r.unread = 0;
+    this.markSeen(roomId);
     return true;
   }
 
@@ -107,7 +135,10 @@ export class ChatStore {
       } else {
         messages = incoming;
         hasMore = info.hasMoreMessages;
-        unread = prev ? prev.unread : 0;
+        // After a reload: what others posted since the last visit (within this page).
+        const seen = this.seen.get(info.id);
+        const since = seen === undefined ? 0 : incoming.filter((m) => compareIds(m.id, seen) > 0 && m.user.id !== hello.me.id).length;
+        unread = prev ? prev.unread : info.id === this.selectedRoomId ? 0 : since;
       }
       next.set(info.id, {
         id: info.id,
@@ -122,6 +153,7 @@ export class ChatStore {
     this.rooms = next;
     this.order = order;
     if (this.selectedRoomId && !next.has(this.selectedRoomId)) this.selectedRoomId = null;
+    if (this.selectedRoomId && this.roomInView) this.markSeen(this.selectedRoomId);
   }
 
   /** Apply a serverMessages broadcast. Returns the number of messages that were new. */
@@ -134,7 +166,7 @@ export class ChatStore {
     r.messages = mergeMessages(r.messages, fresh);
     if (p.roomId !== this.selectedRoomId || !this.roomInView) {
       r.unread += fresh.filter((m) => !this.me || m.user.id !== this.me.id).length;
-    }
+    } else this.markSeen(p.roomId);
     return fresh.length;
   }
 
@@ -181,5 +213,6 @@ export class ChatStore {
     this.rooms.clear();
     this.order = [];
     this.selectedRoomId = null;
+    this.seen.clear();
   }
 }

@@ -384,6 +384,23 @@ export class App {
     return el("div", { class: "row avatar-row" }, preview, el("label", { class: "ghost small file-pick" }, "Choose picture…", pick), remove);
   }
 
+  /** Room unread counts survive a reload: the newest message seen per room, per user. */
+  private rememberSeenRooms(userId: number): void {
+    const key = `hearth.rooms.seen.${userId}`;
+    try {
+      this.store.restoreSeen(JSON.parse(localStorage.getItem(key) ?? "null"));
+    } catch {
+      /* unreadable: start afresh */
+    }
+    this.store.onSeen = (seen) => {
+      try {
+        localStorage.setItem(key, JSON.stringify(seen));
+      } catch {
+        /* storage full or unavailable */
+      }
+    };
+  }
+
   private setMainView(v: "room" | "im"): void {
     const c = this.chat;
     if (!c || !this.im) return;
@@ -441,7 +458,10 @@ export class App {
       );
     else c.status.textContent = "";
     c.root.classList.toggle("offline", s !== "online");
-    if (s !== "online") this.store.cancelHistoryRequests();
+    if (s !== "online") {
+      this.store.cancelHistoryRequests();
+      this.im?.onDisconnected();
+    }
   }
 
   private onFrame(f: ServerFrame): void {
@@ -451,6 +471,7 @@ export class App {
       case "hello": {
         const atBottom = this.isAtBottom();
         const wasFirst = this.store.roomList().length === 0;
+        this.rememberSeenRooms(f.payload.me.id);
         this.store.applyHello(f.payload);
         c.user.textContent = f.payload.me.username;
         if (c.face.dataset.userId !== String(f.payload.me.id)) {
