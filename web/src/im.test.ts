@@ -8,6 +8,7 @@ import {
   isSilentSystem,
   newClientMsgId,
   parseImFrame,
+  presenceShown,
   presenceText,
   quoteText,
   readByCount,
@@ -330,6 +331,9 @@ describe("helpers", () => {
     expect(presenceText({ userId: 1, online: true, platforms: ["web"] })).toBe("online");
     expect(presenceText({ userId: 1, online: false, lastSeen: 0, platforms: [] })).toBe("offline");
     expect(presenceText({ userId: 1, online: false, lastSeen: 1000, platforms: [] }, 1000 + 5 * 60_000)).toBe("last seen 5 min ago");
+    // While we are offline ourselves, the last state heard is not shown as current.
+    expect(presenceShown({ userId: 1, online: true, platforms: ["web"] }, true)).toEqual({ online: true, text: "online" });
+    expect(presenceShown({ userId: 1, online: true, platforms: ["web"] }, false)).toEqual({ online: false, text: "status unknown while offline" });
   });
   it("knows which lists an inbox event affects", () => {
     expect(eventAffects("friend_request")).toEqual({ friends: true, conversations: false });

@@ -680,6 +680,12 @@ export function readByCount(readSeqs: ReadonlyMap<number, number>, seq: number, 
 }
 
 /** "online", "last seen 5 min ago", "offline". */
+/** What to show of a peer's presence: nothing certain while our own socket is down. */
+export function presenceShown(p: Presence | undefined, connected: boolean, now: number = Date.now()): { online: boolean; text: string } {
+  if (!connected) return { online: false, text: "status unknown while offline" };
+  return { online: !!p?.online, text: presenceText(p, now) };
+}
+
 export function presenceText(p: Presence | undefined, now: number = Date.now()): string {
   if (!p) return "offline";
   if (p.online) return "online";

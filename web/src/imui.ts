@@ -38,7 +38,7 @@ import {
   isStr,
   isSilentSystem,
   parseSystem,
-  presenceText,
+  presenceShown,
   readByCount,
   sendFrame,
   systemText,
@@ -416,9 +416,7 @@ export class ImController {
 
   /** What to say of a peer's presence: nothing certain while we are offline ourselves. */
   private presenceOf(userId: number): { online: boolean; text: string } {
-    if (!this.connected) return { online: false, text: "status unknown while offline" };
-    const pr = this.presence.get(userId);
-    return { online: !!pr?.online, text: presenceText(pr) };
+    return presenceShown(this.presence.get(userId), this.connected);
   }
 
   private key(what: string): string {
