@@ -1,5 +1,7 @@
 //! Input validation, by bytes as the reference chat room does it.
 
+use unicode_normalization::UnicodeNormalization;
+
 /// Why an input was refused; the message is shown to the user.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
@@ -30,7 +32,53 @@ pub fn username(s: &str) -> Result<(), Invalid> {
             "username needs at least one letter or digit".into(),
         ));
     }
+    // Fullwidth letters, ligatures, circled and styled letters are another user's name in
+    // disguise ("ａｌｉｃｅ" is "alice"); only the plain (NFKC) form is taken.
+    let plain: String = s.nfkc().collect();
+    if plain != s {
+        return Err(Invalid(format!(
+            "username must be written in plain characters (no fullwidth, styled or combined \
+             forms); did you mean {plain:?}?"
+        )));
+    }
+    if mixes_lookalike_scripts(s) {
+        return Err(Invalid(
+            "username must not mix Latin, Greek and Cyrillic letters (many look alike)".into(),
+        ));
+    }
     Ok(())
+}
+
+/// Latin, Greek and Cyrillic share letters that look the same ("а" and "a", "ο" and "o"), so a
+/// name with letters of two of them can pass for a name in one. Other scripts mix freely
+/// (Chinese with Latin is common).
+fn mixes_lookalike_scripts(s: &str) -> bool {
+    #[derive(PartialEq, Clone, Copy)]
+    enum Script {
+        Latin,
+        Greek,
+        Cyrillic,
+    }
+    let script = |c: char| match c {
+        'a'..='z' | 'A'..='Z' | '\u{00C0}'..='\u{024F}' | '\u{1E00}'..='\u{1EFF}' => {
+            Some(Script::Latin)
+        }
+        '\u{0370}'..='\u{03FF}' | '\u{1F00}'..='\u{1FFF}' => Some(Script::Greek),
+        '\u{0400}'..='\u{052F}'
+        | '\u{1C80}'..='\u{1C8F}'
+        | '\u{2DE0}'..='\u{2DFF}'
+        | '\u{A640}'..='\u{A69F}' => Some(Script::Cyrillic),
+        _ => None,
+    };
+    let mut seen = None;
+    for found in s.chars().filter(|c| c.is_alphabetic()).filter_map(script) {
+        match seen {
+            None => seen = Some(found),
+            Some(first) if first != found => return true,
+            Some(_) => {}
+        }
+    }
+    false
 }
 
 /// Characters that show nothing: format characters (zero-width spaces and joiners, direction
@@ -152,7 +200,17 @@ mod tests {
 
     #[test]
     fn usernames_must_look_like_what_they_are() {
-        for ok in ["ann1", "Ann Lee", "张伟伟", "zoë_92", "ÅSA-ö"] {
+        for ok in [
+            "ann1",
+            "Ann Lee",
+            "张伟伟",
+            "zoë_92",
+            "ÅSA-ö",
+            "Иван Петров",
+            "Σωκράτης",
+            "李lee_99",
+            "ёжик",
+        ] {
             assert!(username(ok).is_ok(), "{ok}");
         }
         for bad in [
@@ -168,6 +226,15 @@ mod tests {
             "!!!!",
             " ann",
             "a\u{0007}nn",
+            // Another name in disguise: fullwidth, ligature, styled, decomposed.
+            "ａｌｉｃｅ",
+            "ﬁona",
+            "𝐚𝐥𝐢𝐜𝐞",
+            "zoe\u{0308}_92",
+            // Look-alike letters from two scripts: Cyrillic "а", Greek "ο".
+            "\u{0430}lice",
+            "b\u{03BF}bby",
+            "Иван Ivan",
         ] {
             assert!(username(bad).is_err(), "{bad:?}");
         }

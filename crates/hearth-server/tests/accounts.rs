@@ -592,6 +592,31 @@ on_both_backends!(
             )
             .await;
         assert_eq!((status, error["id"].as_str()), (400, Some("BAD_REQUEST")));
+        // Bob's name in disguise: fullwidth letters, or a Cyrillic "о" for the Latin one.
+        let fullwidth: String = bob
+            .username
+            .chars()
+            .map(|c| match c {
+                '!'..='~' => char::from_u32(c as u32 + 0xFEE0).unwrap(),
+                c => c,
+            })
+            .collect();
+        let cyrillic = bob.username.replacen('o', "\u{043E}", 1);
+        for disguise in [fullwidth, cyrillic] {
+            let (status, error) = node
+                .call(
+                    Some(&ann),
+                    "PATCH",
+                    "/api/me",
+                    Some(json!({"username": disguise})),
+                )
+                .await;
+            assert_eq!(
+                (status, error["id"].as_str()),
+                (400, Some("BAD_REQUEST")),
+                "{disguise}: {error}"
+            );
+        }
         let found = node
             .ok(&bob, "GET", &format!("/api/users?q={new_name}"), None)
             .await;
