@@ -71,6 +71,9 @@ describe("Hearth instant messaging", { timeout: 180_000 }, () => {
 
     await item.click();
     await imMessage(B.page, hello).waitFor();
+    // The unread message is announced by a line just before it.
+    const after = await B.page.locator(tid("im-new-divider")).evaluate((d) => d.nextElementSibling?.textContent ?? "");
+    assert.ok(after.includes(hello), after);
     await item.locator(tid("conversation-unread")).waitFor({ state: "detached" });
     assert.equal(await B.page.locator(`${tid("im-message-list")} b`).count(), 0, "content is text, not HTML");
 

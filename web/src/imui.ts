@@ -119,6 +119,13 @@ interface Conv {
   sentRead: number;
   /** Older messages are being fetched (`loadOlder`). */
   loadingOlder: boolean;
+  /**
+   * Where the unread messages began when the conversation was opened (its read position
+   * then): a "New messages" line goes before the first later message from someone else.
+   */
+  newAfter: number | null;
+  /** Scroll to that line once it is first drawn. */
+  scrollToNew: boolean;
 }
 
 type Panel = "conversation" | "friends" | "newGroup" | "search" | "none";
@@ -178,6 +185,8 @@ export class ImController {
   private flash: { seq: number; until: number } | null = null;
   /** A message to scroll to once it is rendered (a search hit that was clicked). */
   private focusSeq: number | null = null;
+  /** The "New messages" line of the open conversation, if drawn. */
+  private newDivider: HTMLElement | null = null;
   private search: SearchState = { q: "", hits: [], hasMore: false, loading: false, error: null, token: 0 };
   private userQuery = "";
   private userNote = "";
@@ -540,6 +549,8 @@ export class ImController {
           typing: new Map(),
           sentRead: st.readSeq,
           loadingOlder: false,
+          newAfter: null,
+          scrollToNew: false,
         });
       } else {
         const prevLast = c.state.lastSeq;
@@ -1271,6 +1282,8 @@ export class ImController {
     this.openId = id;
     const c = this.convs.get(id);
     if (c) {
+      c.newAfter = c.state.unread > 0 ? this.seen(c) : null;
+      c.scrollToNew = c.newAfter !== null;
       void this.loadGroupDetails();
       if (!c.log || c.log.missing(c.state.lastSeq)) void this.pull(id);
     }
@@ -1679,11 +1692,20 @@ export class ImController {
         const older = button(c.loadingOlder ? "Loading…" : "Show older messages", { class: "link small", "data-testid": "im-load-older" }, () => void this.loadOlder(c.state.id));
         frag.append(el("li", { class: "system-line" }, older));
       }
+      let divider: HTMLElement | null = null;
       for (const m of ms) {
         if (m.hidden || isSilentSystem(m)) continue;
+        if (!divider && c.newAfter !== null && m.seq > c.newAfter && m.sender.id !== this.me?.id && m.kind !== "system") {
+          divider = el("li", { class: "new-divider", "data-testid": "im-new-divider", role: "separator" }, el("span", {}, "New messages"));
+          frag.append(divider);
+          prev = undefined;
+        }
         frag.append(this.messageItem(c, m, prev, used));
         prev = m;
       }
+      this.newDivider = divider;
+      // Loaded and nothing new from others after all: no late jump when something arrives.
+      if (c.log && !divider) c.scrollToNew = false;
       const pending = this.pending.forConversation(c.state.id);
       for (const p of pending) frag.append(this.pendingItem(p));
       const uploads = [...this.uploads.values()].filter((u) => u.conversationId === c.state.id);
@@ -1697,6 +1719,11 @@ export class ImController {
     this.messagesEl.replaceChildren(frag);
     if (toBottom || atBottom) this.list.scrollTop = this.list.scrollHeight;
     else this.list.scrollTop = top;
+    if (c?.scrollToNew && this.newDivider && this.focusSeq === null) {
+      // Opened with unread messages: start where they begin, not at the bottom.
+      c.scrollToNew = false;
+      this.newDivider.scrollIntoView({ block: "start" });
+    }
     if (this.focusSeq !== null && c) {
       const target = this.messagesEl.querySelector<HTMLElement>(`[data-seq="${this.focusSeq}"]`);
       if (target) {
