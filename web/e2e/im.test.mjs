@@ -261,6 +261,22 @@ describe("Hearth instant messaging", { timeout: 180_000 }, () => {
     await A.page.locator(tid("account-close")).click();
   });
 
+  it("B, removed from a group, is told by whom and from which", async () => {
+    const { id: bId } = await api(B, "GET", "/api/me");
+    const name = `Kick ${runId}`;
+    const { conversationId } = await api(A, "POST", "/api/groups", { name, members: [bId] });
+    const item = conversation(B.page, conversationId);
+    await item.waitFor();
+    await item.click();
+    await B.page.locator(tid("conversation-title")).filter({ hasText: name }).waitFor();
+    await api(A, "POST", `/api/groups/${conversationId}/kick`, { userId: bId });
+    await B.page.locator(tid("error-toast")).filter({ hasText: `${A.username} removed you from "${name}"` }).waitFor();
+    await item.waitFor({ state: "detached" });
+    // The conversation closing does not replace that with a vaguer message.
+    await B.page.waitForTimeout(500);
+    assert.equal(await B.page.locator(tid("error-toast")).textContent(), `${A.username} removed you from "${name}"`);
+  });
+
   it("B renames themself and changes the password without being logged out", async () => {
     const renamed = `${B.username}x`;
     await B.page.locator(tid("account-button")).click();

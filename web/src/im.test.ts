@@ -8,6 +8,7 @@ import {
   isSilentSystem,
   newClientMsgId,
   parseImFrame,
+  goneText,
   presenceShown,
   presenceText,
   quoteText,
@@ -331,6 +332,12 @@ describe("helpers", () => {
     expect(presenceText({ userId: 1, online: true, platforms: ["web"] })).toBe("online");
     expect(presenceText({ userId: 1, online: false, lastSeen: 0, platforms: [] })).toBe("offline");
     expect(presenceText({ userId: 1, online: false, lastSeen: 1000, platforms: [] }, 1000 + 5 * 60_000)).toBe("last seen 5 min ago");
+    // Losing a group says who and which.
+    expect(goneText("group_removed", { conversationId: 9, name: "Team", by: bob }, 1)).toBe('bob removed you from "Team"');
+    expect(goneText("group_dissolved", { conversationId: 9, name: "Team", by: bob }, 1)).toBe('bob dissolved "Team"');
+    expect(goneText("group_dissolved", { conversationId: 9, name: "Team", by: alice }, 1)).toBeNull();
+    expect(goneText("group_removed", { conversationId: 9 }, 1)).toBe("You were removed from a group");
+    expect(goneText("friend_added", {}, 1)).toBeNull();
     // While we are offline ourselves, the last state heard is not shown as current.
     expect(presenceShown({ userId: 1, online: true, platforms: ["web"] }, true)).toEqual({ online: true, text: "online" });
     expect(presenceShown({ userId: 1, online: true, platforms: ["web"] }, false)).toEqual({ online: false, text: "status unknown while offline" });

@@ -664,6 +664,18 @@ export const RECALL_WINDOW_MS = 2 * 60_000;
 export const TYPING_SEND_INTERVAL_MS = 3_000;
 export const TYPING_SHOW_MS = 5_000;
 
+/**
+ * What to tell the user when an inbox event takes a group away from them (null for other
+ * events, and for a group they dissolved themselves).
+ */
+export function goneText(kind: string, payload: Record<string, unknown>, me?: number): string | null {
+  const name = isStr(payload.name) ? `"${payload.name}"` : "a group";
+  const by = isUserRef(payload.by) ? payload.by : null;
+  if (kind === "group_removed") return by ? `${by.username} removed you from ${name}` : `You were removed from ${name}`;
+  if (kind === "group_dissolved" && by?.id !== me) return by ? `${by.username} dissolved ${name}` : `${name} was dissolved`;
+  return null;
+}
+
 /** Inbox event kinds after which friend lists / conversation lists should be re-fetched. */
 export function eventAffects(kind: string): { friends: boolean; conversations: boolean } {
   const friends = kind.startsWith("friend_") || kind === "user_blocked";

@@ -31,6 +31,7 @@ import {
   TYPING_SEND_INTERVAL_MS,
   TYPING_SHOW_MS,
   ackedMessage,
+  goneText,
   quoteText,
   countUnread,
   eventAffects,
@@ -172,6 +173,8 @@ export class ImController {
   private replyingTo: ImMessage | null = null;
   /** A group name being typed in the group panel, kept across its re-renders. */
   private groupNameDraft: { id: number; text: string } | null = null;
+  /** Conversations whose loss an inbox event has already explained to the user. */
+  private toldGone = new Set<number>();
   private lastTypingSent = 0;
   private retryTimer: ReturnType<typeof setInterval> | null = null;
   private refreshFriendsTimer: ReturnType<typeof setTimeout> | null = null;
@@ -520,6 +523,12 @@ export class ImController {
    * refusal says how long to wait).
    */
   onError(e: ErrorPayload): boolean {
+    if (!e.clientMsgId && e.code === "not_member") {
+      // A read receipt or typing notice for a conversation we were just taken out of: the
+      // resync drops it (and the event that took it away says why).
+      this.scheduleResync();
+      return true;
+    }
     if (!e.clientMsgId) return false;
     const text = errorFrameText(e);
     const p = this.pending.fail(e.clientMsgId, text);
@@ -564,7 +573,8 @@ export class ImController {
         if (this.openId === id) {
           this.openId = null;
           this.showPanel("none");
-          this.host.toast("You are no longer in that conversation.");
+          // Unless the event that took it away was already told, with who and why.
+          if (!this.toldGone.has(id)) this.host.toast("You are no longer in that conversation.");
         }
       }
     }
@@ -650,6 +660,11 @@ export class ImController {
       if (u?.username) this.host.toast(`${u.username} asks to join ${String(p.name ?? "your group")}`, true);
     }
     if (ev.kind === "join_rejected") this.host.toast(`Your request to join ${String(p.name ?? "a group")} was rejected`);
+    const gone = goneText(ev.kind, p, this.me?.id);
+    if (gone) {
+      this.host.toast(gone);
+      if (typeof p.conversationId === "number") this.toldGone.add(p.conversationId);
+    }
     return eventAffects(ev.kind);
   }
 
