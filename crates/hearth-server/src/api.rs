@@ -413,7 +413,8 @@ pub async fn update_profile(
 ) -> Result<Json<Me>, ApiError> {
     let avatar = match &body.avatar {
         Some(Some(id)) => {
-            let file = app.files.readable(user.id, id).await.map_err(|_| {
+            // Whose file it is, check_avatar decides; a store failure stays a store failure.
+            let file = app.files.record(id).await?.ok_or_else(|| {
                 AccountError::from(Invalid("an avatar must be an image you uploaded".into()))
             })?;
             check_avatar(&user, &file).map_err(AccountError::from)?;
