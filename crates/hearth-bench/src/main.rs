@@ -11,7 +11,7 @@ mod stats;
 
 use anyhow::{Result, bail};
 use clap::{Parser, Subcommand};
-use scenarios::{connections, dm, fanout, history, login};
+use scenarios::{connections, dm, fanout, floor, history, login, redis_fanout};
 
 #[derive(Parser)]
 #[command(
@@ -36,6 +36,10 @@ enum Scenario {
     History(history::Args),
     /// Sign-ups and logins per second with the real password hashing.
     Login(login::Args),
+    /// The steady fan-out on Redis pub/sub, the targets' reference, by the same method.
+    RedisFanout(redis_fanout::Args),
+    /// A bare writer's CPU per loopback write: the floor under `fanout`'s CPU per delivery.
+    Floor(floor::Args),
 }
 
 /// Options every scenario takes.
@@ -96,6 +100,8 @@ async fn main() -> Result<()> {
             args.common.check()?;
             login::run(args).await?
         }
+        Scenario::RedisFanout(args) => redis_fanout::run(args).await?,
+        Scenario::Floor(args) => floor::run(args).await?,
     };
     let command = std::env::args()
         .map(|a| if a.contains(' ') { format!("'{a}'") } else { a })

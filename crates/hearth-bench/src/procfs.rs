@@ -98,6 +98,16 @@ pub fn own_cpu_seconds() -> Result<f64> {
     Ok(parse_stat_ticks(&stat)? as f64 / clock_ticks_per_second()?)
 }
 
+/// The calling thread's own user and system CPU seconds (`floor` measures one thread, not the
+/// process it shares with the readers).
+pub fn own_thread_user_system_seconds() -> Result<(f64, f64)> {
+    let stat = std::fs::read_to_string("/proc/thread-self/stat")
+        .context("reading /proc/thread-self/stat")?;
+    let (user, system) = parse_stat_user_system(&stat)?;
+    let per_second = clock_ticks_per_second()?;
+    Ok((user as f64 / per_second, system as f64 / per_second))
+}
+
 /// Resident memory of all of `pids`, summed, in bytes. `None` for no pids.
 pub fn rss_bytes(pids: &[u32]) -> Result<Option<u64>> {
     if pids.is_empty() {
@@ -167,6 +177,8 @@ mod tests {
     #[test]
     fn own_process_is_readable() {
         assert!(own_cpu_seconds().unwrap() >= 0.0);
+        let (user, system) = own_thread_user_system_seconds().unwrap();
+        assert!(user >= 0.0 && system >= 0.0);
         let me = std::process::id();
         assert!(rss_bytes(&[me]).unwrap().unwrap() > 0);
         assert!(cpu_seconds(&[me]).unwrap().is_some());

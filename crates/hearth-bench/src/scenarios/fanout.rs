@@ -71,43 +71,46 @@ pub struct Args {
 
 /// Counters every socket task updates.
 #[derive(Default)]
-struct Shared {
+pub(super) struct Shared {
     /// First-time deliveries, all sockets together.
-    delivered: AtomicU64,
+    pub(super) delivered: AtomicU64,
     /// `now_ns` of the latest first-time delivery.
-    last_delivery_ns: AtomicU64,
+    pub(super) last_delivery_ns: AtomicU64,
     /// Messages in frames the server refused with an `error` frame.
-    rejected: AtomicU64,
+    pub(super) rejected: AtomicU64,
     /// Sockets that ended before the run did.
-    disconnects: AtomicU64,
+    pub(super) disconnects: AtomicU64,
 }
 
 /// What one socket saw.
-struct Seen {
-    latency: Histogram,
+pub(super) struct Seen {
+    pub(super) latency: Histogram,
     /// Per sender, a bit per message number.
     bits: Vec<Vec<u64>>,
-    duplicated: u64,
-    foreign: u64,
+    pub(super) duplicated: u64,
+    pub(super) foreign: u64,
     /// `serverMessages` frames of the room (the protocol promises one per posted frame).
     frames: u64,
-    problems: Vec<String>,
+    /// Their text, in bytes (what one delivery costs on the wire, less the frame header).
+    frame_bytes: u64,
+    pub(super) problems: Vec<String>,
 }
 
 impl Seen {
-    fn new(senders: usize) -> Self {
+    pub(super) fn new(senders: usize) -> Self {
         Seen {
             latency: Histogram::default(),
             bits: vec![Vec::new(); senders],
             duplicated: 0,
             foreign: 0,
             frames: 0,
+            frame_bytes: 0,
             problems: Vec::new(),
         }
     }
 
     /// Checks off message `n` of `sender`; false if it was already there.
-    fn mark(&mut self, sender: usize, n: u64) -> bool {
+    pub(super) fn mark(&mut self, sender: usize, n: u64) -> bool {
         let words = &mut self.bits[sender];
         let (word, bit) = ((n / 64) as usize, n % 64);
         if words.len() <= word {
@@ -120,13 +123,14 @@ impl Seen {
 }
 
 /// What a message's content says about it.
-struct Stamp {
-    sender: usize,
-    n: u64,
-    sent_ns: u64,
+pub(super) struct Stamp {
+    pub(super) sender: usize,
+    pub(super) n: u64,
+    pub(super) sent_ns: u64,
 }
 
-fn content(tag: &str, sender: usize, n: u64, payload: usize) -> String {
+/// A message's content: run tag, sender, number and send time, padded to `payload` bytes.
+pub(super) fn content(tag: &str, sender: usize, n: u64, payload: usize) -> String {
     client::padded(
         format!("hb{tag} {sender} {n} {} ", client::now_ns()),
         payload,
@@ -134,7 +138,7 @@ fn content(tag: &str, sender: usize, n: u64, payload: usize) -> String {
 }
 
 /// Reads back [`content`]; `None` for messages of other runs or other clients.
-fn parse_stamp(tag: &str, content: &str) -> Option<Stamp> {
+pub(super) fn parse_stamp(tag: &str, content: &str) -> Option<Stamp> {
     let mut parts = content.split_ascii_whitespace();
     if parts.next()?.strip_prefix("hb")? != tag {
         return None;
@@ -272,7 +276,8 @@ pub async fn run(args: &Args) -> Result<Report> {
     let _ = stop_tx.send(true);
 
     let mut latency = Histogram::default();
-    let (mut unique, mut duplicated, mut foreign, mut frames) = (0u64, 0u64, 0u64, 0u64);
+    let (mut unique, mut duplicated, mut foreign) = (0u64, 0u64, 0u64);
+    let (mut frames, mut frame_bytes) = (0u64, 0u64);
     for receiver in receivers {
         let seen = receiver.await.context("a receiver task failed")?;
         latency.merge(&seen.latency);
@@ -280,6 +285,7 @@ pub async fn run(args: &Args) -> Result<Report> {
         duplicated += seen.duplicated;
         foreign += seen.foreign;
         frames += seen.frames;
+        frame_bytes += seen.frame_bytes;
         problems.extend(seen.problems);
     }
     drop(open_sinks);
@@ -309,6 +315,11 @@ pub async fn run(args: &Args) -> Result<Report> {
         .result("foreign", foreign)
         // Posted frames are `sent / batch`; fewer received per socket means merged frames.
         .result("frames_per_socket", round3(frames as f64 / sockets as f64))
+        // The size a bare writer is compared at (`hearth-bench floor --payload`).
+        .result(
+            "frame_bytes",
+            frame_bytes.checked_div(frames).map_or(0, ws_frame_len),
+        )
         .result("disconnects", shared.disconnects.load(Ordering::Relaxed))
         .result("window_s", round3(window_secs))
         .result("latency_ms", latency.summary_ms());
@@ -318,6 +329,16 @@ pub async fn run(args: &Args) -> Result<Report> {
     }
     cpu.finish(&mut report, window_secs, unique, "delivery")?;
     Ok(report)
+}
+
+/// A server text frame's length on the wire for `payload` bytes of text (unmasked header).
+fn ws_frame_len(payload: u64) -> u64 {
+    payload
+        + match payload {
+            0..126 => 2,
+            126..65536 => 4,
+            _ => 10,
+        }
 }
 
 struct SendPlan {
@@ -438,6 +459,7 @@ async fn receive(
                     continue;
                 }
                 seen.frames += 1;
+                seen.frame_bytes += text.len() as u64;
                 let mut fresh = 0;
                 for message in &frame.payload.messages {
                     let Some(stamp) = parse_stamp(&cx.tag, &message.content) else {

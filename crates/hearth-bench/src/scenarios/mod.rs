@@ -3,8 +3,10 @@
 pub mod connections;
 pub mod dm;
 pub mod fanout;
+pub mod floor;
 pub mod history;
 pub mod login;
+pub mod redis_fanout;
 
 use crate::procfs;
 use crate::stats::{Report, round3};
