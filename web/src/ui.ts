@@ -311,8 +311,6 @@ export class App {
           c.user.textContent = me.username;
           if (this.store.me) this.store.me = { ...this.store.me, username: me.username };
           say("Username changed.");
-          // Sockets post under the name they were opened with.
-          this.connect();
         },
         (e) => say(e instanceof api.ApiError ? e.message : "Could not reach the server."),
       );

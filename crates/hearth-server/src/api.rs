@@ -430,6 +430,7 @@ pub async fn update_profile(
     if let Some(image) = avatar {
         user = app.accounts.change_avatar(&user, image.as_ref()).await?;
     }
+    app.gateway.profile_changed(user.id);
     Ok(Json(me_body(user)))
 }
 
@@ -449,7 +450,7 @@ pub async fn change_password(
             .await
     })
     .await?;
-    app.gateway.registry.revoke_user(user.id);
+    app.gateway.revoke_user(user.id);
     let cookie = session_cookie(&app, &headers, &session);
     Ok(with_cookie(
         Json(session_created(session)).into_response(),

@@ -15,7 +15,9 @@
 use crate::outlet::{Outlet, RoomFrame, RoomFrames, put_text_frame, text_frame};
 use crate::registry::Registry;
 use bytes::{BufMut, Bytes, BytesMut};
-use hearth_core::bus::{Bus, BusHandler, CONTROL_TOPIC, room_topic, user_topic};
+use hearth_core::bus::{
+    Bus, BusHandler, CONTROL_TOPIC, revoke_user_message, room_topic, user_topic,
+};
 use hearth_core::delivery::Deliver;
 use hearth_core::messaging::MemberCache;
 use hearth_core::model::{ChatMessage, Room};
@@ -322,6 +324,19 @@ impl Gateway {
         }
     }
 
+    /// The user's name or picture changed: their sockets on every node reload the user before
+    /// they next post, so room and direct messages carry the new name at once.
+    pub fn profile_changed(&self, user: i64) {
+        self.registry.profile_changed(user);
+        self.control(format!("profile {user}"));
+    }
+
+    /// Closes every socket of the user on every node (a password change ends every session).
+    pub fn revoke_user(&self, user: i64) {
+        self.registry.revoke_user(user);
+        self.control(revoke_user_message(user));
+    }
+
     fn on_room(&self, conversation: i64, payload: Bytes) {
         let Some(sequencer) = self.sequencer.get() else {
             return;
@@ -406,6 +421,8 @@ impl BusHandler for Gateway {
                 .and_then(|(a, b)| Some((a.parse().ok()?, b.parse().ok()?)))
             {
                 self.members.invalidate_pair(a, b);
+            } else if let Some(user) = text.strip_prefix("profile ").and_then(|u| u.parse().ok()) {
+                self.registry.profile_changed(user);
             } else if let Some(user) = text
                 .strip_prefix("revoke-user ")
                 .and_then(|u| u.parse().ok())

@@ -9,7 +9,7 @@
 use crate::outlet::{Outlet, Stop};
 use bytes::Bytes;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 struct Socket {
@@ -18,6 +18,8 @@ struct Socket {
     /// Speaks the native protocol (it asked for a sync), so it understands `resync`.
     native: bool,
     outlet: Arc<Outlet>,
+    /// Raised when the user's profile changes; the socket's task reloads the user.
+    profile_changed: Arc<AtomicBool>,
 }
 
 #[derive(Default)]
@@ -37,12 +39,21 @@ impl Registry {
     }
 
     /// Registers socket `id` of `user`, opened with the session whose token hash is `session`.
-    pub fn register(&self, user: i64, id: u64, session: String, outlet: Arc<Outlet>) {
+    /// `profile_changed` is raised by [`Registry::profile_changed`].
+    pub fn register(
+        &self,
+        user: i64,
+        id: u64,
+        session: String,
+        outlet: Arc<Outlet>,
+        profile_changed: Arc<AtomicBool>,
+    ) {
         self.lock().entry(user).or_default().push(Socket {
             id,
             session,
             native: false,
             outlet,
+            profile_changed,
         });
     }
 
@@ -90,6 +101,15 @@ impl Registry {
         let sockets = self.lock();
         for socket in sockets.get(&user).into_iter().flatten() {
             socket.outlet.stop(Stop::Revoked);
+        }
+    }
+
+    /// Tells every socket of the user on this node that the user's name or picture changed,
+    /// so that what it posts next carries the new name (sockets hold the user they opened as).
+    pub fn profile_changed(&self, user: i64) {
+        let sockets = self.lock();
+        for socket in sockets.get(&user).into_iter().flatten() {
+            socket.profile_changed.store(true, Ordering::Release);
         }
     }
 

@@ -34,6 +34,7 @@ use hearth_core::rooms::{RoomError, RoomSnapshot};
 use hearth_proto::native::{Ack, ImServerFrame};
 use hearth_proto::room::{self, ClientFrame, ErrorCode, Hello, RoomHistory, ServerFrame};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio_tungstenite::WebSocketStream;
@@ -155,6 +156,9 @@ struct Connection {
     socket: WebSocketStream<SocketIo>,
     /// Writes: shared with the fan-out and the registry, which write without waking us.
     outlet: Arc<Outlet>,
+    /// Raised by the registry when the user's profile changed on any node: `user` is reloaded
+    /// before the next post, so messages carry the current name.
+    profile_changed: Arc<AtomicBool>,
     /// Sends queued on their writers, waiting for their commit, oldest first: a client may
     /// pipeline sends, and each commit then holds many of them.
     acks: FuturesOrdered<PendingAck>,
@@ -190,7 +194,14 @@ impl Connection {
         let registry = &app.gateway.registry;
         let socket_id = registry.next_id();
         app.gateway.rooms.attach(socket_id, outlet.clone());
-        registry.register(user.id, socket_id, token_hash(&token), outlet.clone());
+        let profile_changed = Arc::new(AtomicBool::new(false));
+        registry.register(
+            user.id,
+            socket_id,
+            token_hash(&token),
+            outlet.clone(),
+            profile_changed.clone(),
+        );
         let topic = user_topic(user.id);
         let subscribed = app.gateway.bus().subscribe(&topic).await;
         app.presence.connected(user.id, platform).await;
@@ -201,6 +212,7 @@ impl Connection {
             token,
             socket,
             outlet,
+            profile_changed,
             acks: FuturesOrdered::new(),
         };
         let snapshot = match &subscribed {
@@ -245,6 +257,23 @@ impl Connection {
             tracing::debug!(%error, "unsubscribing failed");
         }
         app.presence.disconnected(conn.user.id, platform).await;
+    }
+
+    /// Reloads the user if their profile changed since (a rename in another tab, on another
+    /// node): what this socket posts next carries the current name. A store failure keeps the
+    /// old name and tries again at the next post.
+    async fn refresh_user(&mut self) {
+        if !self.profile_changed.swap(false, Ordering::Acquire) {
+            return;
+        }
+        match self.app.accounts.user(self.user.id).await {
+            Ok(Some(user)) => self.user = user,
+            Ok(None) => {}
+            Err(error) => {
+                self.profile_changed.store(true, Ordering::Release);
+                tracing::debug!(%error, "reloading a renamed user failed");
+            }
+        }
     }
 
     async fn run(&mut self) -> End {
@@ -319,7 +348,8 @@ impl Connection {
                 }
                 _ = recheck.tick() => {
                     match self.app.accounts.authenticate(&self.token).await {
-                        Ok(Some(_)) => {}
+                        // Fresh from the store: a change whose notice was lost shows here.
+                        Ok(Some(user)) => self.user = user,
                         Ok(None) => return End::Close(CLOSE_NOT_AUTHENTICATED, "session ended"),
                         // A backend blip is not a logout: check again next time.
                         Err(error) => tracing::debug!(%error, "session re-check failed"),
@@ -362,6 +392,7 @@ impl Connection {
                         return self.send_now(rate_limited_frame(limited, None)).await;
                     }
                     let contents = frame.messages.into_iter().map(|m| m.content).collect();
+                    self.refresh_user().await;
                     // Success needs no reply: the broadcast echoes the messages to this socket.
                     match self
                         .app
@@ -380,6 +411,7 @@ impl Connection {
                             .send_now(rate_limited_frame(limited, Some(client_msg_id)))
                             .await;
                     }
+                    self.refresh_user().await;
                     let submitted = self
                         .app
                         .messaging

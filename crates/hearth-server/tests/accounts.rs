@@ -692,3 +692,70 @@ on_both_backends!(
         deployment.cleanup().await;
     }
 );
+
+on_both_backends!(
+    open_sockets_post_under_the_new_name_and_close_on_a_password_change,
+    |backend: Backend| async move {
+        let deployment = Deployment::new(backend);
+        let node = deployment.start().await;
+        // In cluster mode the second socket is on another node: the rename reaches it by bus.
+        let other = match backend {
+            Backend::Cluster => Some(deployment.start().await),
+            Backend::Sqlite => None,
+        };
+        let far = other.as_ref().unwrap_or(&node);
+        let mut ann = node.register("ann").await;
+        let (mut near_socket, _) = node.connect(&ann).await;
+        let (mut far_socket, _) = far.connect(&ann).await;
+        let new_name = common::unique("renamed");
+        let (status, me) = node
+            .call(
+                Some(&ann),
+                "PATCH",
+                "/api/me",
+                Some(json!({"username": new_name})),
+            )
+            .await;
+        assert_eq!(status, 200, "{me}");
+        for (socket, text) in [
+            (&mut near_socket, "from near"),
+            (&mut far_socket, "from far"),
+        ] {
+            socket.post("general", &[text]).await;
+            let batch = socket
+                .until_with("serverMessages", |p| p["messages"][0]["content"] == text)
+                .await;
+            assert_eq!(
+                batch["messages"][0]["user"]["username"],
+                new_name.as_str(),
+                "a socket opened before the rename posts under the new name: {batch}"
+            );
+        }
+
+        // A password change ends every session: the sockets on every node close at once.
+        let (status, session) = node
+            .call(
+                Some(&ann),
+                "POST",
+                "/api/me/password",
+                Some(json!({"currentPassword": ann.password, "newPassword": "a-new-password-42"})),
+            )
+            .await;
+        assert_eq!(status, 200, "{session}");
+        ann.password = "a-new-password-42".to_owned();
+        for socket in [&mut near_socket, &mut far_socket] {
+            // Room messages posted above may still be ahead of the close frame.
+            let code = loop {
+                if let common::Event::Closed(code) = socket.next_event().await {
+                    break code;
+                }
+            };
+            assert_eq!(code, Some(1008));
+        }
+        if let Some(other) = other {
+            other.stop().await;
+        }
+        node.stop().await;
+        deployment.cleanup().await;
+    }
+);
