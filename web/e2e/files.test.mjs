@@ -142,6 +142,30 @@ describe("Hearth attachments and search", { timeout: 180_000 }, () => {
     await B.page.locator(tid("im-file-link")).filter({ hasText: name }).waitFor();
   });
 
+  it("sends files in the order chosen, even when a later one is stored first", async () => {
+    const first = `first-${runId}.txt`;
+    const second = `second-${runId}.txt`;
+    // The first upload is held back, so the second is stored before it.
+    const firstUpload = (url) => url.pathname === "/api/files" && url.searchParams.get("name") === first;
+    await A.page.route(firstUpload, async (route) => {
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      await route.continue();
+    });
+    await A.page.locator(tid("im-attach-input")).setInputFiles([
+      { name: first, mimeType: "text/plain", buffer: Buffer.from("chosen first") },
+      { name: second, mimeType: "text/plain", buffer: Buffer.from("chosen second") },
+    ]);
+    const waiting = A.page.locator(`${tid("im-upload")}[data-name="${second}"][data-state="done"]`);
+    await waiting.locator(tid("im-upload-label")).filter({ hasText: "waiting for the files chosen before it" }).waitFor();
+    const links = B.page.locator(tid("im-file-link"));
+    await links.filter({ hasText: second }).waitFor();
+    const texts = await links.allTextContents();
+    const at = (name) => texts.findIndex((t) => t.includes(name));
+    assert.ok(at(first) >= 0 && at(first) < at(second), `order on B: ${texts.join(", ")}`);
+    await A.page.unroute(firstUpload);
+    assert.equal(await A.page.locator(tid("im-upload")).count(), 0);
+  });
+
   it("shows refused uploads clearly (413, 429) and retries", async () => {
     const refusals = [
       { status: 413, body: { id: "file_too_large", message: "files are limited to 1048576 bytes" }, text: "is too large (the limit is 1 MB)" },

@@ -8,6 +8,7 @@ import {
   kindForFile,
   progressPercent,
   retryIn,
+  releasableUploads,
   uploadErrorText,
 } from "./files";
 
@@ -101,5 +102,21 @@ describe("upload errors", () => {
     expect(uploadErrorText({ status: 500, message: "internal error" }, "x")).toBe("Upload of “x” failed: internal error.");
     expect(retryIn(0)).toBe("retry in 1 s");
     expect(retryIn(1001)).toBe("retry in 2 s");
+  });
+});
+
+describe("upload order", () => {
+  const u = (conversationId: number, state: "uploading" | "done" | "failed", name: string) => ({ conversationId, state, name });
+  const names = (list: { name: string }[]) => list.map((x) => x.name);
+
+  it("sends finished uploads in the order chosen, never past one still uploading", () => {
+    expect(names(releasableUploads([u(1, "uploading", "big"), u(1, "done", "small")], 1))).toEqual([]);
+    expect(names(releasableUploads([u(1, "done", "big"), u(1, "done", "small"), u(1, "uploading", "c"), u(1, "done", "d")], 1))).toEqual(["big", "small"]);
+  });
+
+  it("does not let a failed upload or another conversation hold the line", () => {
+    expect(names(releasableUploads([u(1, "failed", "refused"), u(1, "done", "next")], 1))).toEqual(["next"]);
+    expect(names(releasableUploads([u(2, "uploading", "elsewhere"), u(1, "done", "here")], 1))).toEqual(["here"]);
+    expect(names(releasableUploads([], 1))).toEqual([]);
   });
 });

@@ -115,6 +115,28 @@ export interface UploadFailure {
   retryAfterMs?: number;
 }
 
+/** An upload's place in its conversation's line. */
+export interface QueuedUpload {
+  conversationId: number;
+  state: "uploading" | "done" | "failed";
+}
+
+/**
+ * The finished uploads of `conversationId` that may be sent now, in the order they were chosen:
+ * those before the first one still uploading, so a small file picked second never overtakes a
+ * large one picked first. A failed upload waits for Retry or Dismiss without holding back the
+ * ones after it.
+ */
+export function releasableUploads<T extends QueuedUpload>(queue: Iterable<T>, conversationId: number): T[] {
+  const ready: T[] = [];
+  for (const upload of queue) {
+    if (upload.conversationId !== conversationId || upload.state === "failed") continue;
+    if (upload.state === "uploading") break;
+    ready.push(upload);
+  }
+  return ready;
+}
+
 /** What to tell the user about a refused or failed upload of `name`. */
 export function uploadErrorText(f: UploadFailure, name: string): string {
   const q = `“${name}”`;

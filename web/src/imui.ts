@@ -14,10 +14,12 @@ import {
   formatProgress,
   kindForFile,
   progressPercent,
+  releasableUploads,
   thumbnailUrl,
   uploadErrorText,
   uploadFile,
   type AttachmentKind,
+  type FileMeta,
   type FileRef,
   type UploadFailure,
   type UploadHandle,
@@ -78,6 +80,8 @@ interface UploadTask {
   name: string;
   kind: AttachmentKind;
   state: "uploading" | "done" | "failed";
+  /** The stored file, once uploaded (it is sent when the uploads chosen before it are). */
+  meta: FileMeta | null;
   handle: UploadHandle | null;
   el: HTMLElement;
   bar: HTMLProgressElement;
@@ -923,7 +927,7 @@ export class ImController {
       ),
       el("div", { class: "upload-row" }, bar, label, actions),
     );
-    const task: UploadTask = { key, conversationId, file, name, kind, state: "uploading", handle: null, el: item, bar, label, actions };
+    const task: UploadTask = { key, conversationId, file, name, kind, state: "uploading", meta: null, handle: null, el: item, bar, label, actions };
     this.uploads.set(key, task);
     this.runUpload(task);
     if (conversationId === this.openId) this.renderMessages(true);
@@ -947,19 +951,12 @@ export class ImController {
       (meta) => {
         if (task.handle !== handle || !this.uploads.has(task.key)) return;
         task.state = "done";
+        task.meta = meta;
         task.handle = null;
         this.showUploadProgress(task, task.file.size, task.file.size);
         task.el.dataset.state = "done";
-        task.label.textContent = "Uploaded";
-        this.uploads.delete(task.key);
-        // The upload is stored: from here on it is an ordinary pending send (retried with the
-        // same clientMsgId until acked).
-        if (this.convs.has(task.conversationId)) {
-          this.pending.add(task.conversationId, "", undefined, undefined, { kind: task.kind, file: asFileRef(meta) ?? meta });
-          this.savePending();
-          this.flushPending();
-        }
-        if (task.conversationId === this.openId) this.renderMessages(true);
+        task.label.textContent = "Uploaded; waiting for the files chosen before it";
+        this.releaseUploads(task.conversationId);
       },
       (f: UploadFailure) => {
         if (task.handle !== handle) return;
@@ -977,8 +974,30 @@ export class ImController {
         );
         // Shown in place (role=alert); a toast only when that conversation is not on screen.
         if (!this.isVisible(task.conversationId)) this.host.toast(text);
+        // It no longer holds back the uploads chosen after it.
+        this.releaseUploads(task.conversationId);
       },
     );
+  }
+
+  /**
+   * Sends the conversation's finished uploads that no earlier upload is still ahead of, in the
+   * order they were chosen. From here on each is an ordinary pending send (retried with the
+   * same clientMsgId until acked).
+   */
+  private releaseUploads(conversationId: number): void {
+    const ready = releasableUploads(this.uploads.values(), conversationId);
+    for (const task of ready) {
+      this.uploads.delete(task.key);
+      if (this.convs.has(conversationId) && task.meta) {
+        this.pending.add(conversationId, "", undefined, undefined, { kind: task.kind, file: asFileRef(task.meta) ?? task.meta });
+      }
+    }
+    if (ready.length > 0) {
+      this.savePending();
+      this.flushPending();
+    }
+    if (conversationId === this.openId) this.renderMessages(true);
   }
 
   private showUploadProgress(task: UploadTask, loaded: number, total: number): void {
@@ -993,7 +1012,8 @@ export class ImController {
     task.handle = null;
     this.uploads.delete(task.key);
     task.el.remove();
-    if (task.conversationId === this.openId) this.renderMessages(false);
+    if (releasableUploads(this.uploads.values(), task.conversationId).length > 0) this.releaseUploads(task.conversationId);
+    else if (task.conversationId === this.openId) this.renderMessages(false);
   }
 
   /** Dropping files anywhere on the conversation view sends them. */
