@@ -231,6 +231,10 @@ run_mode() {
 }
 
 if [[ -z $RENDER_ONLY ]]; then
+  # When and what was measured, so that `--render` later stamps the tables with the run's own.
+  jq -nc --arg date "$(date -u +%Y-%m-%dT%H:%MZ)" \
+    --arg commit "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo "not a git checkout")" \
+    '{scenario: "meta", date: $date, commit: $commit}' >>"$RESULTS"
   run_mode embedded
   if $CLUSTER; then
     run_mode cluster
@@ -301,7 +305,9 @@ INTRO
   echo
   echo "- CPU: $CPU_MODEL, \`nproc\` = $(nproc), $CPU_MHZ MHz, bogomips $BOGOMIPS (the VM's host"
   echo "  differs between days: the same commit has measured up to 2× apart; compare runs of one date)"
-  echo "- date: $(date -u +%Y-%m-%dT%H:%MZ), commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo "not a git checkout")"
+  RUN_DATE=$(jq -rs 'map(select(.scenario == "meta")) | first | .date // empty' "$RESULTS")
+  RUN_COMMIT=$(jq -rs 'map(select(.scenario == "meta")) | first | .commit // empty' "$RESULTS")
+  echo "- date: ${RUN_DATE:-unknown (results saved without it)}, commit ${RUN_COMMIT:-unknown}"
   echo "- open-file limit: $FD_LIMIT (hard)"
   echo
   echo '```'
