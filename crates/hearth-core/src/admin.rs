@@ -7,7 +7,7 @@
 
 use crate::StoreError;
 use crate::bus::{Bus, CONTROL_TOPIC, revoke_user_message};
-use crate::store::{AdminStore, MessageStore, RoomDeletion, SessionStore, Stores};
+use crate::store::{AdminStore, MessageStore, RoomDeletion, SessionStore, Stores, UserStore};
 use crate::validate::{self, Invalid};
 use bytes::Bytes;
 use std::sync::Arc;
@@ -47,6 +47,8 @@ pub struct UserInfo {
     /// When the user was banned; `None` if they are not.
     pub banned_ms: Option<i64>,
     pub created_ms: i64,
+    /// The file id of the avatar they chose, if any (served at `/api/users/{id}/avatar`).
+    pub avatar: Option<String>,
 }
 
 /// A room as an operator sees it.
@@ -100,6 +102,7 @@ pub enum AdminError {
 
 pub struct Admin {
     store: Arc<dyn AdminStore>,
+    users: Arc<dyn UserStore>,
     sessions: Arc<dyn SessionStore>,
     messages: Arc<dyn MessageStore>,
     /// Where `control` messages go; `None` when no node can be reached (the CLI in embedded
@@ -113,6 +116,7 @@ impl Admin {
     pub fn new(stores: &Stores, bus: Option<Arc<dyn Bus>>, configured_rooms: Vec<String>) -> Admin {
         Admin {
             store: stores.admin.clone(),
+            users: stores.users.clone(),
             sessions: stores.sessions.clone(),
             messages: stores.messages.clone(),
             bus,
@@ -166,6 +170,14 @@ impl Admin {
             return Err(AdminError::NoSuchUser(id.to_string()));
         }
         self.revoke_sessions(id).await?;
+        self.user(id).await
+    }
+
+    /// Takes the user's avatar away (moderation): everyone sees the generated one again. The
+    /// user may choose another; banning is the answer to one who keeps choosing bad ones.
+    pub async fn remove_avatar(&self, id: i64) -> Result<UserInfo, AdminError> {
+        self.user(id).await?;
+        self.users.set_avatar(id, None).await?;
         self.user(id).await
     }
 

@@ -8,7 +8,7 @@ use axum::Json;
 use axum::extract::{FromRequestParts, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use hearth_core::admin::{AdminError, RoomInfo, UserInfo, UserRole};
 use hearth_core::model::User;
 use hearth_core::validate::Invalid;
@@ -26,6 +26,7 @@ pub fn routes() -> axum::Router<Arc<App>> {
         .route("/api/admin/users/{id}", get(user))
         .route("/api/admin/users/{id}/ban", post(ban))
         .route("/api/admin/users/{id}/unban", post(unban))
+        .route("/api/admin/users/{id}/avatar", delete(remove_avatar))
         .route("/api/admin/users/{id}/grant-admin", post(grant_admin))
         .route("/api/admin/users/{id}/revoke-admin", post(revoke_admin))
         .route(
@@ -104,6 +105,7 @@ pub fn user_json(u: &UserInfo) -> Value {
         "banned": u.banned_ms.is_some(),
         "bannedAt": u.banned_ms,
         "createdAt": u.created_ms,
+        "avatar": u.avatar,
     })
 }
 
@@ -162,6 +164,16 @@ async fn unban(
 ) -> Result<Json<Value>, ApiError> {
     let user = app.ops.admin.unban(id).await?;
     tracing::info!(admin = admin.id, user = id, "lifted a ban");
+    Ok(Json(user_json(&user)))
+}
+
+async fn remove_avatar(
+    State(app): State<Arc<App>>,
+    AdminUser(admin): AdminUser,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<Json<Value>, ApiError> {
+    let user = app.ops.admin.remove_avatar(id).await?;
+    tracing::info!(admin = admin.id, user = id, "removed an avatar");
     Ok(Json(user_json(&user)))
 }
 

@@ -688,6 +688,53 @@ on_both_backends!(
         let response = get(&node, &bob, &format!("/api/files/{photo_id}"), &[]).await;
         assert_eq!(response.status(), 403);
 
+        // Moderation: an admin sees which file it is and can take it away; she may choose
+        // another (the same one, here) afterwards.
+        let moderator = node.register("moderator").await;
+        common::make_admin(&deployment, &moderator).await;
+        let (_, listed) = node
+            .call(
+                Some(&moderator),
+                "GET",
+                &format!("/api/admin/users/{}", ann.id),
+                None,
+            )
+            .await;
+        assert_eq!(
+            listed["avatar"].as_str(),
+            Some(photo_id.as_str()),
+            "{listed}"
+        );
+        let removal = format!("/api/admin/users/{}/avatar", ann.id);
+        let (status, _) = node.call(Some(&bob), "DELETE", &removal, None).await;
+        assert_eq!(status, 403, "only admins remove avatars");
+        let (status, removed) = node.call(Some(&moderator), "DELETE", &removal, None).await;
+        assert_eq!(
+            (status, removed["avatar"].clone()),
+            (200, Value::Null),
+            "{removed}"
+        );
+        let response = get(&node, &bob, &avatar, &[]).await;
+        assert_eq!(header(&response, "content-type"), "image/svg+xml");
+        let (status, _) = node
+            .call(
+                Some(&moderator),
+                "DELETE",
+                "/api/admin/users/999999999/avatar",
+                None,
+            )
+            .await;
+        assert_eq!(status, 404);
+        let (status, _) = node
+            .call(
+                Some(&ann),
+                "PATCH",
+                "/api/me",
+                Some(json!({"avatar": photo_id})),
+            )
+            .await;
+        assert_eq!(status, 200);
+
         // A rename keeps the avatar; `null` removes it and the generated picture is back.
         let (status, me) = node
             .call(

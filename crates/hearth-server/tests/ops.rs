@@ -6,8 +6,7 @@
 
 mod common;
 
-use common::{Account, Backend, Deployment, Event, Node};
-use hearth_core::admin::UserRole;
+use common::{Account, Backend, Deployment, Event, Node, make_admin};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::time::Duration;
@@ -293,22 +292,6 @@ on_both_backends!(
         deployment.cleanup().await;
     }
 );
-
-/// Makes `account` an admin the way the CLI does: through the store, not the API.
-async fn make_admin(deployment: &Deployment, account: &Account) {
-    let store = hearth_sql::SqlStore::connect(deployment.database_url())
-        .await
-        .unwrap();
-    let stores = store.clone().stores();
-    assert!(
-        stores
-            .admin
-            .set_user_role(account.id, UserRole::Admin)
-            .await
-            .unwrap()
-    );
-    store.close().await;
-}
 
 async fn login_status(node: &Node, account: &Account) -> (u16, Value) {
     let response = node

@@ -6,11 +6,19 @@ use hearth_core::StoreError;
 use hearth_core::admin::{Counts, RoomInfo, UserInfo, UserRole};
 use hearth_core::store::{AdminStore, RoomDeletion};
 
-type UserInfoRow = (i64, String, String, String, Option<i64>, i64);
+type UserInfoRow = (
+    i64,
+    String,
+    String,
+    String,
+    Option<i64>,
+    i64,
+    Option<String>,
+);
 
-const USER_INFO_COLUMNS: &str = "id, username, email, role, banned_ms, created_ms";
+const USER_INFO_COLUMNS: &str = "id, username, email, role, banned_ms, created_ms, avatar_file_id";
 
-fn user_info((id, username, email, role, banned_ms, created_ms): UserInfoRow) -> UserInfo {
+fn user_info((id, username, email, role, banned_ms, created_ms, avatar): UserInfoRow) -> UserInfo {
     UserInfo {
         id,
         username,
@@ -18,6 +26,7 @@ fn user_info((id, username, email, role, banned_ms, created_ms): UserInfoRow) ->
         role: UserRole::parse(&role),
         banned_ms,
         created_ms,
+        avatar,
     }
 }
 

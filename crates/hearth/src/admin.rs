@@ -56,6 +56,8 @@ pub enum UsersCommand {
     Ban { username: String },
     /// Lift a ban.
     Unban { username: String },
+    /// Take a user's avatar away (they see the generated one until they choose another).
+    RemoveAvatar { username: String },
     /// Give a user the admin role (the /api/admin endpoints).
     GrantAdmin { username: String },
     /// Take the admin role away.
@@ -136,6 +138,11 @@ async fn execute(admin: &Admin, command: AdminCommand) -> anyhow::Result<()> {
             let user = admin.find_user(&username).await?;
             admin.unban(user.id).await?;
             println!("unbanned {} (id {})", user.username, user.id);
+        }
+        AdminCommand::Users(UsersCommand::RemoveAvatar { username }) => {
+            let user = admin.find_user(&username).await?;
+            admin.remove_avatar(user.id).await?;
+            println!("removed the avatar of {} (id {})", user.username, user.id);
         }
         AdminCommand::Users(UsersCommand::GrantAdmin { username }) => {
             let user = admin.find_user(&username).await?;

@@ -149,6 +149,13 @@ async fn admin_commands_manage_a_sqlite_deployment() {
         )
         .await;
     assert_eq!(login.status(), 204);
+    let out = admin_ok(&dir, &["users", "remove-avatar", &account.username]);
+    assert!(out.contains("removed the avatar of"), "{out}");
+    assert!(
+        !admin(&dir, &["users", "remove-avatar", "nobody-at-all"])
+            .status
+            .success()
+    );
     let out = admin_ok(&dir, &["sessions", "revoke", &account.username]);
     assert!(out.contains("revoked 1 sessions"), "{out}");
     assert!(

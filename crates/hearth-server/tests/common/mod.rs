@@ -755,3 +755,19 @@ pub async fn expect_count(
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// Makes `account` an admin the way the CLI does: through the store, not the API.
+pub async fn make_admin(deployment: &Deployment, account: &Account) {
+    let store = hearth_sql::SqlStore::connect(deployment.database_url())
+        .await
+        .unwrap();
+    let stores = store.clone().stores();
+    assert!(
+        stores
+            .admin
+            .set_user_role(account.id, hearth_core::admin::UserRole::Admin)
+            .await
+            .unwrap()
+    );
+    store.close().await;
+}
