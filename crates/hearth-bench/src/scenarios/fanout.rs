@@ -82,6 +82,29 @@ pub(super) struct Shared {
     pub(super) disconnects: AtomicU64,
 }
 
+impl Shared {
+    /// Waits until `expected` deliveries (given the counters) arrived, every one of `sockets`
+    /// ended, or `drain` passed; returns the seconds from `start_ns` to the last first-time
+    /// delivery, the window every rate is computed over.
+    pub(super) async fn drain(
+        &self,
+        expected: impl Fn(&Shared) -> u64,
+        sockets: u64,
+        drain: Duration,
+        start_ns: u64,
+    ) -> f64 {
+        let drain_end = Instant::now() + drain;
+        while self.delivered.load(Ordering::Relaxed) < expected(self)
+            && self.disconnects.load(Ordering::Relaxed) < sockets
+            && Instant::now() < drain_end
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let last_ns = self.last_delivery_ns.load(Ordering::Relaxed).max(start_ns);
+        (last_ns - start_ns) as f64 / 1e9
+    }
+}
+
 /// What one socket saw.
 pub(super) struct Seen {
     pub(super) latency: Histogram,
@@ -256,23 +279,15 @@ pub async fn run(args: &Args) -> Result<Report> {
     let send_secs = started.elapsed().as_secs_f64();
 
     // Wait for every socket to have every accepted message, or for the drain time.
-    let drain_end = Instant::now() + Duration::from_secs_f64(args.drain);
     let sockets = args.subscribers as u64;
-    loop {
-        let expected = sockets * sent.saturating_sub(shared.rejected.load(Ordering::Relaxed));
-        if shared.delivered.load(Ordering::Relaxed) >= expected
-            || shared.disconnects.load(Ordering::Relaxed) >= sockets
-            || Instant::now() >= drain_end
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let last_ns = shared
-        .last_delivery_ns
-        .load(Ordering::Relaxed)
-        .max(start_ns);
-    let window_secs = (last_ns - start_ns) as f64 / 1e9;
+    let window_secs = shared
+        .drain(
+            |s| sockets * sent.saturating_sub(s.rejected.load(Ordering::Relaxed)),
+            sockets,
+            Duration::from_secs_f64(args.drain),
+            start_ns,
+        )
+        .await;
     let _ = stop_tx.send(true);
 
     let mut latency = Histogram::default();

@@ -144,18 +144,14 @@ pub async fn run(args: &Args) -> Result<Report> {
     let send_secs = started.elapsed().as_secs_f64();
 
     let expected = sent * args.subscribers as u64;
-    let drain_end = Instant::now() + Duration::from_secs_f64(args.drain);
-    while shared.delivered.load(Ordering::Relaxed) < expected
-        && shared.disconnects.load(Ordering::Relaxed) < args.subscribers as u64
-        && Instant::now() < drain_end
-    {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let last_ns = shared
-        .last_delivery_ns
-        .load(Ordering::Relaxed)
-        .max(start_ns);
-    let window_secs = (last_ns - start_ns) as f64 / 1e9;
+    let window_secs = shared
+        .drain(
+            |_| expected,
+            args.subscribers as u64,
+            Duration::from_secs_f64(args.drain),
+            start_ns,
+        )
+        .await;
     let mut report = Report::new("redis-fanout", args.label.clone());
     let unique = shared.delivered.load(Ordering::Relaxed);
     cpu.finish(&mut report, window_secs, unique, "delivery")?;
