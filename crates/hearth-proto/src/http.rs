@@ -7,7 +7,8 @@ use serde_json::{Map, Value};
 /// Decodes a request body. Bodies are JSON objects: serde alone would also read a body struct
 /// from an array of its fields (`["ann@example.com", "pw"]`).
 pub fn decode_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, serde_json::Error> {
-    from_object(serde_json::from_slice(bytes)?)
+    let crate::strict::StrictObject(object) = serde_json::from_slice(bytes)?;
+    from_object(object)
 }
 
 /// The second step of [`decode_body`], for servers whose framework already parsed the object.

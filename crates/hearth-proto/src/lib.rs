@@ -9,7 +9,8 @@
 //!   sync, receipts, typing, presence (frames on the same socket, and HTTP bodies).
 //! * [`http`] — the JSON bodies of the account API.
 //!
-//! Decoding is strict: a missing, extra or mistyped key is an error, as in the reference. So is
+//! Decoding is strict: a missing, extra, repeated or mistyped key is an error, as in the
+//! reference (repeated keys: [`strict`]). So is
 //! any other shape serde's derives would let through: a struct written as an array of its
 //! fields (`["ann@example.com", "pw"]`) or an enum as a map (`{"admin": null}`); the fuzz tests
 //! (`tests/fuzz.rs`) check every decoder against a model of the documented schema.
@@ -17,6 +18,7 @@
 pub mod http;
 pub mod native;
 pub mod room;
+pub mod strict;
 
 use serde::Deserialize;
 use serde::de::{DeserializeOwned, Error as _};
@@ -28,6 +30,6 @@ where
     D: serde::Deserializer<'de>,
     T: DeserializeOwned,
 {
-    let object = serde_json::Map::<String, serde_json::Value>::deserialize(d)?;
+    let strict::StrictObject(object) = strict::StrictObject::deserialize(d)?;
     T::deserialize(serde_json::Value::Object(object)).map_err(D::Error::custom)
 }

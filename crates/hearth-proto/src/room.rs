@@ -290,7 +290,7 @@ impl ClientFrame {
     /// Decodes one text frame, telling apart every way it can be wrong.
     pub fn decode(text: &str) -> Result<ClientFrame, DecodeError> {
         let fail = |code, message: String| DecodeError { code, message };
-        let value: serde_json::Value = serde_json::from_str(text)
+        let value = crate::strict::from_str(text)
             .map_err(|e| fail(ErrorCode::InvalidJson, format!("frame is not JSON: {e}")))?;
         // serde would also read the envelope from `[type, payload]`.
         if !value.is_object() {

@@ -23,6 +23,7 @@ use hearth_proto::http::{
     CreateAccountRequest, ErrorBody, LoginRequest, Me, PasswordChange, ProfileUpdate,
     SessionCreated, error_id,
 };
+use hearth_proto::strict::StrictObject;
 use serde::de::DeserializeOwned;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -168,13 +169,10 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        // An object first (Json<T> would also take a struct from an array of its fields).
-        let object = match Json::<serde_json::Map<String, serde_json::Value>>::from_request(
-            req, state,
-        )
-        .await
-        {
-            Ok(Json(object)) => object,
+        // An object first (Json<T> would also take a struct from an array of its fields), with
+        // no key given twice (hearth_proto::strict).
+        let object = match Json::<StrictObject>::from_request(req, state).await {
+            Ok(Json(StrictObject(object))) => object,
             Err(rejection) => return Err(json_rejection(rejection)),
         };
         hearth_proto::http::from_object(object)

@@ -229,6 +229,17 @@ on_both_backends!(create_account_table, |backend: Backend| async move {
         (400, "BAD_REQUEST".into()),
         "invalid JSON"
     );
+    // A repeated key is refused, not read as its last value (no account is made).
+    let repeated = format!(
+        r#"{{"username":"rep{tag}","email":"rep{tag}@example.com","password":"0123456789","username":"admin{tag}"}}"#
+    );
+    assert_eq!(
+        post_raw(&node, "/api/create-account", "application/json", repeated).await,
+        (400, "BAD_REQUEST".into()),
+        "a repeated key"
+    );
+    let login = json!({"email": format!("rep{tag}@example.com"), "password": "0123456789"});
+    assert_eq!(post(&node, "/api/login", login).await.0, 400);
     assert_eq!(
         post_raw(
             &node,

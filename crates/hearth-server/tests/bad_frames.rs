@@ -42,6 +42,13 @@ on_both_backends!(
                 "invalid_json",
             ),
             ("deeply nested JSON", Message::text(deep), "invalid_json"),
+            (
+                "a key given twice",
+                Message::text(
+                    r#"{"type":"clientMessages","payload":{"roomId":"general","roomId":"nope","messages":[{"content":"twice"}]}}"#,
+                ),
+                "invalid_json",
+            ),
             ("array instead of object", Message::text("[]"), "bad_frame"),
             (
                 "missing payload",

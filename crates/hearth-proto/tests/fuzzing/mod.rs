@@ -711,6 +711,9 @@ pub fn expected_decode(text: &str) -> Option<&'static str> {
     let Ok(value) = serde_json::from_str::<Value>(text) else {
         return Some("invalid_json");
     };
+    if repeats_a_key(text) {
+        return Some("invalid_json");
+    }
     let Some(envelope) = value.as_object() else {
         return Some("bad_frame");
     };
@@ -844,3 +847,60 @@ pub const ALL_CODES: &[ErrorCode] = &[
     ErrorCode::Unavailable,
     ErrorCode::Internal,
 ];
+
+/// Whether some object in `text` (valid JSON) names a key twice: the model of the decoders'
+/// refusal of repeated keys, counted without building values.
+pub fn repeats_a_key(text: &str) -> bool {
+    use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+    use std::collections::HashSet;
+
+    struct Scan<'a>(&'a mut bool);
+    impl<'de> DeserializeSeed<'de> for Scan<'_> {
+        type Value = ();
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+    impl<'de> Visitor<'de> for Scan<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("JSON")
+        }
+        fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_str<E>(self, _: &str) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_unit<E>(self) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            while seq.next_element_seed(Scan(&mut *self.0))?.is_some() {}
+            Ok(())
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            let mut seen = HashSet::new();
+            while let Some(key) = map.next_key::<String>()? {
+                if !seen.insert(key) {
+                    *self.0 = true;
+                }
+                map.next_value_seed(Scan(&mut *self.0))?;
+            }
+            Ok(())
+        }
+    }
+    let mut repeated = false;
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    let _ = Scan(&mut repeated).deserialize(&mut deserializer);
+    repeated
+}
