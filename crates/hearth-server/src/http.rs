@@ -22,6 +22,11 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tower::ServiceExt;
 
+/// hyper's read buffer per connection, which bounds a request head.
+const HEAD_BUFFER_BYTES: usize = 64 * 1024;
+/// Header lines hyper parses at most; `security::check_head` refuses more than 100 in JSON.
+const HEAD_MAX_HEADERS: usize = 256;
+
 /// Accepts until `shutdown` resolves, then lets every connection finish its request and
 /// waits for them.
 pub(crate) async fn serve(
@@ -59,6 +64,10 @@ pub(crate) async fn serve(
             // first would wait, with no deadline, for a client that sends nothing.
             let connection = http1::Builder::new()
                 .timer(TokioTimer::new())
+                // Past what `security::check_head` answers in JSON (8 KiB target, 100 headers,
+                // 16 KiB of them), and a tighter bound than hyper's ~400 KiB default.
+                .max_buf_size(HEAD_BUFFER_BYTES)
+                .max_headers(HEAD_MAX_HEADERS)
                 .header_read_timeout(header_read_timeout)
                 .serve_connection(TokioIo::new(stream), service)
                 .with_upgrades();

@@ -369,6 +369,7 @@ impl Server {
                 security::check_origin,
             ))
             .layer(DefaultBodyLimit::max(self.app.limits.max_http_body_bytes))
+            .layer(axum::middleware::from_fn(security::check_head))
             .with_state(self.app.clone());
         ops::with_request_log(router)
     }

@@ -115,6 +115,46 @@ pub async fn check_origin(
     Ok(next.run(request).await)
 }
 
+/// Longest request target (path and query) answered with anything but 414.
+pub const MAX_URI_BYTES: usize = 8 * 1024;
+/// Most header lines, and most header bytes (names and values), in one request.
+pub const MAX_HEADERS: usize = 100;
+pub const MAX_HEADER_BYTES: usize = 16 * 1024;
+
+/// Refuses request heads past the limits with a JSON error (414, 431). hyper's own limits
+/// (`http.rs`) sit further out and answer with an empty body, so a client that is merely
+/// careless gets told why; only one far past every limit meets hyper's bare answer.
+pub async fn check_head(request: Request, next: Next) -> Result<Response, ApiError> {
+    let target = request
+        .uri()
+        .path_and_query()
+        .map_or(0, |target| target.as_str().len());
+    if target > MAX_URI_BYTES {
+        return Err(ApiError::new(
+            StatusCode::URI_TOO_LONG,
+            "URI_TOO_LONG",
+            format!("the request target is {target} bytes; at most {MAX_URI_BYTES} are read"),
+        ));
+    }
+    let headers = request.headers();
+    let bytes: usize = headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum();
+    if headers.len() > MAX_HEADERS || bytes > MAX_HEADER_BYTES {
+        return Err(ApiError::new(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "HEADERS_TOO_LARGE",
+            format!(
+                "{} headers of {bytes} bytes; at most {MAX_HEADERS} headers and \
+                 {MAX_HEADER_BYTES} bytes are read",
+                headers.len()
+            ),
+        ));
+    }
+    Ok(next.run(request).await)
+}
+
 /// The TCP peer, when the server was started with connect info (tests may not).
 pub fn peer(request_extensions: &axum::http::Extensions) -> Option<SocketAddr> {
     request_extensions

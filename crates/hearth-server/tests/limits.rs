@@ -502,3 +502,58 @@ async fn connections_slow_to_send_headers_are_closed() {
     node.stop().await;
     deployment.cleanup().await;
 }
+
+/// Request heads past the limits are refused with a JSON body saying why (not hyper's bare
+/// 414/431), and one far past them is still refused, by hyper itself.
+#[tokio::test]
+async fn oversized_request_heads_get_json_errors() {
+    let deployment = Deployment::new(Backend::Sqlite);
+    let node = deployment.start().await;
+    let refused = |response: reqwest::Response| async move {
+        let status = response.status().as_u16();
+        let body: Value = response.json().await.expect("a JSON body");
+        (status, body["id"].as_str().unwrap_or_default().to_owned())
+    };
+    let long_query = format!("/api/me?pad={}", "x".repeat(9_000));
+    let response = node.http.get(node.url(&long_query)).send().await.unwrap();
+    assert_eq!(refused(response).await, (414, "URI_TOO_LONG".to_owned()));
+
+    let mut many = node.http.get(node.url("/api/me"));
+    for i in 0..120 {
+        many = many.header(format!("x-pad-{i}"), "1");
+    }
+    assert_eq!(
+        refused(many.send().await.unwrap()).await,
+        (431, "HEADERS_TOO_LARGE".to_owned())
+    );
+    let big = node
+        .http
+        .get(node.url("/api/me"))
+        .header("x-pad", "y".repeat(20_000))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused(big).await, (431, "HEADERS_TOO_LARGE".to_owned()));
+
+    // Within the limits the request goes through as usual.
+    let fine = node
+        .http
+        .get(node.url(&format!("/api/me?pad={}", "x".repeat(7_000))))
+        .header("x-pad", "y".repeat(10_000))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(fine.status(), 401);
+
+    // Past hyper's own buffer: still refused (no body to read), and the server stays up.
+    let huge = node
+        .http
+        .get(node.url("/api/me"))
+        .header("x-pad", "z".repeat(100_000))
+        .send()
+        .await;
+    assert!(huge.map_or(true, |r| r.status().as_u16() == 431));
+    assert_eq!(node.get_as("/api/me", None).await.status(), 401);
+    node.stop().await;
+    deployment.cleanup().await;
+}
