@@ -50,6 +50,11 @@ pub struct Args {
     /// Seconds to wait after the last send for outstanding acks.
     #[arg(long, default_value_t = 10.0)]
     drain: f64,
+    /// Before sending, wait for the server to go quiet (under 5 % of a core for a second):
+    /// a latency run right after a full-rate run otherwise shares the cores with the search
+    /// index still taking in the previous run's messages.
+    #[arg(long)]
+    settle: bool,
 }
 
 #[derive(Default)]
@@ -121,6 +126,11 @@ pub async fn run(args: &Args) -> Result<Report> {
         sockets.push(ws);
     }
 
+    let settled = if args.settle {
+        Some(super::settle(&args.common.server_pids).await?)
+    } else {
+        None
+    };
     let shared = Arc::new(Shared::default());
     let (stop_tx, stop_rx) = watch::channel(false);
     let cpu = CpuWindow::start(&args.common.server_pids)?;
@@ -196,6 +206,7 @@ pub async fn run(args: &Args) -> Result<Report> {
         .param("duration_s", args.duration)
         .param("payload", args.payload)
         .param("nodes", urls.len())
+        .param("settle", args.settle)
         .result("sent", sent)
         .result("sent_per_s", per_second(sent, send_secs))
         .result("acked", acked)
@@ -209,6 +220,9 @@ pub async fn run(args: &Args) -> Result<Report> {
     if !problems.is_empty() {
         problems.truncate(5);
         report.result("problems", problems);
+    }
+    if let Some(settled) = settled {
+        report.result("settle_s", round3(settled));
     }
     cpu.finish(&mut report, window_secs, acked, "ack")?;
     Ok(report)

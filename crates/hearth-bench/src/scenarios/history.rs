@@ -113,7 +113,7 @@ pub async fn run(args: &Args) -> Result<Report> {
             .result("fill_msgs_per_s", per_second(stored, secs));
         // The fill leaves the server busy for a while (the search index catching up with a
         // million messages): page a quiet server, as a reader of a busy room would.
-        let settle = settle(&args.common.server_pids).await?;
+        let settle = super::settle(&args.common.server_pids).await?;
         report.result("settle_s", round3(settle));
     }
 
@@ -300,23 +300,4 @@ async fn page(
         }
     }
     Ok((latency, short))
-}
-
-/// Waits until `pids` use less than 5 % of a core over a second (at most five minutes);
-/// returns how long that took.
-async fn settle(pids: &[u32]) -> Result<f64> {
-    let started = Instant::now();
-    let Some(mut before) = crate::procfs::cpu_seconds(pids)? else {
-        return Ok(0.0);
-    };
-    eprintln!("history: waiting for the server to go quiet");
-    while started.elapsed() < Duration::from_secs(300) {
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        let now = crate::procfs::cpu_seconds(pids)?.unwrap_or(before);
-        if now - before < 0.05 {
-            break;
-        }
-        before = now;
-    }
-    Ok(started.elapsed().as_secs_f64())
 }

@@ -11,6 +11,8 @@ pub mod redis_fanout;
 use crate::procfs;
 use crate::stats::{Report, round3};
 use anyhow::Result;
+use std::time::Duration;
+use tokio::time::Instant;
 
 /// Server CPU seconds at the start of a measured window, so a scenario can report what the
 /// server spent on exactly that window.
@@ -75,4 +77,23 @@ pub fn per_second(count: u64, secs: f64) -> f64 {
     } else {
         0.0
     }
+}
+
+/// Waits until `pids` use less than 5 % of a core over a second (at most five minutes);
+/// returns how long that took.
+pub async fn settle(pids: &[u32]) -> Result<f64> {
+    let started = Instant::now();
+    let Some(mut before) = crate::procfs::cpu_seconds(pids)? else {
+        return Ok(0.0);
+    };
+    eprintln!("waiting for the server to go quiet");
+    while started.elapsed() < Duration::from_secs(300) {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let now = crate::procfs::cpu_seconds(pids)?.unwrap_or(before);
+        if now - before < 0.05 {
+            break;
+        }
+        before = now;
+    }
+    Ok(started.elapsed().as_secs_f64())
 }
