@@ -280,7 +280,9 @@ script turns those lines into the tables below.
   `duplicated` are exact counts, and latency is end to end (send → received by that socket).
 - **Open and closed loop.** `--rate R` sends on a fixed schedule (latency at a given load);
   `--rate 0` (fan-out) or no `--rate` (dm) keeps a small window of unacknowledged sends per
-  socket (the throughput the server can sustain).
+  socket (the throughput the server can sustain). The `dm` latency runs start once the server
+  has gone quiet (`--settle`): after the full-rate run it spends ~6 s taking that run's
+  messages into the search index.
 - **Embedded mode persists every message** (SQLite, WAL, `synchronous=FULL`); a message is
   delivered only after its commit is on disk.
 - **Yardsticks measured beside the server.** What a loopback write costs differs between hosts
