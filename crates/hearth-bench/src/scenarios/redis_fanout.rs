@@ -170,18 +170,16 @@ pub async fn run(args: &Args) -> Result<Report> {
     }
     let replies = reached.await.context("the reply reader failed")?;
     // Every PUBLISH must have reached every subscriber (`:N`), or the run measured less.
-    let short_replies = replies
+    let reached_all = format!(":{}", args.subscribers);
+    let short: Vec<&String> = replies
         .iter()
-        .filter(|line| line.as_str() != format!(":{}", args.subscribers))
-        .count();
-    if short_replies > 0 {
+        .filter(|line| **line != reached_all)
+        .collect();
+    if let Some(first) = short.first() {
         problems.push(format!(
-            "{short_replies} of {} PUBLISH replies did not say :{} (first: {:?})",
+            "{} of {} PUBLISH replies did not say {reached_all} (first: {first:?})",
+            short.len(),
             replies.len(),
-            args.subscribers,
-            replies
-                .iter()
-                .find(|line| line.as_str() != format!(":{}", args.subscribers))
         ));
     }
     report
