@@ -157,6 +157,14 @@ describe("Hearth attachments and search", { timeout: 180_000 }, () => {
     ]);
     const waiting = A.page.locator(`${tid("im-upload")}[data-name="${second}"][data-state="done"]`);
     await waiting.locator(tid("im-upload-label")).filter({ hasText: "waiting for the files chosen before it" }).waitFor();
+    // Leaving now would lose both files (the finished one waits for the first): the page asks.
+    const leaveAsks = () =>
+      A.page.evaluate(() => {
+        const ev = new Event("beforeunload", { cancelable: true });
+        window.dispatchEvent(ev);
+        return ev.defaultPrevented;
+      });
+    assert.equal(await leaveAsks(), true, "leaving with uploads queued asks first");
     const links = B.page.locator(tid("im-file-link"));
     await links.filter({ hasText: second }).waitFor();
     const texts = await links.allTextContents();
@@ -164,6 +172,7 @@ describe("Hearth attachments and search", { timeout: 180_000 }, () => {
     assert.ok(at(first) >= 0 && at(first) < at(second), `order on B: ${texts.join(", ")}`);
     await A.page.unroute(firstUpload);
     assert.equal(await A.page.locator(tid("im-upload")).count(), 0);
+    assert.equal(await leaveAsks(), false, "nothing queued: leaving does not ask");
   });
 
   it("shows refused uploads clearly (413, 429) and retries", async () => {

@@ -10,6 +10,11 @@ export class ApiError extends Error {
   }
 }
 
+/** What to tell the user when a request failed: the server's own words, or that it is unreachable. */
+export function errorText(e: unknown): string {
+  return e instanceof ApiError ? e.message : "Could not reach the server. Please try again.";
+}
+
 async function readError(res: Response): Promise<ApiError> {
   let id = "HTTP_" + res.status;
   let message = `Request failed (${res.status})`;

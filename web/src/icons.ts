@@ -1,4 +1,6 @@
 /** Small line icons as inline SVG built with DOM APIs (no innerHTML, no emoji fonts needed). Paths after Feather (MIT). */
+import { el } from "./dom";
+
 const NS = "http://www.w3.org/2000/svg";
 
 const PATHS = {
@@ -30,3 +32,13 @@ export function icon(name: IconName): SVGSVGElement {
   }
   return svg;
 }
+
+/** A button showing only an icon (its label is for screen readers and tooltips). */
+export function iconButton(name: IconName, attrs: Record<string, string | undefined>, onClick: () => void): HTMLButtonElement {
+  const b = el("button", { type: "button", ...attrs }, icon(name));
+  b.addEventListener("click", onClick);
+  return b;
+}
+
+/** The icon of an attachment of `kind` (image, voice or any other file). */
+export const kindIcon = (kind: string): IconName => (kind === "image" ? "image" : kind === "voice" ? "mic" : "file");

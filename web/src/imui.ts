@@ -1,9 +1,12 @@
 /**
- * The instant-messaging part of the UI: conversation list, conversation view, friends panel,
- * new-group panel and group panel. It shares the socket with the chat rooms; the App forwards
- * native frames here and asks for the sidebar section and the main section to mount.
+ * The instant-messaging part of the UI: conversation list, conversation view, new-group panel
+ * and group panel. It shares the socket with the chat rooms; the App forwards native frames
+ * here and asks for the sidebar section and the main section to mount. The friends panel
+ * (`FriendsPanel`), message search (`SearchPanel`), uploads in progress (`Uploads`) and voice
+ * recording (`VoiceRecorder`) live in their own modules and reach back through small host
+ * interfaces.
  */
-import { ApiError } from "./api";
+import { ApiError, errorText } from "./api";
 import { button, el } from "./dom";
 import { avatarImg } from "./avatar";
 import {
@@ -11,21 +14,16 @@ import {
   fileUrl,
   fitWithin,
   formatBytes,
-  formatProgress,
   kindForFile,
-  progressPercent,
-  releasableUploads,
   thumbnailUrl,
-  uploadErrorText,
-  uploadFile,
   type AttachmentKind,
-  type FileMeta,
   type FileRef,
-  type UploadFailure,
-  type UploadHandle,
 } from "./files";
 import { formatTime } from "./format";
-import { icon, type IconName } from "./icons";
+import { icon, iconButton, kindIcon } from "./icons";
+import { FriendsPanel } from "./friendspanel";
+import { VoiceRecorder } from "./recorder";
+import { Uploads } from "./uploads";
 import {
   ConversationLog,
   PendingSends,
@@ -57,7 +55,8 @@ import {
 import * as imapi from "./imapi";
 import type { FriendRequest, JoinRequest } from "./imapi";
 import { errorFrameText, validateContent, type ClientFrame, type ErrorPayload, type UserRef } from "./protocol";
-import { snippetSegments, type SearchHit } from "./search";
+import type { SearchHit } from "./search";
+import { SearchPanel } from "./searchpanel";
 
 export interface ImHost {
   send(frame: ClientFrame): boolean;
@@ -72,38 +71,8 @@ export interface ImHost {
   onUnreadChange(): void;
 }
 
-/** A file being uploaded into a conversation; it becomes a pending send once stored. */
-interface UploadTask {
-  key: string;
-  conversationId: number;
-  file: Blob;
-  name: string;
-  kind: AttachmentKind;
-  state: "uploading" | "done" | "failed";
-  /** The stored file, once uploaded (it is sent when the uploads chosen before it are). */
-  meta: FileMeta | null;
-  handle: UploadHandle | null;
-  el: HTMLElement;
-  bar: HTMLProgressElement;
-  label: HTMLElement;
-  actions: HTMLElement;
-}
-
-interface SearchState {
-  q: string;
-  conversation?: number;
-  sender?: number;
-  hits: SearchHit[];
-  hasMore: boolean;
-  loading: boolean;
-  error: string | null;
-  /** Bumped per query, so that a late answer to an older one is dropped. */
-  token: number;
-}
-
 /** Longest side of an inline image, in CSS pixels (the server's thumbnails are 320 px). */
 const INLINE_IMAGE_MAX = 320;
-const SEARCH_PAGE = 20;
 
 interface Conv {
   state: ConversationState;
@@ -142,18 +111,6 @@ const OLDER_MAX = 5_000;
 /** Resend an unacknowledged message after this long (same clientMsgId). */
 const ACK_TIMEOUT_MS = 8_000;
 
-function iconButton(name: IconName, attrs: Record<string, string | undefined>, onClick: () => void): HTMLButtonElement {
-  const b = el("button", { type: "button", ...attrs }, icon(name));
-  b.addEventListener("click", onClick);
-  return b;
-}
-
-const kindIcon = (kind: string): IconName => (kind === "image" ? "image" : kind === "voice" ? "mic" : "file");
-
-function errText(e: unknown): string {
-  if (e instanceof ApiError) return e.message;
-  return "Could not reach the server. Please try again.";
-}
 
 export class ImController {
   me: UserRef | null = null;
@@ -166,7 +123,6 @@ export class ImController {
   private incoming: FriendRequest[] = [];
   private outgoing: FriendRequest[] = [];
   private blockedUsers: UserRef[] = [];
-  private searchResults: UserRef[] = [];
   private inboxSeq = 0;
   private pending = new PendingSends();
   openId: number | null = null;
@@ -184,8 +140,7 @@ export class ImController {
   private refreshFriendsTimer: ReturnType<typeof setTimeout> | null = null;
   private resyncTimer: ReturnType<typeof setTimeout> | null = null;
   private clockTimer: ReturnType<typeof setInterval> | null = null;
-  private uploads = new Map<string, UploadTask>();
-  private uploadCounter = 0;
+  private uploads: Uploads;
   /** Rendered attachments by message id, reused across renders (a playing voice message keeps playing). */
   private attachmentEls = new Map<string, { fileId: string; el: HTMLElement }>();
   /** A message highlighted for a moment (a search hit that was opened), until when. */
@@ -194,18 +149,7 @@ export class ImController {
   private focusSeq: number | null = null;
   /** The "New messages" line of the open conversation, if drawn. */
   private newDivider: HTMLElement | null = null;
-  private search: SearchState = { q: "", hits: [], hasMore: false, loading: false, error: null, token: 0 };
-  private userQuery = "";
-  private userNote = "";
-  /** What is typed in the "Join a group" form, kept across re-renders. */
-  private joinGroupId = "";
-  private joinGroupNote = "";
-  private userSearchTimer: ReturnType<typeof setTimeout> | null = null;
-  /** Renders `searchResults` into the friends panel as currently built (it is rebuilt often). */
-  private showUserResults: () => void = () => {};
-  private recorder: MediaRecorder | null = null;
-  private recordCanceled = false;
-  private recordTimer: ReturnType<typeof setInterval> | null = null;
+  private recorder: VoiceRecorder;
 
   // DOM
   readonly sidebar: HTMLElement;
@@ -224,18 +168,15 @@ export class ImController {
   private input: HTMLTextAreaElement;
   private sendBtn: HTMLButtonElement;
   private attachBtn: HTMLButtonElement;
-  private recordBtn: HTMLButtonElement;
-  private recordCancelBtn: HTMLButtonElement;
   private fileInput: HTMLInputElement;
   private voiceInput: HTMLInputElement;
   private dropHint: HTMLElement;
   private viewer: HTMLElement;
   /** The message search box (the App puts it in the top bar). */
   readonly searchForm: HTMLFormElement;
-  private searchInput: HTMLInputElement;
-  private searchPanel: HTMLElement;
+  private search: SearchPanel;
   private groupPanel: HTMLElement;
-  private friendsPanel: HTMLElement;
+  private friendsPanel: FriendsPanel;
   private newGroupPanel: HTMLElement;
   private emptyPanel: HTMLElement;
 
@@ -281,13 +222,34 @@ export class ImController {
       this.voiceInput.value = "";
     });
     this.attachBtn = iconButton("clip", { class: "ghost icon-button", title: "Attach files (or drop them here)", "aria-label": "Attach files", "data-testid": "im-attach" }, () => this.fileInput.click());
-    this.recordBtn = iconButton("mic", { class: "ghost icon-button", title: "Record a voice message", "aria-label": "Record a voice message", "data-testid": "im-record" }, () => this.toggleRecording());
-    this.recordCancelBtn = iconButton("close", { class: "ghost icon-button", title: "Discard the recording", "aria-label": "Discard the recording", "data-testid": "im-record-cancel", hidden: "" }, () => this.stopRecording(true));
+    this.uploads = new Uploads({
+      send: (conversationId, files) => {
+        if (!this.convs.has(conversationId)) return;
+        for (const f of files) this.pending.add(conversationId, "", undefined, undefined, { kind: f.kind, file: asFileRef(f.meta) ?? f.meta });
+        this.savePending();
+        this.flushPending();
+      },
+      changed: (conversationId, toBottom) => {
+        if (conversationId === this.openId) this.renderMessages(toBottom);
+      },
+      isVisible: (conversationId) => this.isVisible(conversationId),
+      toast: (text) => this.host.toast(text),
+    });
+    this.recorder = new VoiceRecorder({
+      conversation: () => this.openId,
+      recorded: (id, audio, name) => {
+        if (this.convs.has(id)) this.uploads.start(id, audio, name, "voice");
+      },
+      cannotRecord: (why) => {
+        this.host.toast(why);
+        this.voiceInput.click();
+      },
+    });
     const voiceFileBtn = iconButton("music", { class: "ghost icon-button", title: "Send an audio file as a voice message", "aria-label": "Send an audio file as a voice message", "data-testid": "im-voice-file" }, () => this.voiceInput.click());
     const composer = el(
       "form",
       { class: "composer", "data-testid": "im-composer" },
-      el("div", { class: "composer-tools" }, this.attachBtn, this.recordBtn, this.recordCancelBtn, voiceFileBtn),
+      el("div", { class: "composer-tools" }, this.attachBtn, this.recorder.button, this.recorder.discardButton, voiceFileBtn),
       this.input,
       this.sendBtn,
       this.fileInput,
@@ -333,10 +295,37 @@ export class ImController {
       ),
       this.groupPanel,
     );
-    this.friendsPanel = el("div", { class: "panel", "data-testid": "friends-panel", hidden: "" });
+    this.friendsPanel = new FriendsPanel({
+      me: () => this.me,
+      lists: () => ({ friends: this.friends, incoming: this.incoming, outgoing: this.outgoing, blocked: this.blockedUsers }),
+      presenceOf: (userId) => this.presenceOf(userId),
+      act: (call, after) => this.act(call, after),
+      openDirect: (user) => void this.openDirect(user),
+      toast: (text, info) => this.host.toast(text, info),
+      isShown: () => this.panel === "friends",
+    });
     this.newGroupPanel = el("div", { class: "panel", "data-testid": "new-group-panel", hidden: "" });
     this.emptyPanel = el("div", { class: "panel muted" }, "Select a conversation.");
-    this.searchPanel = el("div", { class: "panel search-panel", "data-testid": "search-panel", hidden: "" });
+    this.search = new SearchPanel({
+      me: () => this.me,
+      conversations: () =>
+        [...this.convs.values()]
+          .sort((a, b) => b.state.lastActivity - a.state.lastActivity)
+          .map((c) => ({ id: c.state.id, label: c.state.kind === "group" ? `Group: ${this.convName(c)}` : this.convName(c) })),
+      people: (conversation) => {
+        const people = new Map<number, string>();
+        for (const f of this.friends) people.set(f.id, f.username);
+        const scoped = conversation !== undefined ? this.convs.get(conversation) : undefined;
+        for (const m of scoped?.members ?? []) people.set(m.user.id, m.user.username);
+        return people;
+      },
+      nameOf: (userId) => this.names.get(userId),
+      whereOf: (h) => this.searchHitWhere(h),
+      openHit: (h) => this.openSearchHit(h),
+      show: () => this.showPanel("search"),
+      isShown: () => this.panel === "search",
+    });
+    this.searchForm = this.search.form;
     this.viewer = el("div", { class: "viewer", "data-testid": "image-viewer", role: "dialog", "aria-modal": "true", "aria-label": "Image", hidden: "" });
     this.viewer.addEventListener("click", (ev) => {
       if (ev.target === this.viewer) this.closeViewer();
@@ -350,22 +339,13 @@ export class ImController {
       "section",
       { class: "room im", "data-testid": "im-view" },
       this.convView,
-      this.friendsPanel,
+      this.friendsPanel.panel,
       this.newGroupPanel,
-      this.searchPanel,
+      this.search.panel,
       this.emptyPanel,
       this.viewer,
     );
     this.setupDrop();
-
-    // Message search (the box sits in the top bar).
-    this.searchInput = el("input", { type: "search", placeholder: "Search messages", "aria-label": "Search messages", maxlength: "200", "data-testid": "search-input" });
-    this.searchForm = el("form", { class: "search-form", role: "search", "data-testid": "search-form" }, this.searchInput);
-    this.searchForm.addEventListener("submit", (ev) => {
-      ev.preventDefault();
-      const q = this.searchInput.value.trim();
-      if (q) void this.runSearch({ q, conversation: this.search.conversation, sender: this.search.sender });
-    });
 
     document.addEventListener("visibilitychange", () => this.maybeRead());
     window.addEventListener("focus", () => this.maybeRead());
@@ -396,9 +376,8 @@ export class ImController {
 
   /** Logged out / stopped. */
   stop(): void {
-    this.stopRecording(true);
-    for (const u of this.uploads.values()) u.handle?.abort();
-    this.uploads.clear();
+    this.recorder.stop(true);
+    this.uploads.abortAll();
     if (this.retryTimer) clearInterval(this.retryTimer);
     if (this.clockTimer) clearInterval(this.clockTimer);
     this.retryTimer = this.clockTimer = null;
@@ -414,19 +393,17 @@ export class ImController {
     this.openId = null;
     this.panel = "none";
     this.pending = new PendingSends();
-    for (const u of this.uploads.values()) u.handle?.abort();
-    this.uploads.clear();
+    this.uploads.abortAll();
     this.attachmentEls.clear();
-    this.search = { q: "", hits: [], hasMore: false, loading: false, error: null, token: this.search.token + 1 };
-    this.searchResults = [];
-    this.userQuery = this.userNote = this.joinGroupId = this.joinGroupNote = "";
+    this.search.reset();
+    this.friendsPanel.reset();
   }
 
   /** The socket went down: who is online is unknown until it is back (onHello refreshes it). */
   onDisconnected(): void {
     if (!this.connected) return;
     this.connected = false;
-    this.renderFriends();
+    this.friendsPanel.render();
     this.renderHeader();
   }
 
@@ -515,7 +492,7 @@ export class ImController {
       }
       case "presence":
         this.presence.set(f.payload.userId, f.payload);
-        this.renderFriends();
+        this.friendsPanel.render();
         this.renderHeader();
         break;
     }
@@ -616,7 +593,7 @@ export class ImController {
       const s = await imapi.sync(this.inboxSeq);
       this.applySync(s, false);
     } catch (e) {
-      this.host.toast(errText(e));
+      this.host.toast(errorText(e));
     }
   }
 
@@ -795,7 +772,7 @@ export class ImController {
         c.log.reapplySystem();
       } while (c.pullAgain);
     } catch (e) {
-      if (!(e instanceof ApiError && e.status === 403)) this.host.toast(errText(e));
+      if (!(e instanceof ApiError && e.status === 403)) this.host.toast(errorText(e));
     } finally {
       c.pulling = false;
     }
@@ -832,7 +809,7 @@ export class ImController {
       const seq = this.editingSeq;
       this.cancelEdit();
       this.input.value = "";
-      imapi.edit(id, seq, v.content).catch((e) => this.host.toast(errText(e)));
+      imapi.edit(id, seq, v.content).catch((e) => this.host.toast(errorText(e)));
       return;
     }
     const replyTo = this.replyingTo?.conversationId === id ? this.replyingTo.seq : undefined;
@@ -907,113 +884,7 @@ export class ImController {
   private attachFiles(files: File[], kind?: AttachmentKind): void {
     const id = this.openId;
     if (id === null || files.length === 0) return;
-    for (const f of files) this.startUpload(id, f, f.name || "file", kind ?? kindForFile(f.type));
-  }
-
-  private startUpload(conversationId: number, file: Blob, name: string, kind: AttachmentKind): void {
-    const key = `u${++this.uploadCounter}`;
-    const bar = el("progress", { max: "100", value: "0", "data-testid": "im-upload-progress" });
-    const label = el("span", { class: "muted small", "data-testid": "im-upload-label" });
-    const actions = el("span", { class: "upload-actions" });
-    const item = el(
-      "li",
-      { class: "message mine upload", "data-testid": "im-upload", "data-state": "uploading", "data-progress": "0", "data-kind": kind, "data-name": name },
-      el(
-        "div",
-        { class: "im-file" },
-        el("span", { class: "im-file-icon" }, icon(kindIcon(kind))),
-        el("span", { class: "im-file-name" }, name),
-        el("span", { class: "muted small" }, formatBytes(file.size)),
-      ),
-      el("div", { class: "upload-row" }, bar, label, actions),
-    );
-    const task: UploadTask = { key, conversationId, file, name, kind, state: "uploading", meta: null, handle: null, el: item, bar, label, actions };
-    this.uploads.set(key, task);
-    this.runUpload(task);
-    if (conversationId === this.openId) this.renderMessages(true);
-  }
-
-  private runUpload(task: UploadTask): void {
-    task.state = "uploading";
-    this.showUploadProgress(task, 0, task.file.size);
-    task.el.dataset.state = "uploading";
-    task.actions.replaceChildren(
-      button("Cancel", { class: "link small", "data-testid": "im-upload-cancel" }, () => {
-        task.handle?.abort();
-        this.dropUpload(task);
-      }),
-    );
-    const handle = uploadFile(task.file, task.name, (loaded, total) => {
-      if (task.handle === handle) this.showUploadProgress(task, loaded, total);
-    });
-    task.handle = handle;
-    handle.done.then(
-      (meta) => {
-        if (task.handle !== handle || !this.uploads.has(task.key)) return;
-        task.state = "done";
-        task.meta = meta;
-        task.handle = null;
-        this.showUploadProgress(task, task.file.size, task.file.size);
-        task.el.dataset.state = "done";
-        task.label.textContent = "Uploaded; waiting for the files chosen before it";
-        this.releaseUploads(task.conversationId);
-      },
-      (f: UploadFailure) => {
-        if (task.handle !== handle) return;
-        task.handle = null;
-        if (f.status === -1) return; // cancelled
-        task.state = "failed";
-        const text = uploadErrorText(f, task.name);
-        task.el.dataset.state = "failed";
-        task.el.classList.add("failed");
-        task.label.textContent = text;
-        task.label.setAttribute("role", "alert");
-        task.actions.replaceChildren(
-          button("Retry", { class: "link small", "data-testid": "im-upload-retry" }, () => this.runUpload(task)),
-          button("Dismiss", { class: "link small", "data-testid": "im-upload-dismiss" }, () => this.dropUpload(task)),
-        );
-        // Shown in place (role=alert); a toast only when that conversation is not on screen.
-        if (!this.isVisible(task.conversationId)) this.host.toast(text);
-        // It no longer holds back the uploads chosen after it.
-        this.releaseUploads(task.conversationId);
-      },
-    );
-  }
-
-  /**
-   * Sends the conversation's finished uploads that no earlier upload is still ahead of, in the
-   * order they were chosen. From here on each is an ordinary pending send (retried with the
-   * same clientMsgId until acked).
-   */
-  private releaseUploads(conversationId: number): void {
-    const ready = releasableUploads(this.uploads.values(), conversationId);
-    for (const task of ready) {
-      this.uploads.delete(task.key);
-      if (this.convs.has(conversationId) && task.meta) {
-        this.pending.add(conversationId, "", undefined, undefined, { kind: task.kind, file: asFileRef(task.meta) ?? task.meta });
-      }
-    }
-    if (ready.length > 0) {
-      this.savePending();
-      this.flushPending();
-    }
-    if (conversationId === this.openId) this.renderMessages(true);
-  }
-
-  private showUploadProgress(task: UploadTask, loaded: number, total: number): void {
-    const pct = progressPercent(loaded, total);
-    task.bar.value = pct;
-    task.el.dataset.progress = String(pct);
-    task.label.removeAttribute("role");
-    task.label.textContent = formatProgress(loaded, total);
-  }
-
-  private dropUpload(task: UploadTask): void {
-    task.handle = null;
-    this.uploads.delete(task.key);
-    task.el.remove();
-    if (releasableUploads(this.uploads.values(), task.conversationId).length > 0) this.releaseUploads(task.conversationId);
-    else if (task.conversationId === this.openId) this.renderMessages(false);
+    for (const f of files) this.uploads.start(id, f, f.name || "file", kind ?? kindForFile(f.type));
   }
 
   /** Dropping files anywhere on the conversation view sends them. */
@@ -1049,200 +920,25 @@ export class ImController {
     });
   }
 
-  /** Start recording a voice message (MediaRecorder), or stop and send it. */
-  private toggleRecording(): void {
-    if (this.recorder) {
-      this.stopRecording(false);
-      return;
-    }
-    const id = this.openId;
-    if (id === null) return;
-    if (typeof MediaRecorder === "undefined" || !navigator.mediaDevices?.getUserMedia) {
-      this.host.toast("This browser cannot record: choose an audio file instead.");
-      this.voiceInput.click();
-      return;
-    }
-    navigator.mediaDevices.getUserMedia({ audio: true }).then(
-      (stream) => {
-        let rec: MediaRecorder;
-        try {
-          rec = new MediaRecorder(stream);
-        } catch {
-          for (const t of stream.getTracks()) t.stop();
-          this.host.toast("This browser cannot record: choose an audio file instead.");
-          return;
-        }
-        const chunks: Blob[] = [];
-        const started = Date.now();
-        this.recorder = rec;
-        this.recordCanceled = false;
-        rec.ondataavailable = (ev) => {
-          if (ev.data.size > 0) chunks.push(ev.data);
-        };
-        rec.onstop = () => {
-          for (const t of stream.getTracks()) t.stop();
-          this.recorder = null;
-          if (this.recordTimer) clearInterval(this.recordTimer);
-          this.recordTimer = null;
-          this.renderRecording(0);
-          if (this.recordCanceled || chunks.length === 0) return;
-          const type = (rec.mimeType || chunks[0].type || "audio/webm").split(";")[0];
-          const ext = type.includes("ogg") ? "ogg" : type.includes("mp4") ? "m4a" : "webm";
-          const blob = new Blob(chunks, { type });
-          const stamp = new Date(started).toISOString().slice(0, 19).replace(/[T:]/g, "-");
-          if (this.convs.has(id)) this.startUpload(id, blob, `voice-${stamp}.${ext}`, "voice");
-        };
-        rec.start();
-        this.renderRecording(started);
-        this.recordTimer = setInterval(() => this.renderRecording(started), 500);
-      },
-      () => {
-        this.host.toast("The microphone is not available: choose an audio file instead.");
-        this.voiceInput.click();
-      },
-    );
-  }
-
-  private stopRecording(cancel: boolean): void {
-    if (!this.recorder) return;
-    this.recordCanceled = cancel;
-    try {
-      this.recorder.stop();
-    } catch {
-      /* already stopped */
-    }
-  }
-
-  private renderRecording(started: number): void {
-    const on = !!this.recorder;
-    this.recordBtn.classList.toggle("recording", on);
-    this.recordCancelBtn.hidden = !on;
-    if (on) {
-      const s = Math.floor((Date.now() - started) / 1000);
-      this.recordBtn.replaceChildren(icon("stop"), ` ${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`);
-      this.recordBtn.title = "Stop and send the voice message";
-    } else {
-      this.recordBtn.replaceChildren(icon("mic"));
-      this.recordBtn.title = "Record a voice message";
-    }
-  }
-
   // ---------------------------------------------------------------- search
 
-  private async runSearch(q: { q: string; conversation?: number; sender?: number }, more = false): Promise<void> {
-    const s = this.search;
-    if (!more) {
-      s.q = q.q;
-      s.conversation = q.conversation;
-      s.sender = q.sender;
-      s.hits = [];
-      s.hasMore = false;
-    }
-    s.error = null;
-    s.loading = true;
-    const token = ++s.token;
-    if (this.panel !== "search") this.showPanel("search");
-    else this.renderSearch();
-    try {
-      const page = await imapi.searchMessages({ q: s.q, conversation: s.conversation, sender: s.sender, limit: SEARCH_PAGE, offset: s.hits.length });
-      if (token !== s.token) return;
-      s.hits = [...s.hits, ...page.hits.filter((h) => h && h.message && h.snippet && typeof h.snippet.text === "string")];
-      s.hasMore = page.hasMore;
-    } catch (e) {
-      if (token !== s.token) return;
-      s.error = errText(e);
-    }
-    s.loading = false;
-    this.renderSearch();
+  private searchHitWhere(h: SearchHit): string {
+    if (h.room !== undefined) return `# ${this.host.roomName(h.room) ?? h.room}`;
+    const c = this.convs.get(h.message.conversationId);
+    return c ? this.convName(c) : "A conversation you left";
   }
 
-  private renderSearch(): void {
-    const s = this.search;
-    const p = this.searchPanel;
-    if (this.panel !== "search") return;
-    const conv = el("select", { "aria-label": "Conversation", "data-testid": "search-conversation" });
-    conv.append(el("option", { value: "" }, "All conversations"));
-    const convs = [...this.convs.values()].sort((a, b) => b.state.lastActivity - a.state.lastActivity);
-    for (const c of convs) {
-      const o = el("option", { value: String(c.state.id) }, c.state.kind === "group" ? `Group: ${this.convName(c)}` : this.convName(c));
-      conv.append(o);
-    }
-    conv.value = s.conversation !== undefined ? String(s.conversation) : "";
-    const sender = el("select", { "aria-label": "Sender", "data-testid": "search-sender" });
-    sender.append(el("option", { value: "" }, "From anyone"));
-    if (this.me) sender.append(el("option", { value: String(this.me.id) }, "From me"));
-    const people = new Map<number, string>();
-    for (const f of this.friends) people.set(f.id, f.username);
-    const scoped = s.conversation !== undefined ? this.convs.get(s.conversation) : undefined;
-    for (const m of scoped?.members ?? []) people.set(m.user.id, m.user.username);
-    if (s.sender !== undefined && !people.has(s.sender) && s.sender !== this.me?.id) people.set(s.sender, this.names.get(s.sender) ?? `user #${s.sender}`);
-    people.delete(this.me?.id ?? -1);
-    for (const [id, name] of [...people].sort((a, b) => a[1].localeCompare(b[1]))) sender.append(el("option", { value: String(id) }, `From ${name}`));
-    sender.value = s.sender !== undefined ? String(s.sender) : "";
-    const rerun = () => {
-      const c = conv.value ? Number(conv.value) : undefined;
-      const u = sender.value ? Number(sender.value) : undefined;
-      if (s.q) void this.runSearch({ q: s.q, conversation: c, sender: u });
-      else {
-        s.conversation = c;
-        s.sender = u;
-      }
-    };
-    conv.addEventListener("change", rerun);
-    sender.addEventListener("change", rerun);
-
-    const results = el("ol", { class: "search-results", "data-testid": "search-results" });
-    for (const h of s.hits) results.append(this.searchHit(h));
-    let status: Node | null = null;
-    if (s.loading) status = el("p", { class: "muted small", "data-testid": "search-loading" }, "Searching…");
-    else if (s.error) status = el("p", { class: "form-error", role: "alert", "data-testid": "search-error" }, s.error);
-    else if (s.q && s.hits.length === 0) status = el("p", { class: "muted", "data-testid": "search-empty" }, `No messages match “${s.q}”.`);
-    const more =
-      s.hasMore && !s.loading
-        ? button("More results", { class: "ghost small", "data-testid": "search-more" }, () => void this.runSearch({ q: s.q }, true))
-        : null;
-    p.replaceChildren(
-      el("h2", { class: "panel-title" }, s.q ? `Search: ${s.q}` : "Search"),
-      el("div", { class: "row search-filters" }, conv, sender),
-      results,
-      status ?? "",
-      more ?? "",
-    );
-    p.setAttribute("aria-busy", s.loading ? "true" : "false");
-  }
-
-  private searchHit(h: SearchHit): HTMLElement {
+  /** A search hit was clicked: its room, or its conversation scrolled to it (loaded back to it). */
+  private openSearchHit(h: SearchHit): void {
     const m = h.message;
-    const c = this.convs.get(m.conversationId);
-    const where = h.room !== undefined ? `# ${this.host.roomName(h.room) ?? h.room}` : c ? this.convName(c) : "A conversation you left";
-    const snippet = el("div", { class: "snippet", "data-testid": "search-snippet" });
-    for (const seg of snippetSegments(h.snippet.text, Array.isArray(h.snippet.highlights) ? h.snippet.highlights : [])) {
-      snippet.append(seg.mark ? el("mark", { "data-testid": "search-highlight" }, seg.text) : document.createTextNode(seg.text));
-    }
-    if (!h.snippet.text && m.file) snippet.append(asFileRef(m.file)?.name ?? "");
-    const item = el(
-      "button",
-      { type: "button", class: "search-hit", "data-testid": "search-result", "data-conversation-id": String(m.conversationId), "data-seq": String(m.seq), "data-room-id": h.room },
-      el(
-        "div",
-        { class: "meta" },
-        el("span", { class: "search-where", "data-testid": "search-result-where" }, where),
-        el("span", { class: "user" }, m.sender.username),
-        el("time", { class: "time", datetime: new Date(m.timestamp).toISOString() }, formatTime(m.timestamp)),
-      ),
-      snippet,
-    );
-    item.addEventListener("click", () => {
-      if (h.room !== undefined) this.host.openRoom(h.room);
-      else if (this.convs.has(m.conversationId)) {
-        this.openConversation(m.conversationId);
-        this.focusSeq = m.seq;
-        this.renderMessages(false);
-        const log = this.convs.get(m.conversationId)?.log;
-        if (log && m.seq <= log.base) void this.loadOlder(m.conversationId, m.seq);
-      } else this.host.toast("You are no longer in that conversation.");
-    });
-    return el("li", {}, item);
+    if (h.room !== undefined) this.host.openRoom(h.room);
+    else if (this.convs.has(m.conversationId)) {
+      this.openConversation(m.conversationId);
+      this.focusSeq = m.seq;
+      this.renderMessages(false);
+      const log = this.convs.get(m.conversationId)?.log;
+      if (log && m.seq <= log.base) void this.loadOlder(m.conversationId, m.seq);
+    } else this.host.toast("You are no longer in that conversation.");
   }
 
   // ---------------------------------------------------------------- reading
@@ -1290,9 +986,9 @@ export class ImController {
     this.panel = p;
     this.host.showIm();
     this.convView.hidden = p !== "conversation";
-    this.friendsPanel.hidden = p !== "friends";
+    this.friendsPanel.panel.hidden = p !== "friends";
     this.newGroupPanel.hidden = p !== "newGroup";
-    this.searchPanel.hidden = p !== "search";
+    this.search.panel.hidden = p !== "search";
     this.emptyPanel.hidden = p !== "none";
     if (p !== "conversation") this.closeViewer();
     if (p !== "conversation") {
@@ -1300,11 +996,11 @@ export class ImController {
       this.renderConversations();
     }
     if (p === "friends") {
-      this.renderFriends();
+      this.friendsPanel.render();
       void this.refreshFriends();
     }
     if (p === "newGroup") this.renderNewGroup();
-    if (p === "search") this.renderSearch();
+    if (p === "search") this.search.render();
   }
 
   openConversation(id: number): void {
@@ -1344,7 +1040,7 @@ export class ImController {
       if (!this.convs.has(conversationId)) await this.httpSync();
       this.openConversation(conversationId);
     } catch (e) {
-      this.host.toast(errText(e));
+      this.host.toast(errorText(e));
     }
   }
 
@@ -1364,7 +1060,7 @@ export class ImController {
         c.joinRequests = await imapi.joinRequests(id);
       }
     } catch (e) {
-      if (!(e instanceof ApiError && e.status === 403)) this.host.toast(errText(e));
+      if (!(e instanceof ApiError && e.status === 403)) this.host.toast(errorText(e));
     }
     if (id === this.openId) {
       this.renderHeader();
@@ -1392,10 +1088,10 @@ export class ImController {
         for (const p of ps) this.presence.set(p.userId, p);
       }
     } catch (e) {
-      this.host.toast(errText(e));
+      this.host.toast(errorText(e));
     }
     this.renderBadge();
-    this.renderFriends();
+    this.friendsPanel.render();
     this.renderHeader();
     if (this.panel === "newGroup") this.renderNewGroup();
     if (this.groupPanelOpen) this.renderGroupPanel();
@@ -1405,7 +1101,7 @@ export class ImController {
     try {
       await call();
     } catch (e) {
-      this.host.toast(errText(e));
+      this.host.toast(errorText(e));
       return false;
     }
     if (after === "friends") await this.refreshFriends();
@@ -1616,7 +1312,7 @@ export class ImController {
       if (mine && Date.now() - m.timestamp < RECALL_WINDOW_MS) {
         actions.append(
           button("Recall", { class: "link small", "data-testid": "im-message-recall" }, () =>
-            imapi.recall(c.state.id, m.seq).catch((e) => this.host.toast(errText(e))),
+            imapi.recall(c.state.id, m.seq).catch((e) => this.host.toast(errorText(e))),
           ),
         );
       }
@@ -1631,7 +1327,7 @@ export class ImController {
               this.renderMessages(false);
               this.renderConversations();
             })
-            .catch((e) => this.host.toast(errText(e)));
+            .catch((e) => this.host.toast(errorText(e)));
         }),
       );
     }
@@ -1716,7 +1412,7 @@ export class ImController {
     this.input.disabled = !c;
     this.sendBtn.disabled = !c;
     this.attachBtn.disabled = !c;
-    this.recordBtn.disabled = !c && !this.recorder;
+    this.recorder.button.disabled = !c && !this.recorder.recording;
     const atBottom = this.isAtBottom();
     const frag = document.createDocumentFragment();
     const used = new Map<string, { fileId: string; el: HTMLElement }>();
@@ -1743,8 +1439,8 @@ export class ImController {
       if (c.log && !divider) c.scrollToNew = false;
       const pending = this.pending.forConversation(c.state.id);
       for (const p of pending) frag.append(this.pendingItem(p));
-      const uploads = [...this.uploads.values()].filter((u) => u.conversationId === c.state.id);
-      for (const u of uploads) frag.append(u.el);
+      const uploads = this.uploads.itemsOf(c.state.id);
+      frag.append(...uploads);
       if (ms.length === 0 && pending.length === 0 && uploads.length === 0) {
         frag.append(el("li", { class: "empty muted" }, c.log ? "No messages yet. Say hello!" : "Loading…"));
       }
@@ -1813,7 +1509,7 @@ export class ImController {
         if (!focusing) this.list.scrollTop = this.list.scrollHeight - fromBottom;
       }
     } catch (e) {
-      this.host.toast(errText(e));
+      this.host.toast(errorText(e));
     } finally {
       if (c.loadingOlder) {
         c.loadingOlder = false;
@@ -1945,172 +1641,6 @@ export class ImController {
     p.replaceChildren(...children);
   }
 
-  private renderFriends(): void {
-    const p = this.friendsPanel;
-    if (p.hidden && this.panel !== "friends") return;
-    // The panel is rebuilt on every change (presence, requests): keep what was typed, and focus.
-    const hadFocus = document.activeElement?.getAttribute("data-testid");
-    const note = el("input", { type: "text", placeholder: "Note (optional)", maxlength: "200", "data-testid": "friend-request-note" });
-    const q = el("input", { type: "search", placeholder: "Search users by name", maxlength: "100", autocomplete: "off", "data-testid": "user-search-input" });
-    note.value = this.userNote;
-    q.value = this.userQuery;
-    note.addEventListener("input", () => (this.userNote = note.value));
-    const results = el("ul", { class: "plain", "data-testid": "user-search-results" });
-    const renderResults = () => {
-      const friendIds = new Set(this.friends.map((f) => f.id));
-      const outIds = new Set(this.outgoing.map((r) => r.to.id));
-      results.replaceChildren(
-        ...this.searchResults
-          .filter((u) => u.id !== this.me?.id)
-          .map((u) =>
-            el(
-              "li",
-              { "data-testid": "user-search-result", "data-user-id": String(u.id), "data-username": u.username },
-              avatarImg(u.id),
-              el("span", {}, u.username),
-              friendIds.has(u.id)
-                ? el("span", { class: "muted small" }, " friend")
-                : outIds.has(u.id)
-                  ? el("span", { class: "muted small" }, " request sent")
-                  : button("Add friend", { class: "link small", "data-testid": "friend-request-send" }, () => {
-                      void this.act(() => imapi.requestFriend(u.id, note.value.trim())).then((ok) => {
-                        if (ok) {
-                          this.host.toast(`Friend request sent to ${u.username}`, true);
-                          // The note was for this person.
-                          this.userNote = note.value = "";
-                        }
-                      });
-                    }),
-            ),
-          ),
-      );
-    };
-    // A search answered after a rebuild (presence, requests) must land in the new list.
-    this.showUserResults = renderResults;
-    const search = el("form", { class: "row", "data-testid": "user-search" }, q, note, el("button", { type: "submit", class: "ghost small", "data-testid": "user-search-submit" }, "Search"));
-    const find = (text: string) => {
-      if (this.userSearchTimer) clearTimeout(this.userSearchTimer);
-      this.userSearchTimer = null;
-      if (!text) {
-        this.searchResults = [];
-        this.showUserResults();
-        return;
-      }
-      imapi
-        .searchUsers(text)
-        .then((us) => {
-          if (text !== this.userQuery.trim()) return; // typed on since
-          this.searchResults = us;
-          this.showUserResults();
-        })
-        .catch((e) => {
-          if (!(e instanceof ApiError && e.id === "bad_query")) this.host.toast(errText(e));
-        });
-    };
-    // Results as you type (by username prefix), and on Enter.
-    q.addEventListener("input", () => {
-      this.userQuery = q.value;
-      if (this.userSearchTimer) clearTimeout(this.userSearchTimer);
-      this.userSearchTimer = setTimeout(() => find(this.userQuery.trim()), 250);
-    });
-    search.addEventListener("submit", (ev) => {
-      ev.preventDefault();
-      this.userQuery = q.value;
-      find(q.value.trim());
-    });
-    renderResults();
-
-    const incoming = this.incoming.map((r) =>
-      el(
-        "li",
-        { "data-testid": "friend-request-incoming", "data-user-id": String(r.from.id), "data-username": r.from.username },
-        avatarImg(r.from.id),
-        el("span", {}, r.from.username),
-        r.note ? el("span", { class: "muted small", "data-testid": "friend-request-note-text" }, ` “${r.note}”`) : null,
-        button("Accept", { class: "link small", "data-testid": "friend-accept" }, () => void this.act(() => imapi.decideFriend(r.from.id, "accept"))),
-        button("Reject", { class: "link small", "data-testid": "friend-reject" }, () => void this.act(() => imapi.decideFriend(r.from.id, "reject"))),
-      ),
-    );
-    const outgoing = this.outgoing.map((r) =>
-      el(
-        "li",
-        { "data-testid": "friend-request-outgoing", "data-user-id": String(r.to.id), "data-username": r.to.username },
-        el("span", {}, r.to.username),
-        r.note ? el("span", { class: "muted small" }, ` “${r.note}”`) : null,
-        button("Cancel", { class: "link small", "data-testid": "friend-cancel" }, () => void this.act(() => imapi.decideFriend(r.to.id, "cancel"))),
-      ),
-    );
-    const friends = this.friends.map((f) => {
-      const pr = this.presenceOf(f.id);
-      return el(
-        "li",
-        { "data-testid": "friend-item", "data-user-id": String(f.id), "data-username": f.username, "data-online": pr.online ? "true" : "false" },
-        avatarImg(f.id),
-        el("span", { class: "dot" + (pr.online ? " online" : "") }),
-        el("span", {}, f.username),
-        el("span", { class: "muted small", "data-testid": "friend-presence" }, ` ${pr.text}`),
-        button("Message", { class: "link small", "data-testid": "friend-message" }, () => void this.openDirect(f)),
-        button("Remove", { class: "link small", "data-testid": "friend-remove" }, () => {
-          if (confirm(`Remove ${f.username} from your friends?`)) void this.act(() => imapi.removeFriend(f.id));
-        }),
-        button("Block", { class: "link small danger", "data-testid": "friend-block" }, () => {
-          if (confirm(`Block ${f.username}?`)) void this.act(() => imapi.block(f.id));
-        }),
-      );
-    });
-    const blocked = this.blockedUsers.map((u) =>
-      el(
-        "li",
-        { "data-testid": "blocked-item", "data-user-id": String(u.id) },
-        el("span", {}, u.username),
-        button("Unblock", { class: "link small", "data-testid": "unblock" }, () => void this.act(() => imapi.unblock(u.id))),
-      ),
-    );
-    const joinId = el("input", { type: "number", min: "1", placeholder: "Group id", "data-testid": "join-group-id" });
-    const joinNote = el("input", { type: "text", placeholder: "Note (optional)", "data-testid": "join-group-note" });
-    joinId.value = this.joinGroupId;
-    joinNote.value = this.joinGroupNote;
-    joinId.addEventListener("input", () => (this.joinGroupId = joinId.value));
-    joinNote.addEventListener("input", () => (this.joinGroupNote = joinNote.value));
-    const join = el("form", { class: "row", "data-testid": "join-group" }, joinId, joinNote, el("button", { type: "submit", class: "ghost small", "data-testid": "join-group-submit" }, "Request to join"));
-    join.addEventListener("submit", (ev) => {
-      ev.preventDefault();
-      const gid = Number(joinId.value);
-      if (!Number.isInteger(gid) || gid <= 0) return;
-      void this.act(() => imapi.requestJoin(gid, joinNote.value.trim()), "none").then((ok) => {
-        if (ok) {
-          this.host.toast("Join request sent", true);
-          joinId.value = joinNote.value = this.joinGroupId = this.joinGroupNote = "";
-        }
-      });
-    });
-    const section = (title: string, items: Node[], testid: string, empty: string) =>
-      el("section", { class: "panel-section" }, el("h3", {}, title), items.length > 0 ? el("ul", { class: "plain", "data-testid": testid }, ...items) : el("p", { class: "muted small" }, empty));
-    p.replaceChildren(
-      el("h2", { class: "panel-title" }, "Friends"),
-      el("section", { class: "panel-section" }, el("h3", {}, "Find people"), search, results),
-      section("Friend requests", incoming, "friend-requests-incoming", "No incoming requests."),
-      section("Sent requests", outgoing, "friend-requests-outgoing", "No sent requests."),
-      section(`Friends (${this.friends.length})`, friends, "friend-list", "No friends yet."),
-      section("Blocked", blocked, "blocked-list", "Nobody blocked."),
-      el("section", { class: "panel-section" }, el("h3", {}, "Join a group"), join),
-    );
-    const typedIn: Record<string, HTMLInputElement> = {
-      "user-search-input": q,
-      "friend-request-note": note,
-      "join-group-id": joinId,
-      "join-group-note": joinNote,
-    };
-    const target = hadFocus ? typedIn[hadFocus] : undefined;
-    if (target) {
-      queueMicrotask(() => {
-        target.focus();
-        // Number inputs have no selection.
-        if (target.type !== "number") target.setSelectionRange(target.value.length, target.value.length);
-      });
-    }
-  }
-
   private renderNewGroup(): void {
     const name = el("input", { type: "text", placeholder: "Group name", maxlength: "100", "data-testid": "new-group-name" });
     const boxes = this.friends.map((f) =>
@@ -2143,7 +1673,7 @@ export class ImController {
         })
         .catch((e) => {
           submit.disabled = false;
-          this.host.toast(errText(e));
+          this.host.toast(errorText(e));
         });
     });
     this.newGroupPanel.replaceChildren(form);

@@ -178,7 +178,7 @@ export class App {
       }
       this.showChat(username);
     } catch (e) {
-      error.textContent = e instanceof api.ApiError ? e.message : "Could not reach the server. Please try again.";
+      error.textContent = api.errorText(e);
       error.hidden = false;
       submit.disabled = false;
       form.removeAttribute("aria-busy");
@@ -312,7 +312,7 @@ export class App {
           if (this.store.me) this.store.me = { ...this.store.me, username: me.username };
           say("Username changed.");
         },
-        (e) => say(e instanceof api.ApiError ? e.message : "Could not reach the server."),
+        (e) => say(api.errorText(e)),
       );
     });
     const current = el("input", { type: "password", autocomplete: "current-password", placeholder: "Current password", "data-testid": "account-current-password" });
@@ -331,7 +331,7 @@ export class App {
         },
         (e) => {
           this.changingPassword = false;
-          say(e instanceof api.ApiError ? e.message : "Could not reach the server.");
+          say(api.errorText(e));
           if (!this.conn) this.connect();
         },
       );
@@ -364,7 +364,7 @@ export class App {
         avatarChanged(updated.id, updated.avatar ?? null);
         say(avatar ? "Picture changed." : "Picture removed.");
       } catch (e) {
-        say(e instanceof api.ApiError ? e.message : "Could not reach the server.");
+        say(api.errorText(e));
       }
     };
     pick.addEventListener("change", () => {
