@@ -83,6 +83,10 @@ describe("ConversationLog", () => {
     log.add(msg(2));
     log.hide(2);
     expect(log.get(2)?.hidden).toBe(true);
+    // A later edit of a message deleted for me does not bring its words back.
+    log.add(sys(3, { event: "edited", seq: 2, content: "look again" }));
+    expect(log.get(2)?.hidden).toBe(true);
+    expect(log.get(2)?.content).toBe("");
   });
 });
 
@@ -97,6 +101,9 @@ describe("countUnread", () => {
     expect(countUnread(log, 0, 7, bob.id)).toBe(2);
     expect(countUnread(log, 1, 7, bob.id)).toBe(1);
     expect(countUnread(log, 7, 7, bob.id)).toBe(0);
+    // A message Bob deleted for himself is not waiting for him either.
+    log.hide(4);
+    expect(countUnread(log, 0, 7, bob.id)).toBe(1);
   });
 
   it("is unknown when the log lacks part of the range", () => {

@@ -305,7 +305,7 @@ export function countUnread(log: ConversationLog, seen: number, lastSeq: number,
   const from = Math.max(seen, lastSeq - UNREAD_COUNTED);
   let n = Math.max(0, lastSeq - seen - UNREAD_COUNTED);
   for (const m of log.messages()) {
-    if (m.seq > from && m.seq <= lastSeq && m.kind !== "system" && !m.recalled && m.sender.id !== me) n++;
+    if (m.seq > from && m.seq <= lastSeq && m.kind !== "system" && !m.recalled && !m.hidden && m.sender.id !== me) n++;
   }
   return n;
 }
@@ -447,7 +447,7 @@ export class ConversationLog {
       delete t.transcript;
       this.bySeq.set(b.seq, t);
       this.sorted = null;
-    } else if (b.event === "edited" && isStr(b.content) && !target.recalled) {
+    } else if (b.event === "edited" && isStr(b.content) && !target.recalled && !target.hidden) {
       this.bySeq.set(b.seq, { ...target, content: b.content, editedAt: m.timestamp });
       this.sorted = null;
     } else if (b.event === "transcribed" && isStr(b.text) && !target.recalled && !target.hidden && target.transcript !== b.text) {

@@ -232,6 +232,9 @@ impl Messaging {
         let Some(voice) = self.messages.message(conversation_id, seq).await? else {
             return Ok(()); // gone (its room was deleted): nothing to say it on
         };
+        if voice.recalled {
+            return Ok(()); // its words were taken back
+        }
         let Some(conversation) = self.conversations.conversation(conversation_id).await? else {
             return Ok(());
         };
@@ -247,6 +250,16 @@ impl Messaging {
         self.writers
             .append(&conversation.as_ref(), vec![message])
             .await?;
+        // Recalled while the transcript was being posted: the recall's scrub may have run
+        // before the transcript was stored.
+        if self
+            .messages
+            .message(conversation_id, seq)
+            .await?
+            .is_none_or(|voice| voice.recalled)
+        {
+            self.messages.withhold_repeats(conversation_id, seq).await?;
+        }
         Ok(())
     }
 
@@ -493,12 +506,38 @@ impl Messaging {
             .messages
             .messages_after(conversation_id, user, after, limit)
             .await?;
+        self.withhold_repeats(user, conversation_id, &mut messages)
+            .await?;
         // The reader may see the files: they can read the messages.
         crate::files::describe_files(&*self.files, &mut messages).await?;
         Ok(Pulled {
             messages: messages.iter().map(ChatMessage::to_native).collect(),
             last_seq: conversation.last_seq,
         })
+    }
+
+    /// Edits and transcripts repeat a message's words: withheld where that message is (hidden
+    /// by the viewer; recalled, for events stored before recalls scrubbed them).
+    async fn withhold_repeats(
+        &self,
+        viewer: i64,
+        conversation_id: i64,
+        messages: &mut [ChatMessage],
+    ) -> Result<(), ImError> {
+        let repeated: Vec<i64> = messages.iter().filter_map(ChatMessage::repeats).collect();
+        if repeated.is_empty() {
+            return Ok(());
+        }
+        let withheld = self
+            .messages
+            .withheld_seqs(viewer, conversation_id, &repeated)
+            .await?;
+        for message in messages {
+            if message.repeats().is_some_and(|seq| withheld.contains(&seq)) {
+                message.withhold_repeated_words();
+            }
+        }
+        Ok(())
     }
 
     /// Every conversation's position, and inbox events after `inbox_after`.

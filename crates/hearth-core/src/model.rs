@@ -156,7 +156,48 @@ pub struct ChatMessage {
     pub transcript: Option<String>,
 }
 
+/// System events that repeat another message's words: an `edited` event carries the new
+/// `content`, a `transcribed` event what the voice message says (`text`). When that message is
+/// recalled (for everyone) or hidden (for one viewer), the repeat is withheld with it.
+const REPEATING_EVENTS: [(&str, &str); 2] = [("edited", "content"), ("transcribed", "text")];
+
+/// The event's `seq` and the key holding the words it repeats, if it is such an event.
+fn repeated_words(event: &serde_json::Value) -> Option<(i64, &'static str)> {
+    let name = event.get("event")?.as_str()?;
+    let (_, key) = REPEATING_EVENTS.iter().find(|(e, _)| *e == name)?;
+    Some((event.get("seq")?.as_i64()?, *key))
+}
+
+/// The seq of the message whose words the system message `content` repeats, if any.
+pub fn repeats_seq(content: &str) -> Option<i64> {
+    let event: serde_json::Value = serde_json::from_str(content).ok()?;
+    repeated_words(&event).map(|(seq, _)| seq)
+}
+
+/// The system message `content` without the words it repeats; `None` if it repeats none.
+pub fn without_repeated_words(content: &str) -> Option<String> {
+    let mut event: serde_json::Value = serde_json::from_str(content).ok()?;
+    let (_, key) = repeated_words(&event)?;
+    event.as_object_mut()?.remove(key)?;
+    Some(event.to_string())
+}
+
 impl ChatMessage {
+    /// The seq whose words this message repeats (an `edited` or `transcribed` event).
+    pub fn repeats(&self) -> Option<i64> {
+        if self.kind != MessageKind::System {
+            return None;
+        }
+        repeats_seq(&self.content)
+    }
+
+    /// Drops the repeated words, when the message they came from is withheld from the viewer.
+    pub fn withhold_repeated_words(&mut self) {
+        if let Some(content) = without_repeated_words(&self.content) {
+            self.content = content;
+        }
+    }
+
     pub fn id(&self) -> MessageId {
         MessageId {
             ms: self.ms,
@@ -204,5 +245,41 @@ impl ChatMessage {
                 self.transcript.clone()
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn edits_and_transcripts_repeat_words_that_can_be_withheld() {
+        let edited = r#"{"content":"my password is hunter3","event":"edited","seq":12}"#;
+        assert_eq!(repeats_seq(edited), Some(12));
+        assert_eq!(
+            without_repeated_words(edited).as_deref(),
+            Some(r#"{"event":"edited","seq":12}"#)
+        );
+        let transcribed = r#"{"event":"transcribed","seq":3,"text":"call me"}"#;
+        assert_eq!(repeats_seq(transcribed), Some(3));
+        assert_eq!(
+            without_repeated_words(transcribed).as_deref(),
+            Some(r#"{"event":"transcribed","seq":3}"#)
+        );
+    }
+
+    #[test]
+    fn other_events_repeat_nothing() {
+        for content in [
+            r#"{"event":"recalled","seq":4}"#,
+            r#"{"event":"joined","userIds":[2]}"#,
+            r#"{"event":"edited","seq":"4","content":"x"}"#,
+            r#"{"event":"edited","seq":4}"#,
+            "not json",
+            "[]",
+        ] {
+            assert_eq!(without_repeated_words(content), None, "{content}");
+        }
+        assert_eq!(repeats_seq(r#"{"event":"recalled","seq":4}"#), None);
     }
 }

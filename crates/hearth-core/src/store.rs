@@ -109,8 +109,20 @@ pub trait MessageStore: Send + Sync {
         conversation_id: i64,
         seq: i64,
     ) -> Result<Option<ChatMessage>, StoreError>;
-    /// Marks the message recalled and drops its content; false if it was already recalled.
+    /// Marks the message recalled and drops its content, its transcript and the words the
+    /// system events after it repeat ([`crate::model::repeats_seq`]), in one transaction;
+    /// false if it was already recalled.
     async fn recall(&self, conversation_id: i64, seq: i64) -> Result<bool, StoreError>;
+    /// Drops the words of message `seq` from the system events after it that repeat them (a
+    /// transcript posted while the voice message was being recalled); how many changed.
+    async fn withhold_repeats(&self, conversation_id: i64, seq: i64) -> Result<u64, StoreError>;
+    /// Which of `seqs` are withheld from `viewer`: recalled, or hidden by the viewer.
+    async fn withheld_seqs(
+        &self,
+        viewer: i64,
+        conversation_id: i64,
+        seqs: &[i64],
+    ) -> Result<Vec<i64>, StoreError>;
     /// Replaces the content of a message that is not recalled; false otherwise.
     async fn edit(
         &self,

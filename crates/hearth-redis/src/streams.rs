@@ -256,6 +256,21 @@ impl MessageStore for StreamCachedRooms {
         self.durable.recall(conversation_id, seq).await
     }
 
+    async fn withhold_repeats(&self, conversation_id: i64, seq: i64) -> Result<u64, StoreError> {
+        self.durable.withhold_repeats(conversation_id, seq).await
+    }
+
+    async fn withheld_seqs(
+        &self,
+        viewer: i64,
+        conversation_id: i64,
+        seqs: &[i64],
+    ) -> Result<Vec<i64>, StoreError> {
+        self.durable
+            .withheld_seqs(viewer, conversation_id, seqs)
+            .await
+    }
+
     async fn edit(
         &self,
         conversation_id: i64,

@@ -261,6 +261,25 @@ impl MessageStore for Timed<dyn MessageStore> {
             self.0.recall(conversation_id, seq).await
         )
     }
+    async fn withhold_repeats(&self, conversation_id: i64, seq: i64) -> Result<u64, StoreError> {
+        timed!(
+            "messages",
+            "withhold_repeats",
+            self.0.withhold_repeats(conversation_id, seq).await
+        )
+    }
+    async fn withheld_seqs(
+        &self,
+        viewer: i64,
+        conversation_id: i64,
+        seqs: &[i64],
+    ) -> Result<Vec<i64>, StoreError> {
+        timed!(
+            "messages",
+            "withheld_seqs",
+            self.0.withheld_seqs(viewer, conversation_id, seqs).await
+        )
+    }
     async fn edit(
         &self,
         conversation_id: i64,

@@ -835,6 +835,82 @@ on_both_backends!(
     }
 );
 
+on_both_backends!(
+    recall_and_delete_for_me_take_the_edits_too,
+    |backend: Backend| async move {
+        let deployment = Deployment::new(backend);
+        let node = deployment.start().await;
+        let ann = node.register("ann").await;
+        let bob = node.register("bob").await;
+        node.befriend(&ann, &bob).await;
+        let dm = direct(&node, &ann, &bob).await;
+        let mut a = node.device(&ann, "web").await;
+        a.send_im(dm, "p1", "my password is hunter2").await;
+        a.send_im(dm, "p2", "see you at noon").await;
+        let edit = |seq: i64, content: &'static str| {
+            let (node, ann) = (&node, &ann);
+            async move {
+                node.ok(
+                    ann,
+                    "PATCH",
+                    &format!("/api/conversations/{dm}/messages/{seq}"),
+                    Some(json!({"content": content})),
+                )
+                .await;
+            }
+        };
+        edit(1, "my password is hunter3").await; // seq 3
+        edit(2, "see you at one").await; // seq 4
+        node.ok(
+            &bob,
+            "POST",
+            &format!("/api/conversations/{dm}/messages/2/hide"),
+            None,
+        )
+        .await;
+        edit(2, "see you at two").await; // seq 5
+        node.ok(
+            &ann,
+            "POST",
+            &format!("/api/conversations/{dm}/messages/1/recall"),
+            None,
+        )
+        .await; // seq 6
+        let event = |messages: &[Value], seq: i64| -> Value {
+            let m = messages.iter().find(|m| m["seq"] == seq).unwrap();
+            serde_json::from_str(m["content"].as_str().unwrap()).unwrap()
+        };
+
+        // The recall took the edit's words away for everyone, and from the database.
+        let anns = pull_all(&node, &ann, dm).await;
+        assert_eq!(event(&anns, 3), json!({"event": "edited", "seq": 1}));
+        assert_eq!(event(&anns, 6), json!({"event": "recalled", "seq": 1}));
+        let stored = deployment
+            .count(
+                "SELECT COUNT(*) FROM messages WHERE conversation_id = ? \
+                 AND content LIKE '%hunter%'",
+                dm,
+            )
+            .await;
+        assert_eq!(stored, 0, "the recalled words are still stored");
+        // Bob deleted message 2 for himself: its edits, before and after, are withheld from
+        // him; Ann still reads them.
+        let bobs = pull_all(&node, &bob, dm).await;
+        assert_eq!(event(&bobs, 3), json!({"event": "edited", "seq": 1}));
+        assert_eq!(event(&bobs, 4), json!({"event": "edited", "seq": 2}));
+        assert_eq!(event(&bobs, 5), json!({"event": "edited", "seq": 2}));
+        assert_eq!(
+            event(&anns, 5),
+            json!({"event": "edited", "seq": 2, "content": "see you at two"})
+        );
+        // Nothing is left for Bob to read: 1 was recalled, 2 he deleted himself.
+        let state = node.ok(&bob, "GET", "/api/sync", None).await;
+        assert_eq!(state["conversations"][0]["unread"], 0, "{state}");
+        node.stop().await;
+        deployment.cleanup().await;
+    }
+);
+
 on_both_backends!(group_membership_and_roles, |backend: Backend| async move {
     let mut deployment = Deployment::new(backend);
     deployment.config.policy.group_member_limit = 5;

@@ -494,8 +494,8 @@ impl ConversationStore for SqlStore {
         .map(|(conversation, id, username)| (conversation, UserRef { id, username }))
         .collect();
         // What is unread among the newest UNREAD_COUNTED messages after the read position:
-        // other members' messages, not recalled ones, not system messages (edits, recalls,
-        // transcripts, joins).
+        // other members' messages, not recalled ones, not ones the user deleted for
+        // themselves, not system messages (edits, recalls, transcripts, joins).
         // Each conversation reads at most that many rows of its key.
         let greatest = self.backend.greatest();
         let counted: HashMap<i64, i64> =
@@ -505,7 +505,10 @@ impl ConversationStore for SqlStore {
                  JOIN messages m ON m.conversation_id = me.conversation_id \
                  AND m.seq > {greatest}(me.read_seq, me.joined_seq, c.last_seq - ?) \
                  WHERE me.user_id = ? AND c.dissolved = 0 AND m.kind <> 'system' \
-                 AND m.recalled = 0 AND m.sender_id <> ? GROUP BY m.conversation_id"
+                 AND m.recalled = 0 AND m.sender_id <> ? \
+                 AND NOT EXISTS (SELECT 1 FROM hidden_messages h WHERE h.user_id = me.user_id \
+                 AND h.conversation_id = m.conversation_id AND h.seq = m.seq) \
+                 GROUP BY m.conversation_id"
             )))
             .bind(UNREAD_COUNTED)
             .bind(user)

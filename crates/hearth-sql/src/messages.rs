@@ -10,7 +10,7 @@ use crate::{SqlStore, store_error, value_tuples};
 use async_trait::async_trait;
 use hearth_core::model::{
     Attachment, ChatMessage, ConversationKind, ConversationRef, MessageId, MessageKind, NewMessage,
-    Room, UserRef,
+    Room, UserRef, repeats_seq, without_repeated_words,
 };
 use hearth_core::store::{MessageStore, NewEvent, RoomDeletion};
 use hearth_core::{StoreError, now_ms};
@@ -238,16 +238,59 @@ impl MessageStore for SqlStore {
     }
 
     async fn recall(&self, conversation_id: i64, seq: i64) -> Result<bool, StoreError> {
+        let mut tx = self.begin_write().await?;
         let done = sqlx::query(
-            "UPDATE messages SET recalled = 1, content = '' \
+            "UPDATE messages SET recalled = 1, content = '', transcript = NULL \
              WHERE conversation_id = ? AND seq = ? AND recalled = 0",
         )
         .bind(conversation_id)
         .bind(seq)
-        .execute(&self.write)
+        .execute(&mut *tx)
         .await
         .map_err(store_error)?;
-        Ok(done.rows_affected() > 0)
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        withhold_repeats(&mut tx, conversation_id, seq).await?;
+        tx.commit().await.map_err(store_error)?;
+        Ok(true)
+    }
+
+    async fn withhold_repeats(&self, conversation_id: i64, seq: i64) -> Result<u64, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let changed = withhold_repeats(&mut tx, conversation_id, seq).await?;
+        tx.commit().await.map_err(store_error)?;
+        Ok(changed)
+    }
+
+    async fn withheld_seqs(
+        &self,
+        viewer: i64,
+        conversation_id: i64,
+        seqs: &[i64],
+    ) -> Result<Vec<i64>, StoreError> {
+        let mut withheld = Vec::new();
+        for chunk in seqs.chunks(ROWS_PER_INSERT) {
+            let sql = format!(
+                "SELECT m.seq FROM messages m WHERE m.conversation_id = ? AND m.seq IN ({}) \
+                 AND (m.recalled = 1 OR EXISTS (SELECT 1 FROM hidden_messages h \
+                 WHERE h.user_id = ? AND h.conversation_id = m.conversation_id AND h.seq = m.seq))",
+                vec!["?"; chunk.len()].join(", ")
+            );
+            // Only placeholders are formatted into the text.
+            let mut query =
+                sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql)).bind(conversation_id);
+            for &seq in chunk {
+                query = query.bind(seq);
+            }
+            let rows = query
+                .bind(viewer)
+                .fetch_all(&self.read)
+                .await
+                .map_err(store_error)?;
+            withheld.extend(rows);
+        }
+        Ok(withheld)
     }
 
     async fn edit(
@@ -434,6 +477,44 @@ pub(crate) async fn advance_senders(
         .map_err(store_error)?;
     }
     Ok(())
+}
+
+/// Drops the words of message `seq` from the system events after it that repeat them (see
+/// [`hearth_core::model::repeats_seq`]). The `LIKE` only narrows the scan; each candidate is
+/// parsed to be sure (`"seq":1` also matches `"seq":12`).
+async fn withhold_repeats(
+    tx: &mut Transaction<'static, Any>,
+    conversation_id: i64,
+    seq: i64,
+) -> Result<u64, StoreError> {
+    let candidates = sqlx::query_as::<_, (i64, String)>(
+        "SELECT seq, content FROM messages \
+         WHERE conversation_id = ? AND seq > ? AND kind = 'system' AND content LIKE ?",
+    )
+    .bind(conversation_id)
+    .bind(seq)
+    .bind(format!("%\"seq\":{seq}%"))
+    .fetch_all(&mut **tx)
+    .await
+    .map_err(store_error)?;
+    let mut changed = 0;
+    for (event_seq, content) in candidates {
+        if repeats_seq(&content) != Some(seq) {
+            continue;
+        }
+        let Some(withheld) = without_repeated_words(&content) else {
+            continue;
+        };
+        sqlx::query("UPDATE messages SET content = ? WHERE conversation_id = ? AND seq = ?")
+            .bind(withheld)
+            .bind(conversation_id)
+            .bind(event_seq)
+            .execute(&mut **tx)
+            .await
+            .map_err(store_error)?;
+        changed += 1;
+    }
+    Ok(changed)
 }
 
 /// Messages by `(conversation_id, seq)`, as `viewer` sees them (0: nobody's hidden marks);

@@ -145,13 +145,16 @@ impl TranscriptionStore for SqlStore {
         seq: i64,
         text: &str,
     ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE messages SET transcript = ? WHERE conversation_id = ? AND seq = ?")
-            .bind(text)
-            .bind(conversation_id)
-            .bind(seq)
-            .execute(&self.write)
-            .await
-            .map_err(store_error)?;
+        sqlx::query(
+            "UPDATE messages SET transcript = ? \
+             WHERE conversation_id = ? AND seq = ? AND recalled = 0",
+        )
+        .bind(text)
+        .bind(conversation_id)
+        .bind(seq)
+        .execute(&self.write)
+        .await
+        .map_err(store_error)?;
         Ok(())
     }
 
@@ -178,13 +181,16 @@ impl TranscriptionStore for SqlStore {
         if finished.rows_affected() != 1 {
             return Ok(false);
         }
-        sqlx::query("UPDATE messages SET transcript = ? WHERE conversation_id = ? AND seq = ?")
-            .bind(&transcript.text)
-            .bind(job.conversation_id)
-            .bind(job.seq)
-            .execute(&mut *tx)
-            .await
-            .map_err(store_error)?;
+        sqlx::query(
+            "UPDATE messages SET transcript = ? \
+             WHERE conversation_id = ? AND seq = ? AND recalled = 0",
+        )
+        .bind(&transcript.text)
+        .bind(job.conversation_id)
+        .bind(job.seq)
+        .execute(&mut *tx)
+        .await
+        .map_err(store_error)?;
         tx.commit().await.map_err(store_error)?;
         Ok(true)
     }
