@@ -8,7 +8,9 @@ use crate::im_error::ImError;
 use crate::messaging::Messaging;
 use crate::model::{Conversation, ConversationKind, Role, UserRef};
 use crate::now_ms;
+use crate::social::check_note;
 use crate::store::{ConversationStore, NewEvent, SocialStore};
+use crate::validate::single_line_text;
 use serde_json::json;
 use std::sync::Arc;
 
@@ -102,12 +104,17 @@ impl Groups {
         Ok(())
     }
 
+    /// A group name: one line of 1 to `max_group_name_chars` characters, with something to
+    /// see and no control characters (line breaks and tabs included).
     fn check_name(&self, name: &str) -> Result<(), ImError> {
         let max = self.messaging.policy().max_group_name_chars;
-        if crate::validate::readable_text(name, max, false).is_err() {
+        if single_line_text(name, max).is_err() {
             return Err(ImError::invalid(
                 "bad_name",
-                format!("a group name is 1 to {max} visible characters"),
+                format!(
+                    "a group name is 1 to {max} visible characters on one line, without \
+                     control characters"
+                ),
             ));
         }
         Ok(())
@@ -127,6 +134,7 @@ impl Groups {
             return Err(ImError::conflict("member_limit", "too many members"));
         }
         self.check_invitees(owner.id, &members).await?;
+        // The store gives each `group_added` the new group's `conversationId`.
         let events = members
             .iter()
             .map(|&m| event(m, "group_added", json!({"name": name, "by": owner})))
@@ -195,9 +203,7 @@ impl Groups {
         note: &str,
     ) -> Result<(), ImError> {
         let conversation = self.group(group).await?;
-        if note.chars().count() > self.messaging.policy().max_note_chars {
-            return Err(ImError::invalid("note_too_long", "the note is too long"));
-        }
+        check_note(note, self.messaging.policy().max_note_chars)?;
         if self.conversations.member(group, user.id).await?.is_some() {
             return Err(ImError::conflict(
                 "already_member",
@@ -239,7 +245,9 @@ impl Groups {
         Ok(self.conversations.join_requests(group).await?)
     }
 
-    /// An owner or admin approves or rejects a pending join request.
+    /// An owner or admin approves or rejects a pending join request. Deciding the request of
+    /// someone who is a member already (a request left from before invites closed them) is
+    /// `already_member`: the request is closed quietly, and nothing is posted.
     pub async fn decide_join(
         &self,
         admin: &UserRef,
@@ -248,6 +256,15 @@ impl Groups {
         approve: bool,
     ) -> Result<(), ImError> {
         let (conversation, _) = self.acting(admin.id, group, Role::Admin).await?;
+        if self.conversations.member(group, applicant).await?.is_some() {
+            self.conversations
+                .decide_join_request(group, applicant, false, self.limit(), now_ms(), Vec::new())
+                .await?;
+            return Err(ImError::conflict(
+                "already_member",
+                "that user is already a member",
+            ));
+        }
         let kind = if approve {
             "join_approved"
         } else {
@@ -394,6 +411,13 @@ impl Groups {
                 json!({"event": "owner_changed", "userId": to, "by": owner.id}),
             )
             .await
+    }
+
+    /// A role as a client names it: `member`, `admin` or `owner` (which [`Groups::set_role`]
+    /// refuses in turn); anything else is `bad_role`.
+    pub fn parse_role(name: &str) -> Result<Role, ImError> {
+        Role::parse(name)
+            .ok_or_else(|| ImError::invalid("bad_role", "a role is \"admin\" or \"member\""))
     }
 
     /// The owner makes a member an admin or an admin a member.

@@ -21,6 +21,7 @@ use crate::{Limits, now_ms};
 use async_trait::async_trait;
 use hearth_proto::native::{
     Ack, FileRef, ImMessage, ImServerFrame, Receipt, SyncState, Typing, global_message_id,
+    valid_client_msg_id,
 };
 use serde_json::json;
 use std::collections::HashMap;
@@ -109,6 +110,9 @@ fn members_only(conversation: &Conversation) -> bool {
     conversation.kind != ConversationKind::Room && !conversation.dissolved
 }
 
+/// The largest group whose members' devices report what they received ("delivered" ticks).
+pub const DELIVERY_RECEIPTS_MAX_MEMBERS: usize = 32;
+
 /// Typing notices passed on per user and conversation at most this often; the ones between
 /// are dropped (a client repeats them every few seconds while the user types, so nothing is
 /// lost, and a flood of them reaches nobody).
@@ -177,11 +181,6 @@ impl Committed for Router {
             Err(error) => tracing::warn!(%error, "cannot route messages; clients will sync"),
         }
     }
-}
-
-/// Ids a client may choose for its sends: 1–64 printable ASCII characters.
-fn valid_client_msg_id(id: &str) -> bool {
-    !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_graphic())
 }
 
 impl Messaging {
@@ -554,8 +553,8 @@ impl Messaging {
         })
     }
 
-    /// Moves the read position and tells every member (the reader's other devices clear their
-    /// unread count from it).
+    /// Moves the read position (and the delivered one with it) and tells every member (the
+    /// reader's other devices clear their unread count from it).
     /// In a direct conversation across a block, only the reader's own devices are told.
     pub async fn read(&self, user: i64, conversation_id: i64, seq: i64) -> Result<(), ImError> {
         let (conversation, _) = self.membership(user, conversation_id).await?;
@@ -580,6 +579,47 @@ impl Messaging {
             });
             self.deliver.to_users(&members, &receipt);
         }
+        Ok(())
+    }
+
+    /// Moves forward the position up to which one of the user's devices has received the
+    /// conversation, and tells the other members (the "delivered" tick). Kept in direct
+    /// conversations and in groups of up to [`DELIVERY_RECEIPTS_MAX_MEMBERS`]: in a bigger group
+    /// every message would set off a write and a broadcast per member. Across a block nobody is
+    /// told.
+    pub async fn delivered(
+        &self,
+        user: i64,
+        conversation_id: i64,
+        seq: i64,
+    ) -> Result<(), ImError> {
+        let check = self.cached_membership(user, conversation_id).await?;
+        let members = self
+            .members
+            .get(&*self.conversations, conversation_id)
+            .await?;
+        if members.len() > DELIVERY_RECEIPTS_MAX_MEMBERS {
+            return Ok(());
+        }
+        let (conversation, _) = self.membership(user, conversation_id).await?;
+        let seq = seq.clamp(0, conversation.last_seq);
+        let Some(seq) = self
+            .conversations
+            .mark_delivered(conversation_id, user, seq)
+            .await?
+        else {
+            return Ok(());
+        };
+        if self.direct_check(&check).is_err() {
+            return Ok(());
+        }
+        let others: Vec<i64> = members.iter().copied().filter(|m| *m != user).collect();
+        let delivery = ImServerFrame::Delivery(Receipt {
+            conversation_id,
+            user_id: user,
+            seq,
+        });
+        self.deliver.to_users(&others, &delivery);
         Ok(())
     }
 
@@ -670,6 +710,9 @@ impl Messaging {
     ) -> Result<(), ImError> {
         self.check_text(&content, true)?;
         let (conversation, message) = self.own_message(user.id, conversation_id, seq).await?;
+        if message.content == content {
+            return Ok(()); // nothing changes, so nothing is said
+        }
         // Text needs words; the caption of an upload may be emptied.
         if message.kind == MessageKind::Text {
             self.check_text(&content, false)?;
@@ -719,9 +762,20 @@ impl Messaging {
         Ok(())
     }
 
+    /// The members with their roles and positions. Across a block (or a friendship ended,
+    /// where direct messages are between friends) receipts stop, so the other member's
+    /// positions are not shown either: they read as never moved past joining.
     pub async fn members(&self, user: i64, conversation_id: i64) -> Result<Vec<Member>, ImError> {
         self.membership(user, conversation_id).await?;
-        Ok(self.conversations.members(conversation_id).await?)
+        let check = self.cached_membership(user, conversation_id).await?;
+        let mut members = self.conversations.members(conversation_id).await?;
+        if self.direct_check(&check).is_err() {
+            for member in members.iter_mut().filter(|m| m.user.id != user) {
+                member.read_seq = member.joined_seq;
+                member.delivered_seq = member.joined_seq;
+            }
+        }
+        Ok(members)
     }
 
     /// Stores a server-written message (joins, leaves, recalls, …) in the conversation.

@@ -97,6 +97,8 @@ pub struct Member {
     /// Messages up to this `seq` predate the membership and are not the member's to read.
     pub joined_seq: i64,
     pub read_seq: i64,
+    /// Up to where one of the member's devices has received (never behind `read_seq`).
+    pub delivered_seq: i64,
 }
 
 /// A message about to be stored.

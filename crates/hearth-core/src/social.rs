@@ -8,6 +8,7 @@ use crate::model::UserRef;
 use crate::now_ms;
 use crate::policy::Policy;
 use crate::store::{Applied, Decision, FriendRequest, NewEvent, SocialStore, UserStore};
+use crate::validate::{TextProblem, readable_text};
 use serde_json::json;
 use std::sync::Arc;
 
@@ -16,6 +17,23 @@ pub struct Social {
     users: Arc<dyn UserStore>,
     deliver: Arc<dyn Deliver>,
     policy: Policy,
+}
+
+/// A friend-request or join-request note: checked like a message's text (so tabs and line
+/// breaks are fine, other control characters are `bad_content`), may be empty, and holds at
+/// most `max_chars` characters (`note_too_long`).
+pub(crate) fn check_note(note: &str, max_chars: usize) -> Result<(), ImError> {
+    readable_text(note, max_chars, true).map_err(|problem| match problem {
+        TextProblem::StrayControls => ImError::invalid(
+            "bad_content",
+            "notes must not contain control characters other than tabs and line breaks",
+        ),
+        // A note may be empty, so `Blank` does not happen.
+        TextProblem::TooLong | TextProblem::Blank => ImError::invalid(
+            "note_too_long",
+            format!("notes are limited to {max_chars} characters"),
+        ),
+    })
 }
 
 fn event(user_id: i64, kind: &'static str, payload: serde_json::Value) -> NewEvent {
@@ -74,15 +92,7 @@ impl Social {
 
     pub async fn request(&self, me: &UserRef, to: i64, note: &str) -> Result<(), ImError> {
         let to = self.other(me, to).await?;
-        if note.chars().count() > self.policy.max_note_chars {
-            return Err(ImError::invalid(
-                "note_too_long",
-                format!(
-                    "notes are limited to {} characters",
-                    self.policy.max_note_chars
-                ),
-            ));
-        }
+        check_note(note, self.policy.max_note_chars)?;
         if self.social.blocked_either_way(me.id, to.id).await? {
             return Err(ImError::forbidden(
                 "blocked",

@@ -262,6 +262,8 @@ pub trait ConversationStore: Send + Sync {
         b: i64,
         now_ms: i64,
     ) -> Result<Conversation, StoreError>;
+    /// Creates a group with its owner and members; each event's payload is given the new
+    /// group's `conversationId`.
     async fn create_group(
         &self,
         name: &str,
@@ -271,7 +273,7 @@ pub trait ConversationStore: Send + Sync {
         events: Vec<NewEvent>,
     ) -> Result<(Conversation, Vec<(i64, InboxEvent)>), StoreError>;
     /// Adds those who are not members yet, unless that would pass `limit` members (then
-    /// `None`, nothing added). Returns who was added.
+    /// `None`, nothing added), and closes their pending join requests. Returns who was added.
     async fn add_members(
         &self,
         conversation_id: i64,
@@ -309,7 +311,15 @@ pub trait ConversationStore: Send + Sync {
     ) -> Result<Applied, StoreError>;
     /// Every conversation `user` is a member of, with their read position and unread count.
     async fn conversation_states(&self, user: i64) -> Result<Vec<ConversationState>, StoreError>;
-    /// Moves the read position forward (never back); the new position if it moved.
+    /// Moves the delivered position forward (never back); the new position if it moved.
+    async fn mark_delivered(
+        &self,
+        conversation_id: i64,
+        user_id: i64,
+        seq: i64,
+    ) -> Result<Option<i64>, StoreError>;
+    /// Moves the read position forward (never back), and the delivered position with it; the
+    /// new read position if it moved.
     async fn mark_read(
         &self,
         conversation_id: i64,

@@ -130,6 +130,23 @@ pub fn readable_text(s: &str, max_chars: usize, may_be_blank: bool) -> Result<()
     Ok(())
 }
 
+/// A name shown on one line (a group's, a room's): a [`readable_text`] with no control
+/// characters at all — not even tabs and line breaks, which a message may hold — nor the
+/// Unicode line and paragraph separators. Those are [`TextProblem::StrayControls`] here.
+pub fn single_line_text(s: &str, max_chars: usize) -> Result<(), TextProblem> {
+    readable_text(s, max_chars, false)?;
+    if s.chars().any(breaks_the_line) {
+        return Err(TextProblem::StrayControls);
+    }
+    Ok(())
+}
+
+/// Control characters (tabs and line breaks included) and the Unicode line and paragraph
+/// separators, which are not control characters but start a new line all the same.
+fn breaks_the_line(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{2028}' | '\u{2029}')
+}
+
 pub fn password(s: &str) -> Result<(), Invalid> {
     if !(10..=100).contains(&s.len()) {
         return Err(Invalid("password must be 10 to 100 bytes long".into()));
@@ -188,8 +205,10 @@ pub fn room_slug(s: &str) -> Result<(), Invalid> {
 }
 
 pub fn room_name(s: &str) -> Result<(), Invalid> {
-    if s.len() > 100 || readable_text(s, usize::MAX, false).is_err() {
-        return Err(Invalid("room name must be 1 to 100 bytes".into()));
+    if s.len() > 100 || single_line_text(s, usize::MAX).is_err() {
+        return Err(Invalid(
+            "room name must be 1 to 100 bytes on one line, without control characters".into(),
+        ));
     }
     Ok(())
 }
@@ -247,6 +266,38 @@ mod tests {
         assert!(has_stray_controls("\u{0000}x"));
         assert!(has_stray_controls("\u{001B}[31m"));
         assert!(!has_stray_controls("line\nnext\tcell\r\n"));
+    }
+
+    #[test]
+    fn names_are_one_line() {
+        for ok in ["General", "Équipe 团队 🚀", "a b", "👨\u{200D}👩"] {
+            assert_eq!(single_line_text(ok, 100), Ok(()), "{ok:?}");
+            assert!(room_name(ok).is_ok(), "{ok:?}");
+        }
+        for bad in [
+            "line1\nline2",
+            "line1\r\nline2",
+            "cr\r",
+            "tab\there",
+            "bell\u{0007}",
+            "nul\u{0000}",
+            "esc\u{001B}[31m",
+            "del\u{007F}",
+            "next\u{0085}line",
+            "line\u{2028}separator",
+            "para\u{2029}separator",
+        ] {
+            assert_eq!(
+                single_line_text(bad, 100),
+                Err(TextProblem::StrayControls),
+                "{bad:?}"
+            );
+            assert!(room_name(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(single_line_text(" \u{200B}", 100), Err(TextProblem::Blank));
+        assert_eq!(single_line_text("abc", 2), Err(TextProblem::TooLong));
+        // What a message may hold, a name may not.
+        assert_eq!(readable_text("line1\nline2\tcell", 100, false), Ok(()));
     }
 
     #[test]

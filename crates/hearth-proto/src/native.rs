@@ -248,6 +248,8 @@ pub struct SyncState {
     pub inbox_seq: i64,
 }
 
+/// A member's position moved: in a `receipt`, how far they have read; in a `delivery`, how far
+/// their devices have received.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Receipt {
@@ -286,7 +288,10 @@ pub enum ImServerFrame {
     Ack(Ack),
     SyncState(SyncState),
     Event(InboxEvent),
+    /// A member read up to `seq`.
     Receipt(Receipt),
+    /// A member's device received up to `seq` (direct conversations and small groups).
+    Delivery(Receipt),
     Typing(Typing),
     Presence(Presence),
 }
@@ -314,10 +319,17 @@ pub struct Send {
     pub file_id: Option<String>,
 }
 
+/// Ids a client may choose for its sends: 1–64 printable ASCII characters.
+pub fn valid_client_msg_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_graphic())
+}
+
 fn text_kind() -> MessageKind {
     MessageKind::Text
 }
 
+/// A position in a conversation the client reports: read up to `seq` (`read`), or received
+/// up to `seq` (`delivered`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Read {

@@ -218,6 +218,7 @@ pub enum ClientFrame {
     RequestRoomHistory(RequestRoomHistory),
     Send(crate::native::Send),
     Read(crate::native::Read),
+    Delivered(crate::native::Read),
     Typing(crate::native::TypingRequest),
     Sync(crate::native::SyncRequest),
 }
@@ -275,6 +276,9 @@ impl ErrorCode {
 pub struct DecodeError {
     pub code: ErrorCode,
     pub message: String,
+    /// The `clientMsgId` of a refused `send`, when it is a valid one: the refusal can be
+    /// matched to the send like any other (sends are pipelined).
+    pub client_msg_id: Option<String>,
 }
 
 /// The envelope, read before the payload is interpreted.
@@ -289,7 +293,11 @@ struct Envelope {
 impl ClientFrame {
     /// Decodes one text frame, telling apart every way it can be wrong.
     pub fn decode(text: &str) -> Result<ClientFrame, DecodeError> {
-        let fail = |code, message: String| DecodeError { code, message };
+        let fail = |code, message: String| DecodeError {
+            code,
+            message,
+            client_msg_id: None,
+        };
         let value = crate::strict::from_str(text)
             .map_err(|e| fail(ErrorCode::InvalidJson, format!("frame is not JSON: {e}")))?;
         // serde would also read the envelope from `[type, payload]`.
@@ -319,11 +327,24 @@ impl ClientFrame {
             "requestRoomHistory" => serde_json::from_value(payload)
                 .map(ClientFrame::RequestRoomHistory)
                 .map_err(bad_payload),
-            "send" => serde_json::from_value(payload)
-                .map(ClientFrame::Send)
-                .map_err(bad_payload),
+            "send" => {
+                let client_msg_id = payload
+                    .get("clientMsgId")
+                    .and_then(serde_json::Value::as_str)
+                    .filter(|id| crate::native::valid_client_msg_id(id))
+                    .map(str::to_owned);
+                serde_json::from_value(payload)
+                    .map(ClientFrame::Send)
+                    .map_err(|e| DecodeError {
+                        client_msg_id,
+                        ..bad_payload(e)
+                    })
+            }
             "read" => serde_json::from_value(payload)
                 .map(ClientFrame::Read)
+                .map_err(bad_payload),
+            "delivered" => serde_json::from_value(payload)
+                .map(ClientFrame::Delivered)
                 .map_err(bad_payload),
             "typing" => serde_json::from_value(payload)
                 .map(ClientFrame::Typing)
@@ -389,6 +410,28 @@ mod tests {
             code(r#"{"type":"requestRoomHistory","payload":{"roomId":"a","firstMessageId":"x"}}"#),
             ErrorCode::BadPayload
         );
+    }
+
+    #[test]
+    fn a_refused_send_names_its_client_msg_id_when_valid() {
+        let refused = |t: &str| ClientFrame::decode(t).unwrap_err();
+        let unknown_kind = refused(
+            r#"{"type":"send","payload":{"conversationId":4,"clientMsgId":"k4","content":"x","kind":"video"}}"#,
+        );
+        assert_eq!(unknown_kind.code, ErrorCode::BadPayload);
+        assert_eq!(unknown_kind.client_msg_id.as_deref(), Some("k4"));
+        let extra_key = refused(
+            r#"{"type":"send","payload":{"conversationId":4,"clientMsgId":"k5","content":"x","x":1}}"#,
+        );
+        assert_eq!(extra_key.client_msg_id.as_deref(), Some("k5"));
+        // An id the server would refuse anyway is not echoed (it could be anything, or huge).
+        let long = "a".repeat(65);
+        let bad_id = refused(&format!(
+            r#"{{"type":"send","payload":{{"conversationId":"4","clientMsgId":"{long}","content":"x"}}}}"#
+        ));
+        assert_eq!(bad_id.client_msg_id, None);
+        let not_send = refused(r#"{"type":"read","payload":{"clientMsgId":"k6"}}"#);
+        assert_eq!(not_send.client_msg_id, None);
     }
 
     #[test]

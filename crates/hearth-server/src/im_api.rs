@@ -14,8 +14,8 @@ use hearth_core::model::Member;
 use hearth_core::store::{Decision, FriendRequest};
 use hearth_core::{ImError, model::UserRef};
 use hearth_proto::native::http::{
-    CreateGroupBody, EditBody, FriendRequestBody, GroupNameBody, NoteBody, RoleBody, SendBody,
-    SeqBody, UserIdBody, UserIdsBody,
+    CreateGroupBody, EditBody, FriendRequestBody, GroupNameBody, NoteBody, SendBody, SeqBody,
+    UserIdBody, UserIdsBody,
 };
 use hearth_proto::native::{Ack, Presence, Role, SyncState};
 use serde::{Deserialize, Serialize};
@@ -62,6 +62,7 @@ pub fn routes() -> Router<Arc<App>> {
         .route("/api/conversations/{id}/members", get(members))
         .route("/api/conversations/{id}/messages", get(pull).post(send))
         .route("/api/conversations/{id}/read", post(read))
+        .route("/api/conversations/{id}/delivered", post(delivered))
         .route(
             "/api/conversations/{id}/messages/{seq}",
             axum::routing::patch(edit),
@@ -308,14 +309,24 @@ async fn transfer(
     no_content()
 }
 
+/// `RoleBody` with the role as a plain string, so that an unknown role is the documented
+/// `bad_role` (from the core) rather than the deserializer's `BAD_REQUEST`.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct SetRoleBody {
+    user_id: i64,
+    role: String,
+}
+
 async fn set_role(
     app: State,
     CurrentUser(me): CurrentUser,
     ApiPath(id): ApiPath<i64>,
-    ApiJson(body): ApiJson<RoleBody>,
+    ApiJson(body): ApiJson<SetRoleBody>,
 ) -> Done {
+    let role = hearth_core::groups::Groups::parse_role(&body.role)?;
     app.groups
-        .set_role(&me.as_ref(), id, body.user_id, body.role)
+        .set_role(&me.as_ref(), id, body.user_id, role)
         .await?;
     no_content()
 }
@@ -341,6 +352,7 @@ struct MemberBody {
     user: UserRef,
     role: Role,
     read_seq: i64,
+    delivered_seq: i64,
 }
 
 async fn members(
@@ -354,6 +366,7 @@ async fn members(
             .into_iter()
             .map(|m: Member| MemberBody {
                 read_seq: m.read_seq.max(m.joined_seq),
+                delivered_seq: m.delivered_seq.max(m.joined_seq),
                 user: m.user,
                 role: m.role,
             })
@@ -416,6 +429,16 @@ async fn read(
     ApiJson(body): ApiJson<SeqBody>,
 ) -> Done {
     app.messaging.read(me.id, id, body.seq).await?;
+    no_content()
+}
+
+async fn delivered(
+    app: State,
+    CurrentUser(me): CurrentUser,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(body): ApiJson<SeqBody>,
+) -> Done {
+    app.messaging.delivered(me.id, id, body.seq).await?;
     no_content()
 }
 

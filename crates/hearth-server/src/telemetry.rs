@@ -165,6 +165,7 @@ pub fn frame_in(decoded: &Result<ClientFrame, DecodeError>) {
         Ok(ClientFrame::RequestRoomHistory(_)) => "requestRoomHistory",
         Ok(ClientFrame::Send(_)) => "send",
         Ok(ClientFrame::Read(_)) => "read",
+        Ok(ClientFrame::Delivered(_)) => "delivered",
         Ok(ClientFrame::Typing(_)) => "typing",
         Ok(ClientFrame::Sync(_)) => "sync",
     };

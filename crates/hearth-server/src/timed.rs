@@ -569,6 +569,18 @@ impl ConversationStore for Timed<dyn ConversationStore> {
             self.0.conversation_states(user).await
         )
     }
+    async fn mark_delivered(
+        &self,
+        conversation_id: i64,
+        user_id: i64,
+        seq: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        timed!(
+            "conversations",
+            "mark_delivered",
+            self.0.mark_delivered(conversation_id, user_id, seq).await
+        )
+    }
     async fn mark_read(
         &self,
         conversation_id: i64,

@@ -382,7 +382,11 @@ impl Connection {
             let decoded = ClientFrame::decode(text);
             crate::telemetry::frame_in(&decoded);
             match decoded {
-                Err(e) => Some(ServerFrame::error(e.code, e.message)),
+                Err(e) => Some(ServerFrame::error_code(
+                    e.code.as_str(),
+                    e.message,
+                    e.client_msg_id,
+                )),
                 Ok(ClientFrame::ClientMessages(frame)) => {
                     let count = u32::try_from(frame.messages.len()).unwrap_or(u32::MAX);
                     // A frame over the size limit is refused below for what it is, not counted.
@@ -444,6 +448,13 @@ impl Connection {
                     .app
                     .messaging
                     .read(self.user.id, read.conversation_id, read.seq)
+                    .await
+                    .err()
+                    .map(|e| im_error_frame(e, None)),
+                Ok(ClientFrame::Delivered(delivered)) => self
+                    .app
+                    .messaging
+                    .delivered(self.user.id, delivered.conversation_id, delivered.seq)
                     .await
                     .err()
                     .map(|e| im_error_frame(e, None)),

@@ -679,22 +679,7 @@ on_both_backends!(two_devices_of_one_user, |backend: Backend| async move {
     );
     let state = node.ok(&bob, "GET", "/api/sync", None).await;
     assert_eq!(state["conversations"][0]["unread"], 0);
-    let members = node
-        .ok(
-            &ann,
-            "GET",
-            &format!("/api/conversations/{dm}/members"),
-            None,
-        )
-        .await;
-    let bob_member = members
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["user"]["id"] == bob.id)
-        .unwrap()
-        .clone();
-    assert_eq!(bob_member["readSeq"], 4);
+    assert_eq!(member_entry(&node, &ann, dm, &bob).await["readSeq"], 4);
 
     // Typing reaches the others, not the typist's own devices.
     a.send(json!({"type": "typing", "payload": {"conversationId": dm}}))
@@ -717,6 +702,159 @@ on_both_backends!(two_devices_of_one_user, |backend: Backend| async move {
     let offline = a.until_with("presence", |p| p["userId"] == bob.id).await;
     assert_eq!(offline["online"], false);
     assert!(offline["lastSeen"].as_i64().unwrap() > 0);
+    node.stop().await;
+    deployment.cleanup().await;
+});
+
+/// The types of the frames `client` receives for `wait`.
+async fn frame_types_within(client: &mut Client, wait: Duration) -> Vec<String> {
+    let mut types = Vec::new();
+    while let Ok(frame) = tokio::time::timeout(wait, client.recv()).await {
+        types.push(frame["type"].as_str().unwrap_or_default().to_owned());
+    }
+    types
+}
+
+/// `user`'s entry in `conversation`'s member list, as `viewer` reads it.
+async fn member_entry(node: &Node, viewer: &Account, conversation: i64, user: &Account) -> Value {
+    let members = node
+        .ok(
+            viewer,
+            "GET",
+            &format!("/api/conversations/{conversation}/members"),
+            None,
+        )
+        .await;
+    members
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["user"]["id"] == user.id)
+        .unwrap()
+        .clone()
+}
+
+on_both_backends!(delivery_receipts, |backend: Backend| async move {
+    let deployment = Deployment::new(backend);
+    let node = deployment.start().await;
+    let ann = node.register("ann").await;
+    let bob = node.register("bob").await;
+    let cat = node.register("cat").await;
+    node.befriend(&ann, &bob).await;
+    node.befriend(&ann, &cat).await;
+    let dm = direct(&node, &ann, &bob).await;
+    let mut a = node.device(&ann, "web").await;
+    let mut b = node.device(&bob, "android").await;
+    let mut b2 = node.device(&bob, "desktop").await;
+    a.send_im(dm, "d1", "one").await;
+    a.send_im(dm, "d2", "two").await;
+
+    // Bob's phone has both: Ann is told (a `delivery`, not a `receipt`); Bob's own devices
+    // are not.
+    b.send(json!({"type": "delivered", "payload": {"conversationId": dm, "seq": 2}}))
+        .await;
+    let (delivery, skipped) = a.until("delivery").await;
+    assert_eq!(
+        delivery,
+        json!({"conversationId": dm, "userId": bob.id, "seq": 2})
+    );
+    assert!(
+        skipped.iter().all(|f| f["type"] != "receipt"),
+        "{skipped:?}"
+    );
+    let entry = member_entry(&node, &ann, dm, &bob).await;
+    assert_eq!(
+        (entry["deliveredSeq"].clone(), entry["readSeq"].clone()),
+        (json!(2), json!(0))
+    );
+    // Behind, equal, or past the newest message (taken as the newest): no news.
+    for seq in [1, 2, 99] {
+        b.send(json!({"type": "delivered", "payload": {"conversationId": dm, "seq": seq}}))
+            .await;
+    }
+    a.expect_silence(Duration::from_millis(300)).await;
+    let on_own_device = frame_types_within(&mut b2, Duration::from_millis(100)).await;
+    assert!(
+        !on_own_device.contains(&"delivery".to_owned()),
+        "{on_own_device:?}"
+    );
+
+    // Reading delivers too; a delivery behind the read position is no news.
+    a.send_im(dm, "d3", "three").await;
+    b.send(json!({"type": "read", "payload": {"conversationId": dm, "seq": 3}}))
+        .await;
+    a.until("receipt").await;
+    let entry = member_entry(&node, &ann, dm, &bob).await;
+    assert_eq!(
+        (entry["deliveredSeq"].clone(), entry["readSeq"].clone()),
+        (json!(3), json!(3))
+    );
+    b.send(json!({"type": "delivered", "payload": {"conversationId": dm, "seq": 3}}))
+        .await;
+    a.expect_silence(Duration::from_millis(300)).await;
+
+    // A small group: every other member is told.
+    let g = group(&node, &ann, "trio", &[&bob, &cat]).await;
+    let mut c = node.device(&cat, "web").await;
+    a.send_im(g, "g1", "hi all").await;
+    c.send(json!({"type": "delivered", "payload": {"conversationId": g, "seq": 2}}))
+        .await;
+    for device in [&mut a, &mut b] {
+        let delivery = device
+            .until_with("delivery", |d| d["conversationId"] == g)
+            .await;
+        assert_eq!(delivery["userId"], cat.id);
+        assert_eq!(delivery["seq"], 2);
+    }
+    // Over HTTP too (a device that pulled with no socket open).
+    a.send_im(g, "g2", "again").await;
+    let (status, _) = node
+        .call(
+            Some(&bob),
+            "POST",
+            &format!("/api/conversations/{g}/delivered"),
+            Some(json!({"seq": 3})),
+        )
+        .await;
+    assert_eq!(status, 204);
+    let delivery = c.until_with("delivery", |d| d["userId"] == bob.id).await;
+    assert_eq!(
+        delivery,
+        json!({"conversationId": g, "userId": bob.id, "seq": 3})
+    );
+    // Not a member: refused like every other frame.
+    let dan = node.register("dan").await;
+    let mut d = node.device(&dan, "web").await;
+    d.send(json!({"type": "delivered", "payload": {"conversationId": dm, "seq": 1}}))
+        .await;
+    let (error, _) = d.until("error").await;
+    assert_eq!(error["code"], "not_member");
+
+    // Across a block, positions stop: Ann is told nothing, and the member list no longer
+    // shows how far Bob got (it read as it did before, through polling).
+    a.send_im(dm, "d4", "still there?").await;
+    node.ok(&bob, "POST", "/api/blocks", Some(json!({"userId": ann.id})))
+        .await;
+    b.send(json!({"type": "delivered", "payload": {"conversationId": dm, "seq": 4}}))
+        .await;
+    b.send(json!({"type": "read", "payload": {"conversationId": dm, "seq": 4}}))
+        .await;
+    b.until("receipt").await;
+    let told = frame_types_within(&mut a, Duration::from_millis(300)).await;
+    assert!(
+        told.iter().all(|t| t != "delivery" && t != "receipt"),
+        "{told:?}"
+    );
+    let entry = member_entry(&node, &ann, dm, &bob).await;
+    assert_eq!(
+        (entry["deliveredSeq"].clone(), entry["readSeq"].clone()),
+        (json!(0), json!(0))
+    );
+    let own = member_entry(&node, &bob, dm, &bob).await;
+    assert_eq!(
+        own["readSeq"], 4,
+        "the reader still sees their own position"
+    );
     node.stop().await;
     deployment.cleanup().await;
 });
@@ -869,6 +1007,7 @@ on_both_backends!(
         )
         .await;
         edit(2, "see you at two").await; // seq 5
+        edit(2, "see you at two").await; // the same words: no change, no event
         node.ok(
             &ann,
             "POST",
@@ -883,6 +1022,7 @@ on_both_backends!(
 
         // The recall took the edit's words away for everyone, and from the database.
         let anns = pull_all(&node, &ann, dm).await;
+        assert_eq!(anns.len(), 6, "{anns:?}");
         assert_eq!(event(&anns, 3), json!({"event": "edited", "seq": 1}));
         assert_eq!(event(&anns, 6), json!({"event": "recalled", "seq": 1}));
         let stored = deployment

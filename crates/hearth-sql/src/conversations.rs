@@ -24,7 +24,7 @@ type ConversationRow = (
     i64,
     Option<String>,
 );
-type MemberRow = (i64, String, String, i64, i64);
+type MemberRow = (i64, String, String, i64, i64, i64);
 
 /// Unread messages are counted one by one among this many newest messages after a member's
 /// read position (a badge shows "99+" past 99); any older unread message counts as one.
@@ -32,7 +32,8 @@ const UNREAD_COUNTED: i64 = 100;
 
 const CONVERSATION_SELECT: &str = "SELECT id, kind, slug, name, owner_id, dissolved, last_seq, \
      direct_key FROM conversations WHERE ";
-const MEMBER_SELECT: &str = "SELECT m.user_id, u.username, m.role, m.joined_seq, m.read_seq \
+const MEMBER_SELECT: &str = "SELECT m.user_id, u.username, m.role, m.joined_seq, m.read_seq, \
+     m.delivered_seq \
      FROM members m JOIN users u ON u.id = m.user_id WHERE m.conversation_id = ?";
 
 fn conversation(row: ConversationRow) -> Conversation {
@@ -49,12 +50,14 @@ fn conversation(row: ConversationRow) -> Conversation {
     }
 }
 
-fn member((id, username, role, joined_seq, read_seq): MemberRow) -> Member {
+fn member((id, username, role, joined_seq, read_seq, delivered_seq): MemberRow) -> Member {
     Member {
         user: UserRef { id, username },
         role: Role::parse(&role).unwrap_or(Role::Member),
         joined_seq,
         read_seq,
+        // A read message was delivered; a sender's own messages only move `read_seq`.
+        delivered_seq: delivered_seq.max(read_seq),
     }
 }
 
@@ -305,6 +308,16 @@ impl ConversationStore for SqlStore {
             self.insert_member(&mut tx, id, user, Role::Member, now_ms)
                 .await?;
         }
+        // The events announce a group that had no id until now.
+        let events = events
+            .into_iter()
+            .map(|mut e| {
+                if let Some(payload) = e.payload.as_object_mut() {
+                    payload.insert("conversationId".to_owned(), id.into());
+                }
+                e
+            })
+            .collect();
         let events = Self::finish(tx, events, now_ms).await?.unwrap_or_default();
         let group = Conversation {
             id,
@@ -337,6 +350,16 @@ impl ConversationStore for SqlStore {
                 .await?
             {
                 added.push(user);
+                // A member now: whatever they asked to join with is answered by this.
+                sqlx::query(
+                    "UPDATE join_requests SET status = 'superseded', pending_key = NULL, \
+                     decided_ms = ? WHERE pending_key = ?",
+                )
+                .bind(now_ms)
+                .bind(format!("{conversation_id}:{user}"))
+                .execute(&mut *tx)
+                .await
+                .map_err(store_error)?;
             }
         }
         if count + added.len() > limit {
@@ -546,6 +569,28 @@ impl ConversationStore for SqlStore {
             .collect())
     }
 
+    async fn mark_delivered(
+        &self,
+        conversation_id: i64,
+        user_id: i64,
+        seq: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        // Reading delivers too: a position at or behind `read_seq` is no news.
+        let done = sqlx::query(
+            "UPDATE members SET delivered_seq = ? \
+             WHERE conversation_id = ? AND user_id = ? AND delivered_seq < ? AND read_seq < ?",
+        )
+        .bind(seq)
+        .bind(conversation_id)
+        .bind(user_id)
+        .bind(seq)
+        .bind(seq)
+        .execute(&self.write)
+        .await
+        .map_err(store_error)?;
+        Ok((done.rows_affected() > 0).then_some(seq))
+    }
+
     async fn mark_read(
         &self,
         conversation_id: i64,
@@ -648,7 +693,8 @@ impl ConversationStore for SqlStore {
 
 /// The conversation's and the member's columns of a membership read, in `MembershipRow` order.
 const MEMBERSHIP_COLUMNS: &str = "c.id, c.kind, c.slug, c.name, c.owner_id, c.dissolved, \
-     c.last_seq, c.direct_key, m.user_id, u.username, m.role, m.joined_seq, m.read_seq";
+     c.last_seq, c.direct_key, m.user_id, u.username, m.role, m.joined_seq, m.read_seq, \
+     m.delivered_seq";
 const MEMBERSHIP_FROM: &str = "FROM members m JOIN conversations c ON c.id = m.conversation_id \
      JOIN users u ON u.id = m.user_id WHERE m.conversation_id = ? AND m.user_id = ?";
 
@@ -665,6 +711,7 @@ type MembershipRow = (
     i64,
     String,
     String,
+    i64,
     i64,
     i64,
     i64,
@@ -688,8 +735,8 @@ impl SqlStore {
             .map_err(store_error)?;
         Ok(row.map(|r| {
             let c = (r.0, r.1, r.2, r.3, r.4, r.5, r.6, r.7);
-            let m = (r.8, r.9, r.10, r.11, r.12);
-            (conversation(c), member(m), (r.13 > 0, r.14 > 0))
+            let m = (r.8, r.9, r.10, r.11, r.12, r.13);
+            (conversation(c), member(m), (r.14 > 0, r.15 > 0))
         }))
     }
 }

@@ -181,10 +181,25 @@ pub fn client_frame() -> BoxedStrategy<ClientFrame> {
             seq,
         })
     });
+    let delivered = (int(), int()).prop_map(|(conversation_id, seq)| {
+        ClientFrame::Delivered(Read {
+            conversation_id,
+            seq,
+        })
+    });
     let typing =
         int().prop_map(|conversation_id| ClientFrame::Typing(TypingRequest { conversation_id }));
     let sync = int().prop_map(|inbox_after| ClientFrame::Sync(SyncRequest { inbox_after }));
-    prop_oneof![client_messages, history, send, read, typing, sync].boxed()
+    prop_oneof![
+        client_messages,
+        history,
+        send,
+        read,
+        delivered,
+        typing,
+        sync
+    ]
+    .boxed()
 }
 
 // ---- mutations ------------------------------------------------------------------------------
@@ -622,6 +637,7 @@ pub const CLIENT_TYPES: &[&str] = &[
     "requestRoomHistory",
     "send",
     "read",
+    "delivered",
     "typing",
     "sync",
 ];
@@ -661,7 +677,7 @@ fn schema(kind: &str) -> Schema {
             ("replyTo", OptI64, false),
             ("fileId", OptStr, false),
         ],
-        "read" => &[("conversationId", I64, true), ("seq", I64, true)],
+        "read" | "delivered" => &[("conversationId", I64, true), ("seq", I64, true)],
         "typing" => &[("conversationId", I64, true)],
         "sync" => &[("inboxAfter", I64, false)],
         _ => &[],

@@ -227,6 +227,22 @@ impl Deployment {
         pool.close().await;
     }
 
+    /// Runs one statement with parameters against the deployment's database, behind the
+    /// server's back. Parameters are JSON integers or strings, bound in order.
+    pub async fn execute_with(&self, sql: &'static str, params: &[Value]) {
+        let pool = self.pool().await;
+        let mut query = sqlx::query(sql);
+        for param in params {
+            query = match param {
+                Value::Number(n) => query.bind(n.as_i64().expect("integer parameter")),
+                Value::String(s) => query.bind(s.clone()),
+                other => panic!("unsupported parameter {other}"),
+            };
+        }
+        query.execute(&pool).await.unwrap();
+        pool.close().await;
+    }
+
     /// A connection pool of the deployment's database, for tests that look behind the server.
     async fn pool(&self) -> sqlx::AnyPool {
         sqlx::any::install_default_drivers();
