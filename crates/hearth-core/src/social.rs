@@ -9,6 +9,7 @@ use crate::now_ms;
 use crate::policy::Policy;
 use crate::store::{Applied, Decision, FriendRequest, NewEvent, SocialStore, UserStore};
 use crate::validate::{TextProblem, readable_text};
+use hearth_proto::native::{ImServerFrame, Profile};
 use serde_json::json;
 use std::sync::Arc;
 
@@ -181,6 +182,25 @@ impl Social {
 
     pub async fn friends(&self, me: i64) -> Result<Vec<UserRef>, ImError> {
         Ok(self.social.friends(me).await?)
+    }
+
+    /// Tells the user's friends and their own devices that their name or picture changed, so
+    /// that open lists, headers and chats show it without a reload. Fellow group members see
+    /// it when they next load the member list, as with presence. Best effort: the change is
+    /// stored, and every later read has it.
+    pub async fn profile_changed(&self, user: &UserRef) {
+        match self.social.friends(user.id).await {
+            Ok(friends) => {
+                let mut ids: Vec<i64> = friends.iter().map(|f| f.id).collect();
+                ids.push(user.id);
+                let frame = ImServerFrame::Profile(Profile {
+                    user_id: user.id,
+                    username: user.username.clone(),
+                });
+                self.deliver.to_users(&ids, &frame);
+            }
+            Err(error) => tracing::warn!(%error, "announcing a profile change failed"),
+        }
     }
 
     pub async fn remove(&self, me: &UserRef, friend: i64) -> Result<(), ImError> {

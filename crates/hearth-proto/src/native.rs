@@ -278,6 +278,14 @@ pub struct Presence {
     pub platforms: Vec<String>,
 }
 
+/// A user's name or picture changed (the picture is fetched afresh from its URL).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Profile {
+    pub user_id: i64,
+    pub username: String,
+}
+
 /// Native frames the server pushes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", content = "payload", rename_all = "camelCase")]
@@ -294,6 +302,8 @@ pub enum ImServerFrame {
     Delivery(Receipt),
     Typing(Typing),
     Presence(Presence),
+    /// A friend (or the user, on another device) changed their name or picture.
+    Profile(Profile),
 }
 
 impl ImServerFrame {

@@ -429,6 +429,7 @@ pub async fn update_profile(
         user = app.accounts.change_avatar(&user, image.as_ref()).await?;
     }
     app.gateway.profile_changed(user.id);
+    app.social.profile_changed(&user.as_ref()).await;
     Ok(Json(me_body(user)))
 }
 

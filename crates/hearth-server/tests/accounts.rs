@@ -716,8 +716,11 @@ on_both_backends!(
         };
         let far = other.as_ref().unwrap_or(&node);
         let mut ann = node.register("ann").await;
+        let bob = node.register("bob").await;
+        node.befriend(&ann, &bob).await;
         let (mut near_socket, _) = node.connect(&ann).await;
         let (mut far_socket, _) = far.connect(&ann).await;
+        let mut friend = far.device(&bob, "web").await;
         let new_name = common::unique("renamed");
         let (status, me) = node
             .call(
@@ -728,6 +731,12 @@ on_both_backends!(
             )
             .await;
         assert_eq!(status, 200, "{me}");
+        // A friend's open client is told, on whichever node it is.
+        let (profile, _) = friend.until("profile").await;
+        assert_eq!(
+            profile,
+            json!({"userId": ann.id, "username": new_name.as_str()})
+        );
         for (socket, text) in [
             (&mut near_socket, "from near"),
             (&mut far_socket, "from far"),
