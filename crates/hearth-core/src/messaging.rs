@@ -110,9 +110,6 @@ fn members_only(conversation: &Conversation) -> bool {
     conversation.kind != ConversationKind::Room && !conversation.dissolved
 }
 
-/// The largest group whose members' devices report what they received ("delivered" ticks).
-pub const DELIVERY_RECEIPTS_MAX_MEMBERS: usize = 32;
-
 /// Typing notices passed on per user and conversation at most this often; the ones between
 /// are dropped (a client repeats them every few seconds while the user types, so nothing is
 /// lost, and a flood of them reaches nobody).
@@ -584,9 +581,9 @@ impl Messaging {
 
     /// Moves forward the position up to which one of the user's devices has received the
     /// conversation, and tells the other members (the "delivered" tick). Kept in direct
-    /// conversations and in groups of up to [`DELIVERY_RECEIPTS_MAX_MEMBERS`]: in a bigger group
-    /// every message would set off a write and a broadcast per member. Across a block nobody is
-    /// told.
+    /// conversations and in groups of up to [`Policy::delivery_receipts_max_members`]: in a
+    /// bigger group every message would set off a write and a broadcast per member. Across a
+    /// block nobody is told.
     pub async fn delivered(
         &self,
         user: i64,
@@ -598,7 +595,7 @@ impl Messaging {
             .members
             .get(&*self.conversations, conversation_id)
             .await?;
-        if members.len() > DELIVERY_RECEIPTS_MAX_MEMBERS {
+        if members.len() > self.policy.delivery_receipts_max_members.max(2) {
             return Ok(());
         }
         let (conversation, _) = self.membership(user, conversation_id).await?;

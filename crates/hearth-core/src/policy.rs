@@ -26,6 +26,9 @@ pub struct Policy {
     pub max_group_name_chars: usize,
     /// Most messages per pull, and inbox events per sync.
     pub max_page: usize,
+    /// The largest group whose members' devices report what they received ("delivered"
+    /// ticks): in a bigger one every message would cost a write and a broadcast per member.
+    pub delivery_receipts_max_members: usize,
 }
 
 impl Default for Policy {
@@ -37,6 +40,7 @@ impl Default for Policy {
             max_note_chars: 200,
             max_group_name_chars: 100,
             max_page: 200,
+            delivery_receipts_max_members: 32,
         }
     }
 }

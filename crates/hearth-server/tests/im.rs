@@ -735,7 +735,9 @@ async fn member_entry(node: &Node, viewer: &Account, conversation: i64, user: &A
 }
 
 on_both_backends!(delivery_receipts, |backend: Backend| async move {
-    let deployment = Deployment::new(backend);
+    let mut deployment = Deployment::new(backend);
+    // Three-member groups keep them; the four-member one below does not.
+    deployment.config.policy.delivery_receipts_max_members = 3;
     let node = deployment.start().await;
     let ann = node.register("ann").await;
     let bob = node.register("bob").await;
@@ -822,9 +824,22 @@ on_both_backends!(delivery_receipts, |backend: Backend| async move {
         delivery,
         json!({"conversationId": g, "userId": bob.id, "seq": 3})
     );
-    // Not a member: refused like every other frame.
+    // A group past the limit: accepted, kept by nobody, told to nobody.
     let dan = node.register("dan").await;
-    let mut d = node.device(&dan, "web").await;
+    node.befriend(&ann, &dan).await;
+    let big = group(&node, &ann, "four", &[&bob, &cat, &dan]).await;
+    a.send_im(big, "b1", "hello four").await;
+    c.send(json!({"type": "delivered", "payload": {"conversationId": big, "seq": 2}}))
+        .await;
+    let told = frame_types_within(&mut a, Duration::from_millis(300)).await;
+    assert!(!told.contains(&"delivery".to_owned()), "{told:?}");
+    assert_eq!(
+        member_entry(&node, &ann, big, &cat).await["deliveredSeq"],
+        0
+    );
+    // Not a member: refused like every other frame.
+    let eve = node.register("eve").await;
+    let mut d = node.device(&eve, "web").await;
     d.send(json!({"type": "delivered", "payload": {"conversationId": dm, "seq": 1}}))
         .await;
     let (error, _) = d.until("error").await;
