@@ -192,6 +192,8 @@ describe("Hearth attachments and search", { timeout: 180_000 }, () => {
       const failed = A.page.locator(`${tid("im-upload")}[data-state="failed"]`);
       await failed.locator(tid("im-upload-label")).filter({ hasText: r.text }).waitFor();
       assert.equal(await failed.locator(`${tid("im-upload-label")}[role="alert"]`).count(), 1);
+      // Retry only where it can work: not for a file too large or not allowed.
+      assert.equal(await failed.locator(tid("im-upload-retry")).count(), r.status === 429 ? 1 : 0, `Retry after ${r.status}`);
       await A.page.unroute(uploads);
       if (r.status !== 429) {
         await failed.locator(tid("im-upload-dismiss")).click();
@@ -202,6 +204,39 @@ describe("Hearth attachments and search", { timeout: 180_000 }, () => {
         await B.page.locator(tid("im-file-link")).filter({ hasText: "refused-429.txt" }).waitFor();
       }
     }
+    assert.equal(await A.page.locator(tid("im-upload")).count(), 0);
+  });
+
+  it("an image that is not one is offered to be sent as a file, and failed rows keep the order chosen", async () => {
+    // A file too large (refused at upload) chosen before a "PNG" that is not one (refused at send).
+    const big = `big-${runId}.bin`;
+    const fake = `fake-${runId}.png`;
+    const bigUpload = (url) => url.pathname === "/api/files" && url.searchParams.get("name") === big;
+    await A.page.route(bigUpload, (route) =>
+      route.fulfill({ status: 413, contentType: "application/json", body: JSON.stringify({ id: "file_too_large", message: "files are limited to 1048576 bytes" }) }),
+    );
+    await A.page.locator(tid("im-attach-input")).setInputFiles([
+      { name: big, mimeType: "application/octet-stream", buffer: Buffer.from("pretend this is large") },
+      { name: fake, mimeType: "image/png", buffer: Buffer.from("not a picture at all") },
+    ]);
+    const refused = A.page.locator(`${tid("im-message")}[data-state="failed"]`).filter({ hasText: fake });
+    await refused.filter({ hasText: "send it as a file" }).waitFor();
+    await A.page.locator(`${tid("im-upload")}[data-state="failed"][data-name="${big}"]`).waitFor();
+    await A.page.unroute(bigUpload);
+    const rows = await A.page.evaluate(() =>
+      [...document.querySelectorAll('[data-testid="im-upload"][data-state="failed"], [data-testid="im-message"][data-state="failed"]')].map((e) => e.dataset.name ?? e.textContent),
+    );
+    assert.equal(rows.length, 2, JSON.stringify(rows));
+    assert.equal(rows[0], big, `the file chosen first is listed first: ${JSON.stringify(rows)}`);
+    assert.ok(rows[1].includes(fake));
+
+    // No Retry (it would be refused again); "Send as file" sends the same upload as a file.
+    assert.equal(await refused.locator(tid("im-message-retry")).count(), 0);
+    await refused.locator(tid("im-message-send-as-file")).click();
+    await B.page.locator(tid("im-file-link")).filter({ hasText: fake }).waitFor();
+    await lastOfKind(A.page, "file").locator(tid("im-file-link")).filter({ hasText: fake }).waitFor();
+    assert.equal(await A.page.locator(`${tid("im-message")}[data-state="failed"]`).count(), 0);
+    await A.page.locator(`${tid("im-upload")}[data-name="${big}"] ${tid("im-upload-dismiss")}`).click();
     assert.equal(await A.page.locator(tid("im-upload")).count(), 0);
   });
 
@@ -224,6 +259,9 @@ describe("Hearth attachments and search", { timeout: 180_000 }, () => {
     assert.ok((await hit.locator(tid("search-snippet")).textContent()).includes(`${WORD} hopped over <b>the</b> fence`), "the snippet is the text, markup and all");
     assert.equal(await B.page.locator(`${tid("search-results")} b`).count(), 0, "server text is never HTML");
     assert.equal(await hit.getAttribute("data-conversation-id"), directId);
+    // In a direct chat the place is the sender: A's name once, not twice.
+    assert.equal(await hit.locator(tid("search-result-where")).textContent(), A.username);
+    assert.equal(await hit.getByText(A.username, { exact: true }).count(), 1);
 
     // Filtering by sender: from B there is nothing; from A there is the hit.
     await B.page.locator(tid("search-sender")).selectOption(String(B.id));
@@ -236,6 +274,17 @@ describe("Hearth attachments and search", { timeout: 180_000 }, () => {
     await hit.click();
     await B.page.locator(`${tid("conversation-title")}[data-conversation-id="${directId}"]`).waitFor();
     await imMessage(B.page, text).waitFor();
+  });
+
+  it("a search for punctuation only asks for a word (and asks the server nothing)", async () => {
+    const asked = [];
+    const listen = (r) => r.url().includes("/api/search/messages") && asked.push(r.url());
+    B.page.on("request", listen);
+    await B.page.locator(tid("search-input")).fill("?!… —");
+    await B.page.locator(tid("search-input")).press("Enter");
+    await B.page.locator(tid("search-error")).filter({ hasText: "Type a word to search for." }).waitFor();
+    B.page.off("request", listen);
+    assert.deepEqual(asked, []);
   });
 
   it("finds users by name prefix when adding friends", async () => {

@@ -15,18 +15,21 @@ export const PASSWORD = "correct horse battery";
 
 export const tid = (id) => `[data-testid="${id}"]`;
 
-/** Headless Debian Chromium (never a downloaded one). */
-export function launch() {
+/** Headless Debian Chromium (never a downloaded one), with `extraArgs` (a fake microphone, say). */
+export function launch(extraArgs = []) {
   return chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
-    args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"],
+    args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic", ...extraArgs],
   });
 }
 
-/** A fresh browser context and page for a new, not yet registered user. */
-export async function newUser(browser, tag, runId) {
-  const context = await browser.newContext({ baseURL: BASE, viewport: { width: 1280, height: 800 } });
+/** A phone: 390 × 844 CSS pixels, a touchscreen and no mouse (`hover: none`). */
+export const PHONE = { viewport: { width: 390, height: 844 }, hasTouch: true, isMobile: true, deviceScaleFactor: 3 };
+
+/** A fresh browser context and page for a new, not yet registered user (`options`: context options, e.g. PHONE). */
+export async function newUser(browser, tag, runId, options = {}) {
+  const context = await browser.newContext({ baseURL: BASE, viewport: { width: 1280, height: 800 }, ...options });
   context.setDefaultTimeout(15_000);
   const page = await context.newPage();
   page.on("pageerror", (e) => console.error(`[${tag}] page error:`, e));
@@ -46,6 +49,25 @@ export async function register(u) {
   await page.locator(tid("register-submit")).click();
   await page.locator(`${tid("current-user")}:text-is("${u.username}")`).waitFor();
   await page.locator(`${tid("connection-status")}[data-status="online"]`).waitFor({ state: "attached" });
+}
+
+/** Sign up over HTTP only (a user who never opens the client): the session is the context's. */
+export async function registerByApi(u) {
+  const res = await u.page.request.post("/api/create-account", { data: { username: u.username, email: u.email, password: PASSWORD }, failOnStatusCode: false });
+  if (!res.ok()) throw new Error(`create-account: ${res.status()} ${await res.text()}`);
+  u.id = (await api(u, "GET", "/api/me")).id;
+}
+
+/**
+ * Records the 403 answers `page` gets for what a member's panel fetches (a conversation's members,
+ * a group's join requests): there should be none once the user is out of the group.
+ */
+export function watchPanel403(page) {
+  const seen = [];
+  page.on("response", (r) => {
+    if (r.status() === 403 && /\/api\/(conversations\/\d+\/members|groups\/\d+\/join-requests)/.test(r.url())) seen.push(r.url());
+  });
+  return seen;
 }
 
 /** A JSON API call with the user's session cookie (no Origin header: not a cross-site request). */

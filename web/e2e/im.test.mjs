@@ -5,7 +5,7 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { PASSWORD, api, conversation, imMessage, imSend, launch, newUser, png, register, tid } from "./helpers.mjs";
+import { PASSWORD, api, conversation, imMessage, imSend, launch, newUser, png, register, registerByApi, tid, watchPanel403 } from "./helpers.mjs";
 
 const SCREENSHOT = "/tmp/hearth-im.png";
 const runId = randomBytes(4).toString("hex");
@@ -125,6 +125,8 @@ describe("Hearth instant messaging", { timeout: 180_000 }, () => {
     await imMessage(B.page, oops).waitFor();
     const mine = A.page.locator(`${tid("im-message")}[data-state="sent"]`).filter({ has: A.page.getByText(oops, { exact: true }) });
     await mine.hover();
+    // Recall asks first.
+    A.page.once("dialog", (d) => void d.accept());
     await mine.locator(tid("im-message-recall")).click();
     // Shown once, in the message's place (not again as a grey line of its own).
     await A.page.locator(tid("im-message-recalled")).filter({ hasText: "You recalled a message" }).waitFor();
@@ -261,7 +263,7 @@ describe("Hearth instant messaging", { timeout: 180_000 }, () => {
     await A.page.locator(tid("account-close")).click();
   });
 
-  it("B, removed from a group, is told by whom and from which", async () => {
+  it("B, removed from a group, is told by whom and from which, as a notice", async () => {
     const { id: bId } = await api(B, "GET", "/api/me");
     const name = `Kick ${runId}`;
     const { conversationId } = await api(A, "POST", "/api/groups", { name, members: [bId] });
@@ -269,20 +271,67 @@ describe("Hearth instant messaging", { timeout: 180_000 }, () => {
     await item.waitFor();
     await item.click();
     await B.page.locator(tid("conversation-title")).filter({ hasText: name }).waitFor();
+    await B.page.locator(tid("group-info-button")).click();
+    await B.page.locator(tid("group-member")).nth(1).waitFor();
+    const refused = watchPanel403(B.page);
     await api(A, "POST", `/api/groups/${conversationId}/kick`, { userId: bId });
     await B.page.locator(tid("error-toast")).filter({ hasText: `${A.username} removed you from "${name}"` }).waitFor();
     await item.waitFor({ state: "detached" });
     // The conversation closing does not replace that with a vaguer message.
     await B.page.waitForTimeout(500);
-    assert.equal(await B.page.locator(tid("error-toast")).textContent(), `${A.username} removed you from "${name}"`);
+    const toast = B.page.locator(tid("error-toast"));
+    assert.equal(await toast.textContent(), `${A.username} removed you from "${name}"`);
+    assert.equal(await toast.evaluate((t) => t.classList.contains("info")), true, "a notice, not an error");
+    assert.deepEqual(refused, [], "nothing of the group is fetched once B is out");
+  });
+
+  it("B leaves a group from its panel: a plain confirmation, and nothing of the group fetched after", async () => {
+    const { id: bId } = await api(B, "GET", "/api/me");
+    const name = `Leave ${runId}`;
+    const { conversationId } = await api(A, "POST", "/api/groups", { name, members: [bId] });
+    // An admin's panel also lists the join requests.
+    await api(A, "POST", `/api/groups/${conversationId}/role`, { userId: bId, role: "admin" });
+    const item = conversation(B.page, conversationId);
+    await item.waitFor();
+    await item.click();
+    await B.page.locator(tid("conversation-title")).filter({ hasText: name }).waitFor();
+    await B.page.locator(tid("group-info-button")).click();
+    await B.page.locator(tid("group-id")).filter({ hasText: "you are admin" }).waitFor();
+    const refused = watchPanel403(B.page);
+    B.page.once("dialog", (d) => void d.accept());
+    await B.page.locator(tid("group-leave")).click();
+    const toast = B.page.locator(tid("error-toast"));
+    await toast.filter({ hasText: `You left “${name}”.` }).waitFor();
+    assert.equal(await toast.evaluate((t) => t.classList.contains("info")), true, "a confirmation, not an error");
+    await item.waitFor({ state: "detached" });
+    await B.page.waitForTimeout(800);
+    assert.equal(await toast.textContent(), `You left “${name}”.`);
+    assert.deepEqual(refused, [], "no members or join requests fetched after leaving");
+    await A.page.locator(`${tid("conversation-item")}[data-conversation-id="${conversationId}"]`).waitFor();
   });
 
   it("B renames themself and changes the password without being logged out", async () => {
     const renamed = `${B.username}x`;
     await B.page.locator(tid("account-button")).click();
+    // A name that is taken is refused: the field shows B's name again, and the error goes with
+    // the next attempt (at once, not when its answer comes).
+    await B.page.locator(tid("account-username")).fill(A.username);
+    await B.page.locator(tid("account-username-save")).click();
+    const message = B.page.locator(tid("account-message"));
+    await B.page.locator(`${tid("account-message")}[data-error="true"]`).waitFor();
+    assert.notEqual((await message.textContent()).trim(), "");
+    assert.equal(await B.page.locator(tid("account-username")).inputValue(), B.username);
+    const slow = (url) => url.pathname === "/api/me";
+    await B.page.route(slow, async (route) => {
+      if (route.request().method() === "PATCH") await new Promise((resolve) => setTimeout(resolve, 700));
+      await route.continue();
+    });
     await B.page.locator(tid("account-username")).fill(renamed);
     await B.page.locator(tid("account-username-save")).click();
+    assert.equal(await message.getAttribute("data-error"), "false", "the last error is not left standing");
     await B.page.locator(`${tid("current-user")}:text-is("${renamed}")`).waitFor();
+    await message.filter({ hasText: "Username changed." }).waitFor();
+    await B.page.unroute(slow);
     await B.page.locator(tid("account-current-password")).fill("not the password");
     await B.page.locator(tid("account-new-password")).fill("a brand new secret");
     await B.page.locator(tid("account-password-save")).click();
@@ -309,5 +358,34 @@ describe("Hearth instant messaging", { timeout: 180_000 }, () => {
     await B.page.locator(tid("login-password")).fill("a brand new secret");
     await B.page.locator(tid("login-submit")).click();
     await B.page.locator(`${tid("current-user")}:text-is("${renamed}")`).waitFor();
+  });
+
+  it("someone who asked A to be friends is offered as Accept in Find people, someone A asked as request sent", async () => {
+    const C = await newUser(browser, "imc", runId);
+    const D = await newUser(browser, "imd", runId);
+    await Promise.all([registerByApi(C), registerByApi(D)]);
+    const { id: aId } = await api(A, "GET", "/api/me");
+    await api(C, "POST", "/api/friends/requests", { userId: aId });
+    await api(A, "POST", "/api/friends/requests", { userId: D.id });
+    await A.page.locator(tid("open-friends")).click();
+    await A.page.locator(`${tid("friend-request-incoming")}[data-username="${C.username}"]`).waitFor();
+    const search = async (who) => {
+      await A.page.locator(tid("user-search-input")).fill(who.username);
+      await A.page.locator(tid("user-search-submit")).click();
+      const r = A.page.locator(`${tid("user-search-result")}[data-username="${who.username}"]`);
+      await r.waitFor();
+      return r;
+    };
+    const d = await search(D);
+    await d.locator(tid("user-search-status")).filter({ hasText: "request sent" }).waitFor();
+    assert.equal(await d.locator(tid("friend-request-send")).count(), 0);
+
+    const c = await search(C);
+    assert.equal(await c.locator(tid("friend-request-send")).count(), 0, "no Add friend (the server would say the request is pending)");
+    await c.locator(tid("user-search-accept")).click();
+    await A.page.locator(`${tid("friend-item")}[data-username="${C.username}"]`).waitFor();
+    await c.locator(tid("user-search-status")).filter({ hasText: "friend" }).waitFor();
+    assert.equal(await A.page.locator(`${tid("friend-request-incoming")}[data-username="${C.username}"]`).count(), 0);
+    await Promise.all([C.context.close(), D.context.close()]);
   });
 });

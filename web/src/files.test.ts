@@ -6,6 +6,7 @@ import {
   formatBytes,
   formatProgress,
   kindForFile,
+  uploadRetryable,
   progressPercent,
   retryIn,
   releasableUploads,
@@ -102,6 +103,17 @@ describe("upload errors", () => {
     expect(uploadErrorText({ status: 500, message: "internal error" }, "x")).toBe("Upload of “x” failed: internal error.");
     expect(retryIn(0)).toBe("retry in 1 s");
     expect(retryIn(1001)).toBe("retry in 2 s");
+  });
+});
+
+describe("upload retries", () => {
+  it("offers Retry where the same file can get through later, not where it is refused for what it is", () => {
+    for (const f of [{ status: 0 }, { status: 408, id: "upload_timeout" }, { status: 429, id: "rate_limited" }, { status: 429, id: "too_many_uploads" }, { status: 500 }, { status: 503 }, { status: 507 }]) {
+      expect(uploadRetryable(f), JSON.stringify(f)).toBe(true);
+    }
+    for (const f of [{ status: 413, id: "file_too_large" }, { status: 400, id: "empty_file" }, { status: 400, id: "bad_name" }, { status: 403, id: "file_forbidden" }, { status: 401 }]) {
+      expect(uploadRetryable(f), JSON.stringify(f)).toBe(false);
+    }
   });
 });
 

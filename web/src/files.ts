@@ -137,6 +137,15 @@ export function releasableUploads<T extends QueuedUpload>(queue: Iterable<T>, co
   return ready;
 }
 
+/**
+ * Whether uploading the same file again can succeed: after a lost connection, a timeout, a
+ * rate limit or a server error, yes; not for a file that is too large, empty, badly named or
+ * not allowed (the same bytes are refused again).
+ */
+export function uploadRetryable(f: UploadFailure): boolean {
+  return f.status === 0 || f.status === 408 || f.status === 429 || f.status >= 500;
+}
+
 /** What to tell the user about a refused or failed upload of `name`. */
 export function uploadErrorText(f: UploadFailure, name: string): string {
   const q = `“${name}”`;

@@ -19,6 +19,23 @@ export interface FriendLists {
   blocked: UserRef[];
 }
 
+/** Where a user found by name stands with us, which says what the result offers. */
+export type Relation = "self" | "friend" | "incoming" | "outgoing" | "blocked" | "none";
+
+/**
+ * `userId` is us, a friend, someone whose request waits for our answer (Accept, not another
+ * request: the server allows one pending request per pair), someone we asked, someone we
+ * blocked, or none of these (Add friend).
+ */
+export function relationTo(userId: number, me: number | undefined, lists: FriendLists): Relation {
+  if (userId === me) return "self";
+  if (lists.friends.some((f) => f.id === userId)) return "friend";
+  if (lists.incoming.some((r) => r.from.id === userId)) return "incoming";
+  if (lists.outgoing.some((r) => r.to.id === userId)) return "outgoing";
+  if (lists.blocked.some((u) => u.id === userId)) return "blocked";
+  return "none";
+}
+
 export interface FriendsHost {
   me(): UserRef | null;
   lists(): FriendLists;
@@ -56,7 +73,8 @@ export class FriendsPanel {
   render(): void {
     const p = this.panel;
     if (p.hidden && !this.host.isShown()) return;
-    const { friends: friendList, incoming: incomingList, outgoing: outgoingList, blocked: blockedList } = this.host.lists();
+    const lists = this.host.lists();
+    const { friends: friendList, incoming: incomingList, outgoing: outgoingList, blocked: blockedList } = lists;
     // The panel is rebuilt on every change (presence, requests): keep what was typed, and focus.
     const hadFocus = document.activeElement?.getAttribute("data-testid");
     const note = el("input", { type: "text", placeholder: "Note (optional)", maxlength: "200", "data-testid": "friend-request-note" });
@@ -65,32 +83,47 @@ export class FriendsPanel {
     q.value = this.query;
     note.addEventListener("input", () => (this.note = note.value));
     const results = el("ul", { class: "plain", "data-testid": "user-search-results" });
+    const offer = (u: UserRef): Node | null => {
+      const rel = relationTo(u.id, this.host.me()?.id, lists);
+      const status = (text: string) => el("span", { class: "muted small", "data-testid": "user-search-status", "data-relation": rel }, text);
+      switch (rel) {
+        case "self":
+          return null;
+        case "friend":
+          return status(" friend");
+        case "outgoing":
+          return status(" request sent");
+        case "blocked":
+          return status(" blocked");
+        case "incoming":
+          return el(
+            "span",
+            { class: "small" },
+            status(" asked to be your friend "),
+            button("Accept", { class: "link small", "data-testid": "user-search-accept" }, () => {
+              void this.host.act(() => imapi.decideFriend(u.id, "accept")).then((ok) => {
+                if (ok) this.host.toast(`You and ${u.username} are now friends`, true);
+              });
+            }),
+          );
+        case "none":
+          return button("Add friend", { class: "link small", "data-testid": "friend-request-send" }, () => {
+            void this.host.act(() => imapi.requestFriend(u.id, note.value.trim())).then((ok) => {
+              if (ok) {
+                this.host.toast(`Friend request sent to ${u.username}`, true);
+                // The note was for this person.
+                this.note = note.value = "";
+              }
+            });
+          });
+      }
+    };
     const renderResults = () => {
-      const friendIds = new Set(friendList.map((f) => f.id));
-      const outIds = new Set(outgoingList.map((r) => r.to.id));
       results.replaceChildren(
         ...this.results
           .filter((u) => u.id !== this.host.me()?.id)
           .map((u) =>
-            el(
-              "li",
-              { "data-testid": "user-search-result", "data-user-id": String(u.id), "data-username": u.username },
-              avatarImg(u.id),
-              el("span", {}, u.username),
-              friendIds.has(u.id)
-                ? el("span", { class: "muted small" }, " friend")
-                : outIds.has(u.id)
-                  ? el("span", { class: "muted small" }, " request sent")
-                  : button("Add friend", { class: "link small", "data-testid": "friend-request-send" }, () => {
-                      void this.host.act(() => imapi.requestFriend(u.id, note.value.trim())).then((ok) => {
-                        if (ok) {
-                          this.host.toast(`Friend request sent to ${u.username}`, true);
-                          // The note was for this person.
-                          this.note = note.value = "";
-                        }
-                      });
-                    }),
-            ),
+            el("li", { "data-testid": "user-search-result", "data-user-id": String(u.id), "data-username": u.username }, avatarImg(u.id), el("span", {}, u.username), offer(u)),
           ),
       );
     };

@@ -2,7 +2,14 @@ import { describe, expect, it } from "vitest";
 import {
   ConversationLog,
   PendingSends,
+  RECALL_MARGIN_MS,
+  RECALL_WINDOW_MS,
+  ServerClock,
   ackedMessage,
+  canRecall,
+  nextRecallExpiry,
+  recallDeadline,
+  sendRetryable,
   countUnread,
   eventAffects,
   isSilentSystem,
@@ -259,6 +266,42 @@ describe("PendingSends", () => {
     expect(PendingSends.fromJSON("junk").all()).toEqual([]);
   });
 
+  it("keeps the code of a refusal, through JSON too; Retry clears it", () => {
+    const p = new PendingSends();
+    p.add(7, "x", "c1", 5);
+    p.fail("c1", "image messages need a PNG, JPEG, GIF or WebP upload; send it as a file", "not_an_image");
+    expect(p.get("c1")?.code).toBe("not_an_image");
+    expect(PendingSends.fromJSON(JSON.parse(JSON.stringify(p.toJSON()))).get("c1")?.code).toBe("not_an_image");
+    p.retry("c1");
+    expect(p.get("c1")?.code).toBeUndefined();
+  });
+
+  it("sends a refused image as a file: same upload and place, a new clientMsgId", () => {
+    const p = new PendingSends();
+    const file: FileRef = { id: "a".repeat(32), name: "fake.png", size: 4, contentType: "image/png", hasThumbnail: false };
+    p.add(7, "", "c1", 5, { kind: "image", file });
+    p.add(7, "after", "c2", 6);
+    p.fail("c1", "not an image", "not_an_image");
+    const q = p.asFile("c1", "c3")!;
+    expect(q).toMatchObject({ clientMsgId: "c3", conversationId: 7, createdAt: 5, state: "sending", sentAt: 0, attachment: { kind: "file", file } });
+    expect(q.error).toBeUndefined();
+    expect(q.code).toBeUndefined();
+    expect(p.get("c1")).toBeUndefined();
+    expect(p.forConversation(7).map((x) => x.clientMsgId)).toEqual(["c3", "c2"]);
+    expect(sendFrame(q).payload).toMatchObject({ kind: "file", fileId: file.id, clientMsgId: "c3" });
+    // A text message has nothing to send as a file.
+    expect(p.asFile("c2")).toBeUndefined();
+  });
+
+  it("offers Retry only where the same send can succeed", () => {
+    for (const code of ["not_an_image", "content_too_long", "file_required", "unexpected_file", "file_forbidden", "client_msg_id_reused", "bad_reply_to"]) {
+      expect(sendRetryable(code), code).toBe(false);
+    }
+    for (const code of [undefined, "rate_limited", "unavailable", "internal", "not_friends", "blocked", "not_member"]) {
+      expect(sendRetryable(code), String(code)).toBe(true);
+    }
+  });
+
   it("makes valid, unique clientMsgIds", () => {
     const ids = new Set(Array.from({ length: 100 }, () => newClientMsgId()));
     expect(ids.size).toBe(100);
@@ -322,6 +365,49 @@ describe("native frames", () => {
       type: "presence",
       payload: { userId: 2, online: false, lastSeen: 10, platforms: [] },
     });
+  });
+});
+
+describe("recall window", () => {
+  const mine = (timestamp: number, extra: Partial<ImMessage> = {}) => msg(1, { timestamp, ...extra });
+
+  it("offers Recall until a little before the server's window ends", () => {
+    const sent = 1_000_000;
+    const end = sent + RECALL_WINDOW_MS - RECALL_MARGIN_MS;
+    expect(recallDeadline(sent, 0)).toBe(end);
+    expect(canRecall(sent, sent, 0)).toBe(true);
+    expect(canRecall(sent, end - 1, 0)).toBe(true);
+    expect(canRecall(sent, end, 0)).toBe(false);
+    expect(canRecall(sent, sent + RECALL_WINDOW_MS + 30_000, 0)).toBe(false);
+  });
+
+  it("goes by the server's clock: ours running late or early moves the deadline", () => {
+    const clock = new ServerClock();
+    expect(clock.offset).toBe(0);
+    // An ack stamped 10 s ahead of our clock: the server's clock is ahead.
+    clock.observe(1_010_000, 1_000_000);
+    expect(clock.offset).toBe(10_000);
+    expect(clock.now(2_000)).toBe(12_000);
+    const sent = 1_010_000; // by the server's clock
+    expect(recallDeadline(sent, clock.offset)).toBe(1_000_000 + RECALL_WINDOW_MS - RECALL_MARGIN_MS);
+    expect(canRecall(sent, 1_000_000 + RECALL_WINDOW_MS - RECALL_MARGIN_MS, clock.offset)).toBe(false);
+    clock.observe(Number.NaN, 5);
+    expect(clock.offset).toBe(10_000);
+  });
+
+  it("says when the next Recall button has to go", () => {
+    const now = 1_000_000;
+    const ms = [
+      mine(now - 100_000),
+      mine(now - 30_000),
+      mine(now - 200_000), // already past
+      mine(now - 10_000, { recalled: true }),
+      msg(2, { timestamp: now - 10_000, sender: bob }), // not ours
+      msg(3, { timestamp: now - 5_000, kind: "system", content: "{}" }),
+    ];
+    expect(nextRecallExpiry(ms, alice.id, now, 0)).toBe(recallDeadline(now - 100_000, 0));
+    expect(nextRecallExpiry(ms.slice(2), alice.id, now, 0)).toBeNull();
+    expect(nextRecallExpiry(ms, undefined, now, 0)).toBeNull();
   });
 });
 

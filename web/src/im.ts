@@ -494,6 +494,8 @@ export interface PendingSend {
   sentAt: number;
   state: PendingState;
   error?: string;
+  /** The refusal's code (`error` frame), when it failed. */
+  code?: string;
   /** Set once acked: the seq the server gave it. */
   seq?: number;
   /** The seq of the message this one answers. */
@@ -561,13 +563,30 @@ export class PendingSends {
     return p;
   }
 
-  fail(clientMsgId: string, error: string): PendingSend | undefined {
+  fail(clientMsgId: string, error: string, code?: string): PendingSend | undefined {
     const p = this.items.get(clientMsgId);
     if (p) {
       p.state = "failed";
       p.error = error;
+      p.code = code;
     }
     return p;
+  }
+
+  /**
+   * An image message refused because its upload is not an image (`not_an_image`): send the
+   * same upload as a file instead, in the same place, under a new clientMsgId (it is another
+   * message). Returns the new send.
+   */
+  asFile(clientMsgId: string, newId: string = newClientMsgId()): PendingSend | undefined {
+    const p = this.items.get(clientMsgId);
+    if (!p?.attachment) return undefined;
+    this.items.delete(clientMsgId);
+    const q: PendingSend = { ...p, clientMsgId: newId, attachment: { ...p.attachment, kind: "file" }, state: "sending", sentAt: 0 };
+    delete q.error;
+    delete q.code;
+    this.items.set(newId, q);
+    return q;
   }
 
   /** User pressed retry: send again with the same clientMsgId. */
@@ -576,6 +595,7 @@ export class PendingSends {
     if (p) {
       p.state = "sending";
       p.error = undefined;
+      p.code = undefined;
       p.sentAt = 0;
     }
     return p;
@@ -608,12 +628,38 @@ export class PendingSends {
             sentAt: 0,
             state: p.state === "failed" ? "failed" : "sending",
             error: isStr(p.error) ? p.error : undefined,
+            ...(isStr(p.code) ? { code: p.code } : {}),
           });
         }
       }
     }
     return s;
   }
+}
+
+/**
+ * Refusals of a send that the same send can never overcome (its content, kind, file or id is
+ * what is wrong): no Retry for those. Everything else (rate limits, a backend down, not being
+ * friends or a member any more, which may change) can be retried.
+ */
+const FINAL_SEND_ERRORS = new Set([
+  "not_an_image",
+  "file_required",
+  "unexpected_file",
+  "file_forbidden",
+  "content_too_long",
+  "empty_content",
+  "bad_content",
+  "bad_kind",
+  "bad_reply_to",
+  "bad_client_msg_id",
+  "client_msg_id_reused",
+  "bad_request",
+]);
+
+/** Whether resending a refused message (same clientMsgId) can succeed. */
+export function sendRetryable(code: string | undefined): boolean {
+  return code === undefined || !FINAL_SEND_ERRORS.has(code);
 }
 
 /** The `send` frame of a pending message (same clientMsgId on every retry). */
@@ -661,6 +707,50 @@ export function quoteText(m: ImMessage | undefined): string {
 // ------------------------------------------------------------------ misc helpers
 
 export const RECALL_WINDOW_MS = 2 * 60_000;
+/** Recall is no longer offered this long before the server's window ends (the click has to get there). */
+export const RECALL_MARGIN_MS = 3_000;
+
+/**
+ * How far the server's clock is ahead of ours (ms), learnt from the times it stamps on our
+ * messages as their acks arrive. Message timestamps are the server's: compare them with
+ * `now()`, not `Date.now()`.
+ */
+export class ServerClock {
+  offset = 0;
+
+  /** An ack stamped `serverTime` arrived at `localTime`. */
+  observe(serverTime: number, localTime: number = Date.now()): void {
+    if (Number.isFinite(serverTime) && Number.isFinite(localTime)) this.offset = serverTime - localTime;
+  }
+
+  now(local: number = Date.now()): number {
+    return local + this.offset;
+  }
+}
+
+/** Whether Recall is still offered (by our own clock `now`) for a message stamped `timestamp` by the server. */
+export function canRecall(timestamp: number, now: number, offset: number): boolean {
+  return now < recallDeadline(timestamp, offset);
+}
+
+/** When (our clock) Recall stops being offered for a message stamped `timestamp` (the server's clock). */
+export function recallDeadline(timestamp: number, offset: number): number {
+  return timestamp + RECALL_WINDOW_MS - RECALL_MARGIN_MS - offset;
+}
+
+/**
+ * The next moment (our clock) after `now` at which one of `me`'s messages stops offering Recall,
+ * or null: the view is redrawn then, so that the button goes when the window does.
+ */
+export function nextRecallExpiry(messages: Iterable<Pick<ImMessage, "sender" | "timestamp" | "recalled" | "kind">>, me: number | undefined, now: number, offset: number): number | null {
+  let next: number | null = null;
+  for (const m of messages) {
+    if (m.sender.id !== me || m.recalled || m.kind === "system") continue;
+    const at = recallDeadline(m.timestamp, offset);
+    if (at > now && (next === null || at < next)) next = at;
+  }
+  return next;
+}
 export const TYPING_SEND_INTERVAL_MS = 3_000;
 export const TYPING_SHOW_MS = 5_000;
 

@@ -27,11 +27,13 @@ import { Uploads } from "./uploads";
 import {
   ConversationLog,
   PendingSends,
-  RECALL_WINDOW_MS,
+  ServerClock,
   TYPING_SEND_INTERVAL_MS,
   TYPING_SHOW_MS,
   ackedMessage,
+  canRecall,
   goneText,
+  nextRecallExpiry,
   quoteText,
   countUnread,
   eventAffects,
@@ -42,6 +44,7 @@ import {
   presenceShown,
   readByCount,
   sendFrame,
+  sendRetryable,
   systemText,
   type ConversationState,
   type ImMessage,
@@ -54,6 +57,8 @@ import {
 } from "./im";
 import * as imapi from "./imapi";
 import type { FriendRequest, JoinRequest } from "./imapi";
+import { conversationDraftKey, type Drafts } from "./drafts";
+import { MessageNav } from "./messagenav";
 import { errorFrameText, validateContent, type ClientFrame, type ErrorPayload, type UserRef } from "./protocol";
 import type { SearchHit } from "./search";
 import { SearchPanel } from "./searchpanel";
@@ -69,6 +74,12 @@ export interface ImHost {
   /** A room's display name, if the client knows the room. */
   roomName(roomId: string): string | undefined;
   onUnreadChange(): void;
+  /** A conversation was opened by the user (for the URL and the next visit). */
+  opened(conversationId: number): void;
+  /** The conversation asked for by `showRoute` is not one of ours. */
+  routeMissing(conversationId: number): void;
+  /** What was typed but not sent, per conversation. */
+  drafts(): Drafts;
 }
 
 /** Longest side of an inline image, in CSS pixels (the server's thumbnails are 320 px). */
@@ -150,6 +161,21 @@ export class ImController {
   /** The "New messages" line of the open conversation, if drawn. */
   private newDivider: HTMLElement | null = null;
   private recorder: VoiceRecorder;
+  /** Keyboard focus and touch selection among the messages. */
+  private nav: MessageNav;
+  /** The server's clock (message timestamps), for the recall window. */
+  private clock = new ServerClock();
+  /** Redraws the messages when the next Recall button has to go. */
+  private recallTimer: ReturnType<typeof setTimeout> | null = null;
+  /** A conversation asked for (the URL) before the first sync said which are ours. */
+  private wantOpen: number | null = null;
+  /** Whether a sync has been applied since this user's hello. */
+  private synced = false;
+  /**
+   * Conversations we left or were taken out of (by id, with the joinedSeq we had): nothing is
+   * fetched for them any more, and a late sync that still lists them does not bring them back.
+   */
+  private gone = new Map<number, number>();
 
   // DOM
   readonly sidebar: HTMLElement;
@@ -197,7 +223,8 @@ export class ImController {
       this.renderGroupPanel();
     });
     this.messagesEl = el("ol", { class: "messages", "data-testid": "im-messages" });
-    this.list = el("div", { class: "message-list", "data-testid": "im-message-list", tabindex: "0" }, this.messagesEl);
+    this.list = el("div", { class: "message-list", "data-testid": "im-message-list", tabindex: "0", "aria-label": "Messages (arrow keys move between them)" }, this.messagesEl);
+    this.nav = new MessageNav(this.list, this.messagesEl, { leaveDown: () => this.input.focus() });
     this.list.addEventListener("scroll", () => {
       if (this.list.scrollTop < 40 && this.openId !== null) void this.loadOlder(this.openId);
     });
@@ -225,7 +252,8 @@ export class ImController {
     this.uploads = new Uploads({
       send: (conversationId, files) => {
         if (!this.convs.has(conversationId)) return;
-        for (const f of files) this.pending.add(conversationId, "", undefined, undefined, { kind: f.kind, file: asFileRef(f.meta) ?? f.meta });
+        // Each takes its place among the unsent messages by when it was chosen.
+        for (const f of files) this.pending.add(conversationId, "", undefined, f.chosenAt, { kind: f.kind, file: asFileRef(f.meta) ?? f.meta });
         this.savePending();
         this.flushPending();
       },
@@ -274,9 +302,15 @@ export class ImController {
         this.cancelEdit();
       } else if (ev.key === "Escape" && this.replyingTo !== null) {
         this.cancelReply();
+      } else if (ev.key === "ArrowUp" && this.input.value === "" && !ev.isComposing && !ev.shiftKey && !ev.altKey && !ev.ctrlKey && !ev.metaKey) {
+        // From an empty composer, up goes to the newest message (and on with the arrows).
+        if (this.nav.focusNewest()) ev.preventDefault();
       }
     });
-    this.input.addEventListener("input", () => this.onInput());
+    this.input.addEventListener("input", () => {
+      this.keepDraft();
+      this.onInput();
+    });
     this.groupPanel = el("aside", { class: "group-panel", "data-testid": "group-panel", hidden: "" });
     this.dropHint = el("div", { class: "drop-hint", "data-testid": "im-drop-hint", hidden: "" }, "Drop files to send them");
     this.convView = el(
@@ -321,6 +355,7 @@ export class ImController {
       },
       nameOf: (userId) => this.names.get(userId),
       whereOf: (h) => this.searchHitWhere(h),
+      senderOf: (h) => this.searchHitSender(h),
       openHit: (h) => this.openSearchHit(h),
       show: () => this.showPanel("search"),
       isShown: () => this.panel === "search",
@@ -380,7 +415,8 @@ export class ImController {
     this.uploads.abortAll();
     if (this.retryTimer) clearInterval(this.retryTimer);
     if (this.clockTimer) clearInterval(this.clockTimer);
-    this.retryTimer = this.clockTimer = null;
+    if (this.recallTimer) clearTimeout(this.recallTimer);
+    this.retryTimer = this.clockTimer = this.recallTimer = null;
   }
 
   private reset(): void {
@@ -392,6 +428,11 @@ export class ImController {
     this.presence.clear();
     this.openId = null;
     this.panel = "none";
+    this.wantOpen = null;
+    this.synced = false;
+    this.gone.clear();
+    this.toldGone.clear();
+    this.nav.reset();
     this.pending = new PendingSends();
     this.uploads.abortAll();
     this.attachmentEls.clear();
@@ -512,7 +553,7 @@ export class ImController {
     }
     if (!e.clientMsgId) return false;
     const text = errorFrameText(e);
-    const p = this.pending.fail(e.clientMsgId, text);
+    const p = this.pending.fail(e.clientMsgId, text, e.code);
     if (!p) return false;
     this.savePending();
     this.host.toast(text);
@@ -523,10 +564,16 @@ export class ImController {
   private applySync(s: SyncState, fromSocket: boolean): void {
     const seen = new Set<number>();
     for (const st of s.conversations) {
+      const left = this.gone.get(st.id);
+      // Listed by a sync that started before we left: still gone (joined again: a later joinedSeq).
+      if (left !== undefined && st.joinedSeq <= left) continue;
+      this.gone.delete(st.id);
       seen.add(st.id);
       const c = this.convs.get(st.id);
       if (st.peer) this.names.set(st.peer.id, st.peer.username);
       if (!c) {
+        // Ours (again): losing it later is news again.
+        this.toldGone.delete(st.id);
         this.convs.set(st.id, {
           state: st,
           log: null,
@@ -548,21 +595,14 @@ export class ImController {
         c.sentRead = Math.max(c.sentRead, st.readSeq);
       }
     }
-    for (const id of [...this.convs.keys()]) {
-      if (!seen.has(id)) {
-        this.convs.delete(id);
-        if (this.openId === id) {
-          this.openId = null;
-          this.showPanel("none");
-          // Unless the event that took it away was already told, with who and why.
-          if (!this.toldGone.has(id)) this.host.toast("You are no longer in that conversation.");
-        }
-      }
+    for (const [id, c] of [...this.convs]) {
+      if (!seen.has(id)) this.forget(c, `You are no longer in “${this.convName(c)}”.`);
     }
     let friendsChanged = false;
     for (const ev of s.inbox) {
       if (ev.seq <= this.inboxSeq) continue;
-      const effect = this.handleEvent(ev);
+      // Caught up on, not live: the conversations listed above are what is ours now.
+      const effect = this.handleEvent(ev, false);
       friendsChanged ||= effect.friends;
     }
     const lastEvent = s.inbox.length > 0 ? s.inbox[s.inbox.length - 1].seq : this.inboxSeq;
@@ -586,6 +626,32 @@ export class ImController {
       this.renderMessages(false);
       this.maybeRead();
     }
+    this.synced = true;
+    if (this.wantOpen !== null) {
+      const id = this.wantOpen;
+      this.wantOpen = null;
+      if (this.convs.has(id)) this.openConversation(id, false);
+      else this.host.routeMissing(id);
+    }
+  }
+
+  /**
+   * A conversation we are no longer in (left, removed, dissolved): dropped from the list, closed
+   * if open, and nothing more is fetched for it. `notice` is told (neutrally) unless the event
+   * that took it away already said who and why.
+   */
+  private forget(c: Conv, notice: string): void {
+    const id = c.state.id;
+    this.convs.delete(id);
+    if (this.openId === id) {
+      this.openId = null;
+      this.groupPanelOpen = false;
+      this.renderGroupPanel();
+      this.showPanel("none");
+      if (!this.toldGone.has(id)) this.host.toast(notice, true);
+    }
+    this.toldGone.add(id);
+    this.renderConversations();
   }
 
   private async httpSync(): Promise<void> {
@@ -621,13 +687,13 @@ export class ImController {
       return;
     }
     this.setInboxSeq(ev.seq);
-    const effect = this.handleEvent(ev);
+    const effect = this.handleEvent(ev, true);
     if (effect.friends) this.scheduleFriendsRefresh();
     if (effect.conversations) this.scheduleResync();
   }
 
-  /** Apply one inbox event; says what needs refreshing. */
-  private handleEvent(ev: InboxEvent): { friends: boolean; conversations: boolean } {
+  /** Apply one inbox event (`live`: as it happens, not caught up on by a sync); says what needs refreshing. */
+  private handleEvent(ev: InboxEvent, live: boolean): { friends: boolean; conversations: boolean } {
     const p = ev.payload;
     if (ev.kind === "message_hidden" && typeof p.conversationId === "number" && typeof p.seq === "number") {
       this.convs.get(p.conversationId)?.log?.hide(p.seq);
@@ -643,8 +709,12 @@ export class ImController {
     if (ev.kind === "join_rejected") this.host.toast(`Your request to join ${String(p.name ?? "a group")} was rejected`);
     const gone = goneText(ev.kind, p, this.me?.id);
     if (gone) {
-      this.host.toast(gone);
-      if (typeof p.conversationId === "number") this.toldGone.add(p.conversationId);
+      // Not an error: a notice of what happened.
+      this.host.toast(gone, true);
+      if (typeof p.conversationId === "number") {
+        this.toldGone.add(p.conversationId);
+        if (live) this.markGone(p.conversationId);
+      }
     }
     return eventAffects(ev.kind);
   }
@@ -704,9 +774,27 @@ export class ImController {
     }
   }
 
+  /** We are out of conversation `id` (its list entry goes with the next sync): fetch nothing more for it. */
+  private markGone(id: number): void {
+    const c = this.convs.get(id);
+    if (c) this.gone.set(id, c.state.joinedSeq);
+  }
+
+  /** Whether we are (as far as we know) still in `c`: only then is anything fetched for it. */
+  private isIn(c: Conv): boolean {
+    return this.gone.get(c.state.id) === undefined;
+  }
+
   private onSystem(c: Conv, m: ImMessage): void {
     const b = parseSystem(m.content);
     if (!b) return;
+    const meOut = b.event === "dissolved" || ((b.event === "kicked" || b.event === "left") && b.userId === this.me?.id);
+    if (meOut) {
+      // The sync drops it; its members and join requests are not ours to fetch any more.
+      this.markGone(c.state.id);
+      this.scheduleResync();
+      return;
+    }
     if ((b.event === "left" || b.event === "kicked") && isNum(b.userId)) {
       c.departed.add(b.userId);
       if (c.members) c.members = c.members.filter((x) => x.user.id !== b.userId);
@@ -720,10 +808,10 @@ export class ImController {
       // Our own role may have changed.
       if (b.userId === this.me?.id || b.event === "owner_changed") this.scheduleResync();
     }
-    if (b.event === "dissolved" || ((b.event === "kicked" || b.event === "left") && b.userId === this.me?.id)) this.scheduleResync();
   }
 
   private onAck(clientMsgId: string, conversationId: number, seq: number, id: string, timestamp: number): void {
+    this.clock.observe(timestamp);
     const p = this.pending.ack(clientMsgId);
     this.savePending();
     const c = this.convs.get(conversationId);
@@ -745,7 +833,7 @@ export class ImController {
 
   private async pull(id: number): Promise<void> {
     const c = this.convs.get(id);
-    if (!c) return;
+    if (!c || !this.isIn(c)) return;
     if (c.pulling) {
       c.pullAgain = true;
       return;
@@ -807,8 +895,8 @@ export class ImController {
     }
     if (this.editingSeq !== null) {
       const seq = this.editingSeq;
+      // Back to what was being typed before the edit.
       this.cancelEdit();
-      this.input.value = "";
       imapi.edit(id, seq, v.content).catch((e) => this.host.toast(errorText(e)));
       return;
     }
@@ -817,9 +905,20 @@ export class ImController {
     this.pending.add(id, v.content, undefined, undefined, undefined, replyTo);
     this.savePending();
     this.input.value = "";
+    this.host.drafts().clear(conversationDraftKey(id));
     this.lastTypingSent = 0;
     this.flushPending();
     this.renderMessages(true);
+  }
+
+  /** What is typed is the open conversation's draft (not the text of a message being edited). */
+  private keepDraft(): void {
+    if (this.openId === null || this.editingSeq !== null) return;
+    this.host.drafts().set(conversationDraftKey(this.openId), this.input.value);
+  }
+
+  private draftOf(id: number | null): string {
+    return id === null ? "" : this.host.drafts().get(conversationDraftKey(id));
   }
 
   private onInput(): void {
@@ -874,7 +973,7 @@ export class ImController {
   private cancelEdit(): void {
     if (this.editingSeq === null) return;
     this.editingSeq = null;
-    this.input.value = "";
+    this.input.value = this.draftOf(this.openId);
     this.editBanner.hidden = true;
   }
 
@@ -928,6 +1027,14 @@ export class ImController {
     return c ? this.convName(c) : "A conversation you left";
   }
 
+  /** Who sent a hit, unless the place already says it (the peer of a direct chat). */
+  private searchHitSender(h: SearchHit): string | null {
+    const m = h.message;
+    const c = h.room === undefined ? this.convs.get(m.conversationId) : undefined;
+    if (c?.state.kind === "direct" && c.state.peer?.id === m.sender.id) return null;
+    return m.sender.username;
+  }
+
   /** A search hit was clicked: its room, or its conversation scrolled to it (loaded back to it). */
   private openSearchHit(h: SearchHit): void {
     const m = h.message;
@@ -951,7 +1058,7 @@ export class ImController {
     const id = this.openId;
     if (id === null) return;
     const c = this.convs.get(id);
-    if (!c || !c.log || !this.isVisible(id)) return;
+    if (!c || !c.log || !this.isVisible(id) || !this.isIn(c)) return;
     const newest = c.log.known;
     if (newest > c.sentRead) {
       if (this.host.send({ type: "read", payload: { conversationId: id, seq: newest } })) {
@@ -983,6 +1090,8 @@ export class ImController {
   // ---------------------------------------------------------------- navigation
 
   private showPanel(p: Panel): void {
+    // The user went elsewhere before the conversation in the URL could open: it no longer does.
+    if (p !== "none") this.wantOpen = null;
     this.panel = p;
     this.host.showIm();
     this.convView.hidden = p !== "conversation";
@@ -1003,7 +1112,12 @@ export class ImController {
     if (p === "search") this.search.render();
   }
 
-  openConversation(id: number): void {
+  /**
+   * Opens a conversation; `byUser` (not Back/Forward or the URL at load) makes it a new place
+   * in the browser's history.
+   */
+  openConversation(id: number, byUser = true): void {
+    this.wantOpen = null;
     this.cancelEdit();
     this.cancelReply();
     this.focusSeq = null;
@@ -1011,6 +1125,9 @@ export class ImController {
     this.groupPanelOpen = false;
     this.showPanel("conversation");
     this.openId = id;
+    this.nav.reset();
+    this.input.value = this.draftOf(id);
+    if (byUser) this.host.opened(id);
     const c = this.convs.get(id);
     if (c) {
       c.newAfter = c.state.unread > 0 ? this.seen(c) : null;
@@ -1027,8 +1144,28 @@ export class ImController {
     this.input.focus();
   }
 
+  /**
+   * The URL (at load, or Back/Forward) names conversation `id`: opened once a sync has said it
+   * is ours (one is asked for if it is not known here yet, a new one, say); `routeMissing` if
+   * it is not.
+   */
+  showRoute(id: number): void {
+    if (this.openId === id && this.panel === "conversation") {
+      this.host.showIm();
+      return;
+    }
+    if (this.convs.has(id)) {
+      this.openConversation(id, false);
+      return;
+    }
+    this.wantOpen = id;
+    this.showPanel("none");
+    if (this.synced) void this.httpSync();
+  }
+
   /** The room view was selected: the IM view is hidden. */
   deactivate(): void {
+    this.wantOpen = null;
     this.openId = null;
     this.panel = "none";
     this.renderConversations();
@@ -1048,9 +1185,11 @@ export class ImController {
     const id = this.openId;
     if (id === null) return;
     const c = this.convs.get(id);
-    if (!c) return;
+    if (!c || !this.isIn(c)) return;
     try {
       const members = (await imapi.members(id)).filter((x) => !c.departed.has(x.user.id));
+      // Left while this was on its way: the rest is not ours to fetch.
+      if (this.convs.get(id) !== c || !this.isIn(c)) return;
       c.members = members;
       for (const m of members) {
         this.names.set(m.user.id, m.user.username);
@@ -1095,6 +1234,27 @@ export class ImController {
     this.renderHeader();
     if (this.panel === "newGroup") this.renderNewGroup();
     if (this.groupPanelOpen) this.renderGroupPanel();
+  }
+
+  /**
+   * Leaving a group (or, for its owner, dissolving it): said plainly as done, not as an error,
+   * and nothing more is fetched for it (its members and join requests are no longer ours to see).
+   */
+  private async quitGroup(c: Conv, how: "leave" | "dissolve"): Promise<void> {
+    const id = c.state.id;
+    const name = c.state.name;
+    try {
+      await (how === "leave" ? imapi.leave(id) : imapi.dissolve(id));
+    } catch (e) {
+      this.host.toast(errorText(e));
+      return;
+    }
+    this.markGone(id);
+    this.toldGone.add(id);
+    this.host.toast(how === "leave" ? `You left “${name}”.` : `You dissolved “${name}”.`, true);
+    const still = this.convs.get(id);
+    if (still) this.forget(still, "");
+    await this.httpSync();
   }
 
   private async act(call: () => Promise<unknown>, after: "friends" | "group" | "sync" | "none" = "friends"): Promise<boolean> {
@@ -1307,42 +1467,24 @@ export class ImController {
     const mine = m.sender.id === me;
     const continued = !!prev && prev.kind !== "system" && prev.sender.id === m.sender.id && m.timestamp - prev.timestamp < 5 * 60_000;
     const time = el("time", { class: "time", datetime: new Date(m.timestamp).toISOString(), title: new Date(m.timestamp).toLocaleString() }, formatTime(m.timestamp));
-    const actions = el("span", { class: "msg-actions" });
-    if (!m.recalled) {
-      if (mine && Date.now() - m.timestamp < RECALL_WINDOW_MS) {
-        actions.append(
-          button("Recall", { class: "link small", "data-testid": "im-message-recall" }, () =>
-            imapi.recall(c.state.id, m.seq).catch((e) => this.host.toast(errorText(e))),
-          ),
-        );
-      }
-      actions.append(button("Reply", { class: "link small", "data-testid": "im-message-reply" }, () => this.startReply(m)));
-      if (mine) actions.append(button("Edit", { class: "link small", "data-testid": "im-message-edit" }, () => this.startEdit(m)));
-      actions.append(
-        button("Delete for me", { class: "link small", "data-testid": "im-message-hide" }, () => {
-          imapi
-            .hide(c.state.id, m.seq)
-            .then(() => {
-              c.log?.hide(m.seq);
-              this.renderMessages(false);
-              this.renderConversations();
-            })
-            .catch((e) => this.host.toast(errorText(e)));
-        }),
-      );
-    }
     return el(
       "li",
       {
         class: "message" + (mine ? " mine" : "") + (continued ? " continued" : "") + (m.recalled ? " recalled" : ""),
         "data-testid": "im-message",
+        // Reached with the arrow keys (MessageNav); a focused message shows its actions.
+        "data-row": `s:${m.seq}`,
+        // As on its pending row: the keyboard focus follows a message from one to the other.
+        "data-client-msg-id": m.clientMsgId,
         "data-seq": String(m.seq),
         "data-message-id": m.id,
         "data-state": "sent",
         "data-recalled": m.recalled ? "true" : undefined,
         "data-kind": m.kind,
       },
-      el("div", { class: "meta" }, avatarImg(m.sender.id), el("span", { class: "user", "data-testid": "im-message-user" }, m.sender.username), time, actions),
+      // First, so that Tab from the focused message reaches them.
+      m.recalled ? null : this.messageActions(c, m, mine),
+      el("div", { class: "meta" }, avatarImg(m.sender.id), el("span", { class: "user", "data-testid": "im-message-user" }, m.sender.username), time),
       m.recalled
         ? el("div", { class: "content muted recalled-text", "data-testid": "im-message-recalled" }, mine ? "You recalled a message" : `${m.sender.username} recalled a message`)
         : null,
@@ -1355,6 +1497,43 @@ export class ImController {
     );
   }
 
+  /**
+   * A message's actions, shown on hover (where there is a mouse), when it has the keyboard
+   * focus, or when it was tapped (selected). Recall (offered within the recall window, by the
+   * server's clock) and Delete for me ask first.
+   */
+  private messageActions(c: Conv, m: ImMessage, mine: boolean): HTMLElement {
+    const id = c.state.id;
+    const actions = el("span", { class: "msg-actions", role: "group", "aria-label": "Message actions" });
+    actions.append(button("Reply", { class: "link small", "data-testid": "im-message-reply" }, () => this.startReply(m)));
+    if (mine) actions.append(button("Edit", { class: "link small", "data-testid": "im-message-edit" }, () => this.startEdit(m)));
+    if (mine && canRecall(m.timestamp, Date.now(), this.clock.offset)) {
+      actions.append(
+        button("Recall", { class: "link small", "data-testid": "im-message-recall" }, () => {
+          if (!confirm("Recall this message for everyone?")) return;
+          imapi.recall(id, m.seq).catch((e) => {
+            this.host.toast(e instanceof ApiError && e.id === "recall_window_passed" ? "Too late to recall: messages can be recalled for 2 minutes." : errorText(e));
+            if (id === this.openId) this.renderMessages(false);
+          });
+        }),
+      );
+    }
+    actions.append(
+      button("Delete for me", { class: "link small", "data-testid": "im-message-hide" }, () => {
+        if (!confirm("Delete this message for you? Others still see it.")) return;
+        imapi
+          .hide(id, m.seq)
+          .then(() => {
+            c.log?.hide(m.seq);
+            this.renderMessages(false);
+            this.renderConversations();
+          })
+          .catch((e) => this.host.toast(errorText(e)));
+      }),
+    );
+    return actions;
+  }
+
   private pendingQuote(p: PendingSend): HTMLElement | null {
     const c = this.convs.get(p.conversationId);
     return c && p.replyTo !== undefined ? this.quote(c, p.replyTo) : null;
@@ -1362,11 +1541,14 @@ export class ImController {
 
   private pendingItem(p: PendingSend): HTMLElement {
     const failed = p.state === "failed";
+    // An upload that is not an image cannot be sent as one: it can go as a file.
+    const asFile = failed && p.code === "not_an_image" && p.attachment?.kind === "image";
     return el(
       "li",
       {
         class: "message mine pending" + (failed ? " failed" : ""),
         "data-testid": "im-message",
+        "data-row": `p:${p.clientMsgId}`,
         "data-state": failed ? "failed" : "pending",
         "data-client-msg-id": p.clientMsgId,
         "data-kind": p.attachment?.kind ?? "text",
@@ -1387,9 +1569,18 @@ export class ImController {
         "div",
         { class: "msg-status muted small", "data-testid": "im-message-status" },
         failed ? `Not sent: ${p.error ?? "error"} ` : "Sending…",
-        failed
+        // No Retry where the same send is refused again (its kind, file or content is the problem).
+        failed && sendRetryable(p.code)
           ? button("Retry", { class: "link small", "data-testid": "im-message-retry" }, () => {
               this.pending.retry(p.clientMsgId);
+              this.savePending();
+              this.flushPending();
+              this.renderMessages(false);
+            })
+          : null,
+        asFile
+          ? button("Send as file", { class: "link small", "data-testid": "im-message-send-as-file" }, () => {
+              this.pending.asFile(p.clientMsgId);
               this.savePending();
               this.flushPending();
               this.renderMessages(false);
@@ -1414,6 +1605,7 @@ export class ImController {
     this.attachBtn.disabled = !c;
     this.recorder.button.disabled = !c && !this.recorder.recording;
     const atBottom = this.isAtBottom();
+    const focusMark = this.nav.mark();
     const frag = document.createDocumentFragment();
     const used = new Map<string, { fileId: string; el: HTMLElement }>();
     if (c) {
@@ -1437,10 +1629,12 @@ export class ImController {
       this.newDivider = divider;
       // Loaded and nothing new from others after all: no late jump when something arrives.
       if (c.log && !divider) c.scrollToNew = false;
+      // Unsent messages and uploads in the order they were written or chosen (a failed upload
+      // chosen first stays above a refused send of the file chosen after it).
       const pending = this.pending.forConversation(c.state.id);
-      for (const p of pending) frag.append(this.pendingItem(p));
       const uploads = this.uploads.itemsOf(c.state.id);
-      frag.append(...uploads);
+      const unsent = [...pending.map((p) => ({ at: p.createdAt, el: () => this.pendingItem(p) })), ...uploads.map((u) => ({ at: u.at, el: () => u.el }))];
+      for (const u of unsent.sort((a, b) => a.at - b.at)) frag.append(u.el());
       if (ms.length === 0 && pending.length === 0 && uploads.length === 0) {
         frag.append(el("li", { class: "empty muted" }, c.log ? "No messages yet. Say hello!" : "Loading…"));
       }
@@ -1448,6 +1642,8 @@ export class ImController {
     if (c) this.attachmentEls = used;
     const top = this.list.scrollTop;
     this.messagesEl.replaceChildren(frag);
+    this.nav.restore(focusMark);
+    this.scheduleRecallExpiry(c);
     if (toBottom || atBottom) this.list.scrollTop = this.list.scrollHeight;
     else this.list.scrollTop = top;
     if (c?.scrollToNew && this.newDivider && this.focusSeq === null) {
@@ -1472,6 +1668,20 @@ export class ImController {
         setTimeout(() => target.classList.remove("flash"), flash.until - Date.now());
       }
     }
+  }
+
+  /** Redraw when the next Recall button has to go (the window closes between the 30 s clock ticks). */
+  private scheduleRecallExpiry(c: Conv | undefined): void {
+    if (this.recallTimer) clearTimeout(this.recallTimer);
+    this.recallTimer = null;
+    const now = Date.now();
+    const at = c?.log ? nextRecallExpiry(c.log.messages(), this.me?.id, now, this.clock.offset) : null;
+    if (at === null) return;
+    const id = c!.state.id;
+    this.recallTimer = setTimeout(() => {
+      this.recallTimer = null;
+      if (this.openId === id) this.renderMessages(false);
+    }, at - now + 20);
   }
 
   /**
@@ -1628,13 +1838,13 @@ export class ImController {
     if (!isOwner)
       actions.append(
         button("Leave group", { class: "ghost small danger", "data-testid": "group-leave" }, () => {
-          if (confirm(`Leave ${c.state.name}?`)) void this.act(() => imapi.leave(id), "sync");
+          if (confirm(`Leave ${c.state.name}?`)) void this.quitGroup(c, "leave");
         }),
       );
     if (isOwner)
       actions.append(
         button("Dissolve group", { class: "ghost small danger", "data-testid": "group-dissolve" }, () => {
-          if (confirm(`Dissolve ${c.state.name} for everyone?`)) void this.act(() => imapi.dissolve(id), "sync");
+          if (confirm(`Dissolve ${c.state.name} for everyone?`)) void this.quitGroup(c, "dissolve");
         }),
       );
     children.push(actions);

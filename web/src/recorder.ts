@@ -14,6 +14,11 @@ export interface RecorderHost {
   cannotRecord(why: string): void;
 }
 
+/** What the record button does: start a recording, or (while one runs) stop and send it. */
+export function recordButtonLabel(recording: boolean): string {
+  return recording ? "Stop and send the voice message" : "Record a voice message";
+}
+
 export class VoiceRecorder {
   /** Starts a recording, or stops and sends the one running (it shows the time recorded). */
   readonly button: HTMLButtonElement;
@@ -24,7 +29,7 @@ export class VoiceRecorder {
   private clock: ReturnType<typeof setInterval> | null = null;
 
   constructor(private readonly host: RecorderHost) {
-    this.button = iconButton("mic", { class: "ghost icon-button", title: "Record a voice message", "aria-label": "Record a voice message", "data-testid": "im-record" }, () => this.toggle());
+    this.button = iconButton("mic", { class: "ghost icon-button", title: recordButtonLabel(false), "aria-label": recordButtonLabel(false), "data-testid": "im-record" }, () => this.toggle());
     this.discardButton = iconButton("close", { class: "ghost icon-button", title: "Discard the recording", "aria-label": "Discard the recording", "data-testid": "im-record-cancel", hidden: "" }, () =>
       this.stop(true),
     );
@@ -97,13 +102,15 @@ export class VoiceRecorder {
     const on = this.recorder !== null;
     this.button.classList.toggle("recording", on);
     this.discardButton.hidden = !on;
+    const label = recordButtonLabel(on);
+    // What it does now, for screen readers as for the tooltip.
+    this.button.title = label;
+    this.button.setAttribute("aria-label", label);
     if (on) {
       const s = Math.floor((Date.now() - started) / 1000);
       this.button.replaceChildren(icon("stop"), ` ${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`);
-      this.button.title = "Stop and send the voice message";
     } else {
       this.button.replaceChildren(icon("mic"));
-      this.button.title = "Record a voice message";
     }
   }
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { searchQueryString, snippetSegments } from "./search";
+import { hasWords, searchQueryString, snippetSegments } from "./search";
 
 const marked = (text: string, hl: number[][]) =>
   snippetSegments(text, hl)
@@ -52,5 +52,14 @@ describe("searchQueryString", () => {
     expect(searchQueryString({ q: "数据 & more" })).toBe("q=%E6%95%B0%E6%8D%AE+%26+more");
     expect(searchQueryString({ q: "x", conversation: 7, sender: 2, limit: 20, offset: 40 })).toBe("q=x&conversation=7&sender=2&limit=20&offset=40");
     expect(searchQueryString({ q: "x", from: NaN })).toBe("q=x");
+  });
+});
+
+describe("hasWords", () => {
+  it("finds something to search for in letters or digits of any script", () => {
+    for (const q of ["quokka", "a", "42", "数据库", "café", "?why", "Ωmega"]) expect(hasWords(q), q).toBe(true);
+  });
+  it("finds nothing in punctuation, symbols, emoji or spaces (which the server refuses)", () => {
+    for (const q of ["", "   ", "?!", "…—", "😀🎉", "#$%&*", "\u0301"]) expect(hasWords(q), q).toBe(false);
   });
 });

@@ -72,6 +72,14 @@ export function snippetSegments(text: string, highlights: readonly (readonly num
   return out;
 }
 
+/** What to say instead of searching for a query with no word in it (only punctuation or emoji), which the server refuses. */
+export const NO_WORDS = "Type a word to search for.";
+
+/** Whether `q` has something to search for: a letter or a digit (of any script). */
+export function hasWords(q: string): boolean {
+  return /[\p{L}\p{N}]/u.test(q);
+}
+
 /** The query string of `GET /api/search/messages` (only the parameters that are set). */
 export function searchQueryString(s: MessageSearch): string {
   const p = new URLSearchParams({ q: s.q });

@@ -9,9 +9,11 @@ import { asFileRef } from "./files";
 import { formatTime } from "./format";
 import * as imapi from "./imapi";
 import type { UserRef } from "./protocol";
-import { snippetSegments, type SearchHit } from "./search";
+import { NO_WORDS, hasWords, snippetSegments, type SearchHit } from "./search";
 
 const SEARCH_PAGE = 20;
+
+const senderOf = (name: string | null) => (name === null ? null : el("span", { class: "user", "data-testid": "search-result-sender" }, name));
 
 export interface SearchQuery {
   q: string;
@@ -29,6 +31,8 @@ export interface SearchHost {
   nameOf(userId: number): string | undefined;
   /** Where a hit was posted: a room, a conversation, or one the user has left. */
   whereOf(hit: SearchHit): string;
+  /** Who posted it, or null when `whereOf` already says so (a direct chat with them). */
+  senderOf(hit: SearchHit): string | null;
   openHit(hit: SearchHit): void;
   /** Make the search panel the one on screen (which renders it). */
   show(): void;
@@ -77,8 +81,16 @@ export class SearchPanel {
       s.hasMore = false;
     }
     s.error = null;
-    s.loading = true;
     const token = ++s.token;
+    if (!hasWords(s.q)) {
+      // Only punctuation or emoji: nothing the server can search for.
+      s.loading = false;
+      s.error = NO_WORDS;
+      if (!this.host.isShown()) this.host.show();
+      else this.render();
+      return;
+    }
+    s.loading = true;
     if (!this.host.isShown()) this.host.show();
     else this.render();
     try {
@@ -126,6 +138,7 @@ export class SearchPanel {
     for (const h of s.hits) results.append(this.hit(h));
     let status: Node | null = null;
     if (s.loading) status = el("p", { class: "muted small", "data-testid": "search-loading" }, "Searching…");
+    else if (s.error === NO_WORDS) status = el("p", { class: "muted", role: "status", "data-testid": "search-error" }, s.error);
     else if (s.error) status = el("p", { class: "form-error", role: "alert", "data-testid": "search-error" }, s.error);
     else if (s.q && s.hits.length === 0) status = el("p", { class: "muted", "data-testid": "search-empty" }, `No messages match “${s.q}”.`);
     const more = s.hasMore && !s.loading ? button("More results", { class: "ghost small", "data-testid": "search-more" }, () => void this.run({ q: s.q }, true)) : null;
@@ -153,7 +166,7 @@ export class SearchPanel {
         "div",
         { class: "meta" },
         el("span", { class: "search-where", "data-testid": "search-result-where" }, this.host.whereOf(h)),
-        el("span", { class: "user" }, m.sender.username),
+        senderOf(this.host.senderOf(h)),
         el("time", { class: "time", datetime: new Date(m.timestamp).toISOString() }, formatTime(m.timestamp)),
       ),
       snippet,

@@ -8,6 +8,8 @@ import { button, el } from "./dom";
 import { avatarChanged, avatarImg } from "./avatar";
 import { uploadErrorText, uploadFile, type UploadFailure } from "./files";
 import { ImController } from "./imui";
+import { Drafts, roomDraftKey } from "./drafts";
+import { parseRoute, routeHash, sameRoute, type Route } from "./route";
 
 /** The flame logo, built with DOM APIs (no innerHTML). */
 function logo(): SVGSVGElement {
@@ -39,6 +41,12 @@ export class App {
   private mainView: "room" | "im" = "room";
   /** A password change is under way: the socket's close (1008) is expected. */
   private changingPassword = false;
+  /** What was typed but not sent, per room and conversation, for the user logged in. */
+  private drafts = new Drafts();
+  /** Whose drafts and last place are loaded (a user id), if anyone's. */
+  private userId: number | null = null;
+  /** The place in the URL was applied (after the first hello of this page or login). */
+  private routed = false;
 
   // Chat view elements (set by showChat).
   private chat: {
@@ -57,7 +65,12 @@ export class App {
     roomSection: HTMLElement;
   } | null = null;
 
-  constructor(private readonly root: HTMLElement) {}
+  constructor(private readonly root: HTMLElement) {
+    // Back and Forward (and a hash typed in) move between rooms and conversations.
+    window.addEventListener("hashchange", () => {
+      if (this.chat && this.routed) this.applyRoute(parseRoute(location.hash));
+    });
+  }
 
   async start(): Promise<void> {
     this.root.replaceChildren(el("div", { class: "splash", "data-testid": "splash" }, "Loading…"));
@@ -189,6 +202,7 @@ export class App {
 
   private showChat(username: string): void {
     this.store.clear();
+    this.routed = false;
     const user = el("span", { class: "current-user", "data-testid": "current-user" }, username);
     // Filled in when the socket says who we are.
     const face = el("span", { class: "current-avatar", "data-testid": "current-avatar" });
@@ -221,6 +235,9 @@ export class App {
       openRoom: (id) => this.selectRoom(id),
       roomName: (id) => this.store.room(id)?.name,
       onUnreadChange: () => this.updateTitle(),
+      opened: (id) => this.navigated({ kind: "conversation", id }),
+      routeMissing: () => this.routeMissing(),
+      drafts: () => this.drafts,
     });
     this.im = im;
     this.mainView = "room";
@@ -233,7 +250,7 @@ export class App {
       el(
         "header",
         { class: "topbar" },
-        el("h1", { class: "brand" }, logo(), "Hearth"),
+        el("h1", { class: "brand" }, logo(), el("span", { class: "brand-name" }, "Hearth")),
         status,
         el("div", { class: "spacer" }),
         im.searchForm,
@@ -263,7 +280,11 @@ export class App {
         this.sendMessage();
       }
     });
-    input.addEventListener("input", () => this.autosize());
+    input.addEventListener("input", () => {
+      this.autosize();
+      const roomId = this.store.selectedRoomId;
+      if (roomId) this.drafts.set(roomDraftKey(roomId), input.value);
+    });
     composer.addEventListener("submit", (ev) => {
       ev.preventDefault();
       this.sendMessage();
@@ -300,19 +321,30 @@ export class App {
       return;
     }
     const message = el("p", { class: "muted small", "data-testid": "account-message", role: "status" });
-    const say = (text: string) => (message.textContent = text);
+    // One line for every form here: each attempt replaces what the last one said.
+    const say = (text: string, error = false) => {
+      message.textContent = text;
+      message.classList.toggle("form-error", error);
+      message.dataset.error = error ? "true" : "false";
+    };
     const name = el("input", { type: "text", maxlength: "100", "aria-label": "Username", "data-testid": "account-username" });
     name.value = c.user.textContent ?? "";
     const nameForm = el("form", { class: "row" }, name, el("button", { type: "submit", class: "ghost small", "data-testid": "account-username-save" }, "Rename"));
     nameForm.addEventListener("submit", (ev) => {
       ev.preventDefault();
+      say("Saving…");
       void api.updateProfile({ username: name.value }).then(
         (me) => {
           c.user.textContent = me.username;
+          name.value = me.username;
           if (this.store.me) this.store.me = { ...this.store.me, username: me.username };
           say("Username changed.");
         },
-        (e) => say(api.errorText(e)),
+        (e) => {
+          // Refused: the field shows the name the account still has.
+          name.value = c.user.textContent ?? "";
+          say(api.errorText(e), true);
+        },
       );
     });
     const current = el("input", { type: "password", autocomplete: "current-password", placeholder: "Current password", "data-testid": "account-current-password" });
@@ -322,6 +354,7 @@ export class App {
       ev.preventDefault();
       // The server closes every socket of the account (1008): not a logout, this time.
       this.changingPassword = true;
+      say("Saving…");
       void api.changePassword(current.value, fresh.value).then(
         () => {
           current.value = fresh.value = "";
@@ -331,7 +364,7 @@ export class App {
         },
         (e) => {
           this.changingPassword = false;
-          say(api.errorText(e));
+          say(api.errorText(e), true);
           if (!this.conn) this.connect();
         },
       );
@@ -353,18 +386,19 @@ export class App {
   }
 
   /** The account dialog's picture: upload an image and make it the avatar, or remove it. */
-  private avatarForm(say: (text: string) => void): HTMLElement {
+  private avatarForm(say: (text: string, error?: boolean) => void): HTMLElement {
     const me = this.store.me;
     const preview = me ? avatarImg(me.id, "large") : el("span", {});
     const pick = el("input", { type: "file", accept: "image/png,image/jpeg,image/gif,image/webp", "aria-label": "Choose a picture", "data-testid": "account-avatar-input" });
     const remove = button("Remove picture", { class: "link small", "data-testid": "account-avatar-remove" }, () => void set(null));
     const set = async (avatar: string | null) => {
+      if (!avatar) say("Saving…");
       try {
         const updated = await api.updateProfile({ avatar });
         avatarChanged(updated.id, updated.avatar ?? null);
         say(avatar ? "Picture changed." : "Picture removed.");
       } catch (e) {
-        say(api.errorText(e));
+        say(api.errorText(e), true);
       }
     };
     pick.addEventListener("change", () => {
@@ -376,7 +410,7 @@ export class App {
           pick.value = "";
           return set(meta.id);
         },
-        (f: UploadFailure) => say(uploadErrorText(f, file.name)),
+        (f: UploadFailure) => say(uploadErrorText(f, file.name), true),
       );
     });
     return el("div", { class: "row avatar-row" }, preview, el("label", { class: "ghost small file-pick" }, "Choose picture…", pick), remove);
@@ -427,7 +461,15 @@ export class App {
       /* the session is gone from our side either way */
     }
     this.store.clear();
+    this.forgetUser();
     this.showAuth("login");
+  }
+
+  /** Logged out: the next user starts from no place (the URL says nothing about this one's). */
+  private forgetUser(): void {
+    this.userId = null;
+    this.drafts = new Drafts();
+    if (location.hash) history.replaceState(null, "", location.pathname + location.search);
   }
 
   private onUnauthorized(): void {
@@ -470,6 +512,7 @@ export class App {
         const atBottom = this.isAtBottom();
         const wasFirst = this.store.roomList().length === 0;
         this.rememberSeenRooms(f.payload.me.id);
+        this.rememberUser(f.payload.me.id);
         this.store.applyHello(f.payload);
         c.user.textContent = f.payload.me.username;
         if (c.face.dataset.userId !== String(f.payload.me.id)) {
@@ -485,6 +528,20 @@ export class App {
         } else {
           this.renderRooms();
           this.renderMessages(wasFirst || atBottom ? "reset" : "keep");
+        }
+        if (!this.routed) {
+          // Back where the user was: the place in the URL, else the one of their last visit.
+          this.routed = true;
+          const route = parseRoute(location.hash) ?? this.lastPlace();
+          this.applyRoute(route);
+          // A conversation opens once synced; a room that is gone gave way to the first one.
+          const target = route?.kind === "conversation" ? route : this.shownRoute();
+          if (target && !sameRoute(parseRoute(location.hash), target)) history.replaceState(null, "", routeHash(target));
+          const room = this.store.selectedRoomId;
+          if (this.mainView === "room" && room && c.input.value === "") {
+            c.input.value = this.drafts.get(roomDraftKey(room));
+            this.autosize();
+          }
         }
         break;
       }
@@ -513,13 +570,101 @@ export class App {
     }
   }
 
-  private selectRoom(id: string): void {
+  /** Shows a room; `byUser` (not Back/Forward or the URL at load) makes it a new place in the history. */
+  private selectRoom(id: string, byUser = true): void {
     if (!this.store.select(id)) return;
     this.setMainView("room");
     this.im?.deactivate();
     this.renderRooms();
     this.renderMessages("reset");
-    this.chat?.input.focus();
+    const input = this.chat?.input;
+    if (input) {
+      input.value = this.drafts.get(roomDraftKey(id));
+      this.autosize();
+      input.focus();
+    }
+    if (byUser) this.navigated({ kind: "room", id });
+  }
+
+  // ---------------------------------------------------------------- places (URL) and drafts
+
+  /** Shows the room or conversation `route` names (null: the first room). */
+  private applyRoute(route: Route | null): void {
+    if (sameRoute(route, this.shownRoute())) return;
+    if (route?.kind === "conversation") {
+      this.im?.showRoute(route.id);
+    } else if (route && this.store.room(route.id)) {
+      this.selectRoom(route.id, false);
+    } else {
+      const first = this.store.roomList()[0];
+      if (first) this.selectRoom(first.id, false);
+    }
+    if (route) this.rememberPlace(route);
+  }
+
+  /** The room or conversation on screen. */
+  private shownRoute(): Route | null {
+    if (this.mainView === "im") return this.im?.openId != null ? { kind: "conversation", id: this.im.openId } : null;
+    const room = this.store.selectedRoomId;
+    return room ? { kind: "room", id: room } : null;
+  }
+
+  /** The user went to `route`: a new entry in the browser's history, and the place to come back to. */
+  private navigated(route: Route): void {
+    if (!sameRoute(parseRoute(location.hash), route)) history.pushState(null, "", routeHash(route));
+    this.rememberPlace(route);
+  }
+
+  /** The conversation in the URL is not (or no longer) ours: the first room instead. */
+  private routeMissing(): void {
+    const first = this.store.roomList()[0];
+    if (!first) return;
+    this.selectRoom(first.id, false);
+    history.replaceState(null, "", routeHash({ kind: "room", id: first.id }));
+    this.rememberPlace({ kind: "room", id: first.id });
+  }
+
+  private placeKey(): string | null {
+    return this.userId === null ? null : `hearth.place.${this.userId}`;
+  }
+
+  private rememberPlace(route: Route): void {
+    const key = this.placeKey();
+    try {
+      if (key) localStorage.setItem(key, routeHash(route));
+    } catch {
+      /* storage full or unavailable */
+    }
+  }
+
+  private lastPlace(): Route | null {
+    const key = this.placeKey();
+    try {
+      return key ? parseRoute(localStorage.getItem(key) ?? "") : null;
+    } catch {
+      return null;
+    }
+  }
+
+  /** The drafts of `userId` (kept in localStorage), when they are not loaded yet. */
+  private rememberUser(userId: number): void {
+    if (this.userId === userId) return;
+    this.userId = userId;
+    const key = `hearth.drafts.${userId}`;
+    let saved: unknown = null;
+    try {
+      saved = JSON.parse(localStorage.getItem(key) ?? "null");
+    } catch {
+      /* unreadable: start afresh */
+    }
+    this.drafts = Drafts.fromJSON(saved);
+    this.drafts.onChange = (drafts) => {
+      try {
+        localStorage.setItem(key, JSON.stringify(drafts));
+      } catch {
+        /* storage full or unavailable */
+      }
+    };
   }
 
   private requestHistory(): void {
@@ -548,6 +693,7 @@ export class App {
       return;
     }
     c.input.value = "";
+    this.drafts.clear(roomDraftKey(roomId));
     this.autosize();
   }
 

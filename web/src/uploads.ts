@@ -12,6 +12,7 @@ import {
   releasableUploads,
   uploadErrorText,
   uploadFile,
+  uploadRetryable,
   type AttachmentKind,
   type FileMeta,
   type UploadFailure,
@@ -20,8 +21,8 @@ import {
 import { icon, kindIcon } from "./icons";
 
 export interface UploadsHost {
-  /** Stored files, in the order chosen: send them into `conversationId`. */
-  send(conversationId: number, files: { kind: AttachmentKind; meta: FileMeta }[]): void;
+  /** Stored files, in the order chosen (`chosenAt`): send them into `conversationId`. */
+  send(conversationId: number, files: { kind: AttachmentKind; meta: FileMeta; chosenAt: number }[]): void;
   /** The uploads of `conversationId` changed: redraw it if it is on screen. */
   changed(conversationId: number, toBottom: boolean): void;
   /** Whether `conversationId` is on screen (a failure elsewhere is also told in a toast). */
@@ -35,6 +36,8 @@ interface Upload {
   file: Blob;
   name: string;
   kind: AttachmentKind;
+  /** When it was chosen: its place among the conversation's unsent messages. */
+  chosenAt: number;
   state: "uploading" | "done" | "failed";
   /** The stored file, once uploaded (it is sent when the uploads chosen before it are). */
   meta: FileMeta | null;
@@ -48,6 +51,7 @@ interface Upload {
 export class Uploads {
   private queue = new Map<string, Upload>();
   private counter = 0;
+  private lastChosenAt = 0;
 
   constructor(private readonly host: UploadsHost) {
     // Leaving the page would lose every upload still queued here, finished ones included
@@ -59,9 +63,9 @@ export class Uploads {
     });
   }
 
-  /** The items to show at the end of `conversationId`, in the order chosen. */
-  itemsOf(conversationId: number): HTMLElement[] {
-    return [...this.queue.values()].filter((u) => u.conversationId === conversationId).map((u) => u.el);
+  /** The items to show at the end of `conversationId`, in the order chosen, with when each was chosen. */
+  itemsOf(conversationId: number): { at: number; el: HTMLElement }[] {
+    return [...this.queue.values()].filter((u) => u.conversationId === conversationId).map((u) => ({ at: u.chosenAt, el: u.el }));
   }
 
   /** Logged out or another account: stop every upload. */
@@ -77,7 +81,15 @@ export class Uploads {
     const actions = el("span", { class: "upload-actions" });
     const item = el(
       "li",
-      { class: "message mine upload", "data-testid": "im-upload", "data-state": "uploading", "data-progress": "0", "data-kind": kind, "data-name": name },
+      {
+        class: "message mine upload",
+        "data-testid": "im-upload",
+        "data-row": `u:${key}`,
+        "data-state": "uploading",
+        "data-progress": "0",
+        "data-kind": kind,
+        "data-name": name,
+      },
       el(
         "div",
         { class: "im-file" },
@@ -87,7 +99,10 @@ export class Uploads {
       ),
       el("div", { class: "upload-row" }, bar, label, actions),
     );
-    const upload: Upload = { key, conversationId, file, name, kind, state: "uploading", meta: null, handle: null, el: item, bar, label, actions };
+    // Files chosen together keep their order even within one millisecond.
+    const chosenAt = Math.max(Date.now(), this.lastChosenAt + 0.001);
+    this.lastChosenAt = chosenAt;
+    const upload: Upload = { key, conversationId, file, name, kind, chosenAt, state: "uploading", meta: null, handle: null, el: item, bar, label, actions };
     this.queue.set(key, upload);
     this.run(upload);
     this.host.changed(conversationId, true);
@@ -128,8 +143,10 @@ export class Uploads {
         upload.el.classList.add("failed");
         upload.label.textContent = text;
         upload.label.setAttribute("role", "alert");
+        // Retry only where it can work: the same bytes are refused again for being too large,
+        // empty or not allowed.
         upload.actions.replaceChildren(
-          button("Retry", { class: "link small", "data-testid": "im-upload-retry" }, () => this.run(upload)),
+          uploadRetryable(f) ? button("Retry", { class: "link small", "data-testid": "im-upload-retry" }, () => this.run(upload)) : "",
           button("Dismiss", { class: "link small", "data-testid": "im-upload-dismiss" }, () => this.drop(upload)),
         );
         // Shown in place (role=alert); a toast only when that conversation is not on screen.
@@ -147,7 +164,7 @@ export class Uploads {
   private release(conversationId: number): void {
     const ready = releasableUploads(this.queue.values(), conversationId);
     for (const upload of ready) this.queue.delete(upload.key);
-    const files = ready.flatMap((u) => (u.meta ? [{ kind: u.kind, meta: u.meta }] : []));
+    const files = ready.flatMap((u) => (u.meta ? [{ kind: u.kind, meta: u.meta, chosenAt: u.chosenAt }] : []));
     if (files.length > 0) this.host.send(conversationId, files);
     this.host.changed(conversationId, true);
   }
