@@ -67,7 +67,9 @@ describe("Hearth instant messaging", { timeout: 180_000 }, () => {
 
     const item = conversation(B.page, directId);
     await item.locator(tid("conversation-unread")).filter({ hasText: "1" }).waitFor();
-    assert.equal(await imMessage(A.page, hello).locator(tid("im-message-status")).textContent(), "Sent");
+    // B's device has it but B has not read it: A sees it delivered, not read.
+    await imMessage(A.page, hello).locator(tid("im-message-status")).filter({ hasText: "Delivered" }).waitFor();
+    assert.equal(await imMessage(A.page, hello).locator(tid("im-message-status")).textContent(), "Delivered");
 
     await item.click();
     await imMessage(B.page, hello).waitFor();
@@ -331,6 +333,8 @@ describe("Hearth instant messaging", { timeout: 180_000 }, () => {
     assert.equal(await message.getAttribute("data-error"), "false", "the last error is not left standing");
     await B.page.locator(`${tid("current-user")}:text-is("${renamed}")`).waitFor();
     await message.filter({ hasText: "Username changed." }).waitFor();
+    // A, B's friend, sees the new name at once (a `profile` frame), without a reload.
+    await A.page.locator(`${tid("conversation-item")}[data-conversation-id="${directId}"][data-name="${renamed}"]`).waitFor();
     await B.page.unroute(slow);
     await B.page.locator(tid("account-current-password")).fill("not the password");
     await B.page.locator(tid("account-new-password")).fill("a brand new secret");

@@ -20,6 +20,7 @@ import {
   presenceText,
   quoteText,
   readByCount,
+  receiptText,
   sendFrame,
   systemText,
   type ImMessage,
@@ -420,6 +421,29 @@ describe("helpers", () => {
     ]);
     expect(readByCount(r, 10, 1)).toBe(1);
     expect(readByCount(r, 5, 9)).toBe(3);
+  });
+
+  it("shows the furthest any other member got: Read, then Delivered, then Sent", () => {
+    const me = 1;
+    const none = new Map<number, number>();
+    const bobRead3 = new Map([[2, 3]]);
+    const bobGot5 = new Map([[2, 5]]);
+    expect(receiptText("direct", 4, me, none, none)).toBe("Sent");
+    expect(receiptText("direct", 4, me, none, bobGot5)).toBe("Delivered");
+    expect(receiptText("direct", 3, me, bobRead3, bobGot5)).toBe("Read");
+    expect(receiptText("direct", 6, me, bobRead3, bobGot5)).toBe("Sent");
+    const group = new Map([[2, 5], [3, 9], [me, 9]]);
+    expect(receiptText("group", 4, me, new Map([[2, 4]]), group)).toBe("Read by 1");
+    expect(receiptText("group", 6, me, none, group)).toBe("Delivered to 1");
+    // Reading counts as receiving, even before a delivery report arrives.
+    expect(receiptText("group", 6, me, new Map([[4, 6]]), group)).toBe("Read by 1");
+  });
+
+  it("parses delivery and profile frames, and refuses malformed ones", () => {
+    expect(parseImFrame("delivery", { conversationId: 4, userId: 2, seq: 7, extra: 1 })).toEqual({ type: "delivery", payload: { conversationId: 4, userId: 2, seq: 7 } });
+    expect(parseImFrame("delivery", { conversationId: 4, userId: 2 })).toBeNull();
+    expect(parseImFrame("profile", { userId: 2, username: "bea" })).toEqual({ type: "profile", payload: { userId: 2, username: "bea" } });
+    expect(parseImFrame("profile", { userId: "2", username: "bea" })).toBeNull();
   });
   it("formats presence", () => {
     expect(presenceText({ userId: 1, online: true, platforms: ["web"] })).toBe("online");

@@ -88,6 +88,14 @@ export interface Member {
   user: UserRef;
   role: Role;
   readSeq: number;
+  /** Up to where one of the member's devices has received (≥ readSeq; older servers omit it). */
+  deliveredSeq?: number;
+}
+
+/** A friend (or this user, elsewhere) changed their name or picture. */
+export interface Profile {
+  userId: number;
+  username: string;
 }
 
 export type ImServerFrame =
@@ -96,8 +104,10 @@ export type ImServerFrame =
   | { type: "syncState"; payload: SyncState }
   | { type: "event"; payload: InboxEvent }
   | { type: "receipt"; payload: Receipt }
+  | { type: "delivery"; payload: Receipt }
   | { type: "typing"; payload: Typing }
-  | { type: "presence"; payload: Presence };
+  | { type: "presence"; payload: Presence }
+  | { type: "profile"; payload: Profile };
 
 export type ImClientFrame =
   | {
@@ -105,6 +115,7 @@ export type ImClientFrame =
       payload: { conversationId: number; clientMsgId: string; content: string; kind?: "text" | AttachmentKind; replyTo?: number; fileId?: string };
     }
   | { type: "read"; payload: { conversationId: number; seq: number } }
+  | { type: "delivered"; payload: { conversationId: number; seq: number } }
   | { type: "typing"; payload: { conversationId: number } }
   | { type: "sync"; payload: { inboxAfter: number } };
 
@@ -179,7 +190,10 @@ export function parseImFrame(type: string, p: Record<string, unknown>): ImServer
     case "event":
       return isInboxEvent(p) ? { type, payload: { ...p, payload: isObj(p.payload) ? p.payload : {} } as InboxEvent } : null;
     case "receipt":
-      return isNum(p.conversationId) && isNum(p.userId) && isNum(p.seq) ? { type, payload: p as unknown as Receipt } : null;
+    case "delivery":
+      return isNum(p.conversationId) && isNum(p.userId) && isNum(p.seq) ? { type, payload: { conversationId: p.conversationId, userId: p.userId, seq: p.seq } } : null;
+    case "profile":
+      return isNum(p.userId) && isStr(p.username) ? { type, payload: { userId: p.userId, username: p.username } } : null;
     case "typing":
       return isNum(p.conversationId) && isNum(p.userId) ? { type, payload: p as unknown as Typing } : null;
     case "presence":
@@ -774,11 +788,20 @@ export function eventAffects(kind: string): { friends: boolean; conversations: b
   return { friends, conversations };
 }
 
-/** How many members other than the sender have read `seq`. */
-export function readByCount(readSeqs: ReadonlyMap<number, number>, seq: number, sender: number): number {
+/** How many members other than the sender have reached `seq` (read it, or received it). */
+export function readByCount(positions: ReadonlyMap<number, number>, seq: number, sender: number): number {
   let n = 0;
-  for (const [user, read] of readSeqs) if (user !== sender && read >= seq) n++;
+  for (const [user, at] of positions) if (user !== sender && at >= seq) n++;
   return n;
+}
+
+/** What the sender is shown under their message `seq`: the furthest any other member got. */
+export function receiptText(kind: "direct" | "group", seq: number, sender: number, read: ReadonlyMap<number, number>, delivered: ReadonlyMap<number, number>): string {
+  const readers = readByCount(read, seq, sender);
+  const receivers = Math.max(readers, readByCount(delivered, seq, sender));
+  if (kind === "direct") return readers > 0 ? "Read" : receivers > 0 ? "Delivered" : "Sent";
+  if (readers > 0) return `Read by ${readers}`;
+  return receivers > 0 ? `Delivered to ${receivers}` : "Sent";
 }
 
 /** "online", "last seen 5 min ago", "offline". */

@@ -8,7 +8,7 @@
  */
 import { ApiError, errorText } from "./api";
 import { button, el } from "./dom";
-import { avatarImg } from "./avatar";
+import { avatarChanged, avatarImg } from "./avatar";
 import {
   asFileRef,
   fileUrl,
@@ -42,7 +42,7 @@ import {
   isSilentSystem,
   parseSystem,
   presenceShown,
-  readByCount,
+  receiptText,
   sendFrame,
   sendRetryable,
   systemText,
@@ -53,6 +53,7 @@ import {
   type Member,
   type PendingSend,
   type Presence,
+  type Profile,
   type SyncState,
 } from "./im";
 import * as imapi from "./imapi";
@@ -80,6 +81,8 @@ export interface ImHost {
   routeMissing(conversationId: number): void;
   /** What was typed but not sent, per conversation. */
   drafts(): Drafts;
+  /** This user's name changed (on another device, or in the account dialog). */
+  renamed(username: string): void;
 }
 
 /** Longest side of an inline image, in CSS pixels (the server's thumbnails are 320 px). */
@@ -90,6 +93,8 @@ interface Conv {
   log: ConversationLog | null;
   /** Read positions of the other members (userId -> seq). */
   readers: Map<number, number>;
+  /** How far the other members' devices have received (userId -> seq; reading counts). */
+  receivers: Map<number, number>;
   members: Member[] | null;
   /**
    * Who left or was removed, as told live. The server announces a departure before it takes
@@ -102,6 +107,9 @@ interface Conv {
   typing: Map<number, ReturnType<typeof setTimeout>>;
   /** The newest seq we told the server we read. */
   sentRead: number;
+  /** The newest seq we told the server this device received, and the pending report. */
+  sentDelivered: number;
+  deliveredTimer: ReturnType<typeof setTimeout> | null;
   /** Older messages are being fetched (`loadOlder`). */
   loadingOlder: boolean;
   /**
@@ -121,6 +129,8 @@ const INITIAL_WINDOW = 200;
 const OLDER_MAX = 5_000;
 /** Resend an unacknowledged message after this long (same clientMsgId). */
 const ACK_TIMEOUT_MS = 8_000;
+/** Messages arriving within this long are reported delivered together (one frame). */
+const DELIVERED_DELAY_MS = 500;
 
 
 export class ImController {
@@ -510,11 +520,24 @@ export class ImController {
             this.renderConversations();
           }
         } else {
+          // Read is delivered too.
           c.readers.set(r.userId, Math.max(c.readers.get(r.userId) ?? 0, r.seq));
+          c.receivers.set(r.userId, Math.max(c.receivers.get(r.userId) ?? 0, r.seq));
           if (r.conversationId === this.openId) this.renderMessages(false);
         }
         break;
       }
+      case "delivery": {
+        const r = f.payload;
+        const c = this.convs.get(r.conversationId);
+        if (!c || r.userId === this.me?.id) break;
+        c.receivers.set(r.userId, Math.max(c.receivers.get(r.userId) ?? 0, r.seq));
+        if (r.conversationId === this.openId) this.renderMessages(false);
+        break;
+      }
+      case "profile":
+        this.onProfile(f.payload);
+        break;
       case "typing": {
         const t = f.payload;
         const c = this.convs.get(t.conversationId);
@@ -578,6 +601,7 @@ export class ImController {
           state: st,
           log: null,
           readers: new Map(),
+          receivers: new Map(),
           members: null,
           departed: new Set(),
           joinRequests: [],
@@ -585,6 +609,8 @@ export class ImController {
           pullAgain: false,
           typing: new Map(),
           sentRead: st.readSeq,
+          sentDelivered: st.readSeq,
+          deliveredTimer: null,
           loadingOlder: false,
           newAfter: null,
           scrollToNew: false,
@@ -765,6 +791,7 @@ export class ImController {
         c.state.unread = counted ?? (m.kind === "system" ? c.state.unread : c.state.unread + 1);
       }
       if (m.kind === "system") this.onSystem(c, m);
+      else if (m.sender.id !== this.me?.id) this.noteDelivered(c);
     }
     this.renderConversations();
     if (m.conversationId === this.openId) {
@@ -772,6 +799,44 @@ export class ImController {
       this.renderTyping();
       this.maybeRead();
     }
+  }
+
+  /**
+   * Tells the server this device holds `c` up to its newest contiguous message, for the
+   * senders' "Delivered" tick: once per burst of arrivals, and never for what was already
+   * reported or read.
+   */
+  private noteDelivered(c: Conv): void {
+    const due = () => {
+      const seq = c.log?.known ?? 0;
+      return seq > Math.max(c.sentDelivered, c.sentRead) ? seq : null;
+    };
+    if (c.deliveredTimer || due() === null) return;
+    c.deliveredTimer = setTimeout(() => {
+      c.deliveredTimer = null;
+      const seq = due();
+      if (seq === null || this.convs.get(c.state.id) !== c || !this.isIn(c)) return;
+      if (this.host.send({ type: "delivered", payload: { conversationId: c.state.id, seq } })) c.sentDelivered = seq;
+    }, DELIVERED_DELAY_MS);
+  }
+
+  /** A friend, or this user on another device, changed their name or picture. */
+  private onProfile(p: Profile): void {
+    this.names.set(p.userId, p.username);
+    avatarChanged(p.userId, null);
+    this.friends = this.friends.map((f) => (f.id === p.userId ? { ...f, username: p.username } : f));
+    for (const c of this.convs.values()) {
+      if (c.state.peer?.id === p.userId) c.state = { ...c.state, name: p.username, peer: { ...c.state.peer, username: p.username } };
+      if (c.members) c.members = c.members.map((m) => (m.user.id === p.userId ? { ...m, user: { ...m.user, username: p.username } } : m));
+    }
+    if (this.me?.id === p.userId) {
+      this.me = { ...this.me, username: p.username };
+      this.host.renamed(p.username);
+    }
+    this.renderConversations();
+    this.renderHeader();
+    this.friendsPanel.render();
+    if (this.groupPanelOpen) this.renderGroupPanel();
   }
 
   /** We are out of conversation `id` (its list entry goes with the next sync): fetch nothing more for it. */
@@ -839,6 +904,7 @@ export class ImController {
       return;
     }
     c.pulling = true;
+    let fromOthers = false;
     try {
       do {
         c.pullAgain = false;
@@ -848,6 +914,7 @@ export class ImController {
           if (this.convs.get(id) !== c) return;
           for (const m of page.messages) {
             this.names.set(m.sender.id, m.sender.username);
+            if (m.sender.id !== this.me?.id && m.kind !== "system") fromOthers = true;
             if (m.clientMsgId && m.sender.id === this.me?.id && this.pending.get(m.clientMsgId)) {
               this.pending.ack(m.clientMsgId);
               this.savePending();
@@ -864,6 +931,7 @@ export class ImController {
     } finally {
       c.pulling = false;
     }
+    if (fromOthers) this.noteDelivered(c);
     if (!this.isVisible(id)) this.recountUnread(c);
     this.renderConversations();
     if (id === this.openId) {
@@ -1193,7 +1261,11 @@ export class ImController {
       c.members = members;
       for (const m of members) {
         this.names.set(m.user.id, m.user.username);
-        if (m.user.id !== this.me?.id) c.readers.set(m.user.id, Math.max(c.readers.get(m.user.id) ?? 0, m.readSeq));
+        if (m.user.id !== this.me?.id) {
+          c.readers.set(m.user.id, Math.max(c.readers.get(m.user.id) ?? 0, m.readSeq));
+          const received = Math.max(m.readSeq, m.deliveredSeq ?? 0);
+          c.receivers.set(m.user.id, Math.max(c.receivers.get(m.user.id) ?? 0, received));
+        }
       }
       if (c.state.kind === "group" && (c.state.role === "admin" || c.state.role === "owner") && this.groupPanelOpen) {
         c.joinRequests = await imapi.joinRequests(id);
@@ -1370,13 +1442,7 @@ export class ImController {
   }
 
   private readStatus(c: Conv, m: ImMessage): string {
-    if (c.state.kind === "direct") {
-      const peer = c.state.peer?.id;
-      const read = peer !== undefined ? (c.readers.get(peer) ?? 0) : 0;
-      return read >= m.seq ? "Read" : "Sent";
-    }
-    const n = readByCount(c.readers, m.seq, m.sender.id);
-    return n > 0 ? `Read by ${n}` : "Sent";
+    return receiptText(c.state.kind === "direct" ? "direct" : "group", m.seq, m.sender.id, c.readers, c.receivers);
   }
 
   /** The attachment of a message, reusing the element of the previous render. */

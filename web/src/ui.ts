@@ -238,6 +238,10 @@ export class App {
       opened: (id) => this.navigated({ kind: "conversation", id }),
       routeMissing: () => this.routeMissing(),
       drafts: () => this.drafts,
+      renamed: (username) => {
+        if (this.chat) this.chat.user.textContent = username;
+        if (this.store.me) this.store.me = { ...this.store.me, username };
+      },
     });
     this.im = im;
     this.mainView = "room";
