@@ -20,5 +20,13 @@ describe("avatars", () => {
     avatarChanged(7, null, root);
     expect(avatarUrl(7)).toMatch(/^\/api\/users\/7\/avatar\?v=none-\d+$/);
     expect(shown.src).toBe(avatarUrl(7));
+    // Told again (the server's `profile` frame after our own answer): nothing changes.
+    const removed = avatarUrl(7);
+    asked.length = 0;
+    avatarChanged(7, null, root);
+    expect(avatarUrl(7)).toBe(removed);
+    avatarChanged(7, "0123abcd", root);
+    avatarChanged(7, "0123abcd", root);
+    expect(asked.length).toBe(1);
   });
 });

@@ -31,6 +31,9 @@ export function avatarImg(userId: number, size: "small" | "large" = "small"): HT
  * later pictures skip the browser's cache, and the ones on screen now are replaced.
  */
 export function avatarChanged(userId: number, version: string | null, root: ParentNode = document): void {
+  // Told twice (by the answer to our own change and by the server's `profile` frame): once.
+  const now = versions.get(userId);
+  if (version === null ? now?.startsWith("none-") : now === version) return;
   versions.set(userId, version ?? `none-${Date.now()}`);
   for (const img of root.querySelectorAll<HTMLImageElement>(`img.avatar[data-avatar-of="${userId}"]`)) img.src = avatarUrl(userId);
 }

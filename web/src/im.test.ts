@@ -295,7 +295,7 @@ describe("PendingSends", () => {
   });
 
   it("offers Retry only where the same send can succeed", () => {
-    for (const code of ["not_an_image", "content_too_long", "file_required", "unexpected_file", "file_forbidden", "client_msg_id_reused", "bad_reply_to"]) {
+    for (const code of ["not_an_image", "content_too_long", "file_required", "unexpected_file", "file_forbidden", "client_msg_id_reused", "bad_reply_to", "bad_payload"]) {
       expect(sendRetryable(code), code).toBe(false);
     }
     for (const code of [undefined, "rate_limited", "unavailable", "internal", "not_friends", "blocked", "not_member"]) {
@@ -382,6 +382,17 @@ describe("recall window", () => {
     expect(canRecall(sent, sent + RECALL_WINDOW_MS + 30_000, 0)).toBe(false);
   });
 
+  it("keeps the closest estimate of the server's clock: an old ack given again does not set it back", () => {
+    const clock = new ServerClock();
+    clock.observe(1_000_000, 1_000_050); // arrived 50 ms after its stamp
+    expect(clock.offset).toBe(-50);
+    // A retried send gets its first ack again, stamped ten minutes ago.
+    clock.observe(400_000, 1_000_100);
+    expect(clock.offset).toBe(-50);
+    clock.observe(1_000_090, 1_000_100); // a fresher, closer sample
+    expect(clock.offset).toBe(-10);
+  });
+
   it("goes by the server's clock: ours running late or early moves the deadline", () => {
     const clock = new ServerClock();
     expect(clock.offset).toBe(0);
@@ -442,7 +453,8 @@ describe("helpers", () => {
   it("parses delivery and profile frames, and refuses malformed ones", () => {
     expect(parseImFrame("delivery", { conversationId: 4, userId: 2, seq: 7, extra: 1 })).toEqual({ type: "delivery", payload: { conversationId: 4, userId: 2, seq: 7 } });
     expect(parseImFrame("delivery", { conversationId: 4, userId: 2 })).toBeNull();
-    expect(parseImFrame("profile", { userId: 2, username: "bea" })).toEqual({ type: "profile", payload: { userId: 2, username: "bea" } });
+    expect(parseImFrame("profile", { userId: 2, username: "bea", avatar: "ab12" })).toEqual({ type: "profile", payload: { userId: 2, username: "bea", avatar: "ab12" } });
+    expect(parseImFrame("profile", { userId: 2, username: "bea", avatar: null })?.payload).toMatchObject({ avatar: null });
     expect(parseImFrame("profile", { userId: "2", username: "bea" })).toBeNull();
   });
   it("formats presence", () => {

@@ -96,6 +96,8 @@ export interface Member {
 export interface Profile {
   userId: number;
   username: string;
+  /** The picture's version (its file id), or null for the generated one. */
+  avatar: string | null;
 }
 
 export type ImServerFrame =
@@ -193,7 +195,7 @@ export function parseImFrame(type: string, p: Record<string, unknown>): ImServer
     case "delivery":
       return isNum(p.conversationId) && isNum(p.userId) && isNum(p.seq) ? { type, payload: { conversationId: p.conversationId, userId: p.userId, seq: p.seq } } : null;
     case "profile":
-      return isNum(p.userId) && isStr(p.username) ? { type, payload: { userId: p.userId, username: p.username } } : null;
+      return isNum(p.userId) && isStr(p.username) ? { type, payload: { userId: p.userId, username: p.username, avatar: isStr(p.avatar) ? p.avatar : null } } : null;
     case "typing":
       return isNum(p.conversationId) && isNum(p.userId) ? { type, payload: p as unknown as Typing } : null;
     case "presence":
@@ -669,6 +671,7 @@ const FINAL_SEND_ERRORS = new Set([
   "bad_client_msg_id",
   "client_msg_id_reused",
   "bad_request",
+  "bad_payload",
 ]);
 
 /** Whether resending a refused message (same clientMsgId) can succeed. */
@@ -731,10 +734,18 @@ export const RECALL_MARGIN_MS = 3_000;
  */
 export class ServerClock {
   offset = 0;
+  private observed = false;
 
-  /** An ack stamped `serverTime` arrived at `localTime`. */
+  /**
+   * An ack stamped `serverTime` arrived at `localTime`. An ack arrives after its stamp, so
+   * each sample is at most the true offset: the largest is the closest. (An old ack, given
+   * again for a retried send, would otherwise set the clock minutes back.)
+   */
   observe(serverTime: number, localTime: number = Date.now()): void {
-    if (Number.isFinite(serverTime) && Number.isFinite(localTime)) this.offset = serverTime - localTime;
+    if (!Number.isFinite(serverTime) || !Number.isFinite(localTime)) return;
+    const sample = serverTime - localTime;
+    this.offset = this.observed ? Math.max(this.offset, sample) : sample;
+    this.observed = true;
   }
 
   now(local: number = Date.now()): number {

@@ -173,6 +173,8 @@ export class ImController {
   private recorder: VoiceRecorder;
   /** Keyboard focus and touch selection among the messages. */
   private nav: MessageNav;
+  /** Ends the document and window listeners of this controller (a later login makes another). */
+  private readonly listening = new AbortController();
   /** The server's clock (message timestamps), for the recall window. */
   private clock = new ServerClock();
   /** Redraws the messages when the next Recall button has to go. */
@@ -272,7 +274,7 @@ export class ImController {
       },
       isVisible: (conversationId) => this.isVisible(conversationId),
       toast: (text) => this.host.toast(text),
-    });
+    }, this.listening.signal);
     this.recorder = new VoiceRecorder({
       conversation: () => this.openId,
       recorded: (id, audio, name) => {
@@ -375,11 +377,15 @@ export class ImController {
     this.viewer.addEventListener("click", (ev) => {
       if (ev.target === this.viewer) this.closeViewer();
     });
-    document.addEventListener("keydown", (ev) => {
-      if (ev.key !== "Escape") return;
-      if (!this.viewer.hidden) this.closeViewer();
-      else if (this.groupPanelOpen) this.closeGroupPanel();
-    });
+    document.addEventListener(
+      "keydown",
+      (ev) => {
+        if (ev.key !== "Escape") return;
+        if (!this.viewer.hidden) this.closeViewer();
+        else if (this.groupPanelOpen) this.closeGroupPanel();
+      },
+      { signal: this.listening.signal },
+    );
     this.main = el(
       "section",
       { class: "room im", "data-testid": "im-view" },
@@ -392,8 +398,8 @@ export class ImController {
     );
     this.setupDrop();
 
-    document.addEventListener("visibilitychange", () => this.maybeRead());
-    window.addEventListener("focus", () => this.maybeRead());
+    document.addEventListener("visibilitychange", () => this.maybeRead(), { signal: this.listening.signal });
+    window.addEventListener("focus", () => this.maybeRead(), { signal: this.listening.signal });
   }
 
   // ---------------------------------------------------------------- lifecycle
@@ -421,7 +427,8 @@ export class ImController {
 
   /** Logged out / stopped. */
   stop(): void {
-    this.recorder.stop(true);
+    this.recorder.close();
+    this.listening.abort();
     this.uploads.abortAll();
     if (this.retryTimer) clearInterval(this.retryTimer);
     if (this.clockTimer) clearInterval(this.clockTimer);
@@ -823,7 +830,7 @@ export class ImController {
   /** A friend, or this user on another device, changed their name or picture. */
   private onProfile(p: Profile): void {
     this.names.set(p.userId, p.username);
-    avatarChanged(p.userId, null);
+    avatarChanged(p.userId, p.avatar);
     this.friends = this.friends.map((f) => (f.id === p.userId ? { ...f, username: p.username } : f));
     for (const c of this.convs.values()) {
       if (c.state.peer?.id === p.userId) c.state = { ...c.state, name: p.username, peer: { ...c.state.peer, username: p.username } };
@@ -837,6 +844,19 @@ export class ImController {
     this.renderHeader();
     this.friendsPanel.render();
     if (this.groupPanelOpen) this.renderGroupPanel();
+  }
+
+  /** Fetches message `seq` of `c` again (it changed on the server), if this log holds it. */
+  private async refetch(c: Conv, seq: number): Promise<void> {
+    if (!this.isIn(c) || !c.log || seq <= c.log.base) return;
+    try {
+      const page = await imapi.pull(c.state.id, seq - 1, 1);
+      if (this.convs.get(c.state.id) !== c || !c.log) return;
+      c.log.addAll(page.messages.filter((m) => m.seq === seq));
+      if (c.state.id === this.openId) this.renderMessages(false);
+    } catch {
+      /* the next pull of the conversation brings it */
+    }
   }
 
   /** We are out of conversation `id` (its list entry goes with the next sync): fetch nothing more for it. */
@@ -853,6 +873,9 @@ export class ImController {
   private onSystem(c: Conv, m: ImMessage): void {
     const b = parseSystem(m.content);
     if (!b) return;
+    // Announced without its words (someone joined after the voice message): the voice
+    // message itself carries them.
+    if (b.event === "transcribed" && isNum(b.seq) && !isStr(b.text)) void this.refetch(c, b.seq);
     const meOut = b.event === "dissolved" || ((b.event === "kicked" || b.event === "left") && b.userId === this.me?.id);
     if (meOut) {
       // The sync drops it; its members and join requests are not ours to fetch any more.

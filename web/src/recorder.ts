@@ -27,6 +27,10 @@ export class VoiceRecorder {
   private recorder: MediaRecorder | null = null;
   private discarded = false;
   private clock: ReturnType<typeof setInterval> | null = null;
+  /** The microphone has been asked for and has not answered yet. */
+  private starting = false;
+  /** Its user logged out. */
+  private closed = false;
 
   constructor(private readonly host: RecorderHost) {
     this.button = iconButton("mic", { class: "ghost icon-button", title: recordButtonLabel(false), "aria-label": recordButtonLabel(false), "data-testid": "im-record" }, () => this.toggle());
@@ -44,14 +48,22 @@ export class VoiceRecorder {
       this.stop(false);
       return;
     }
+    // The microphone is being asked for: a second click must not start a second recording.
+    if (this.starting || this.closed) return;
     const id = this.host.conversation();
     if (id === null) return;
     if (typeof MediaRecorder === "undefined" || !navigator.mediaDevices?.getUserMedia) {
       this.host.cannotRecord("This browser cannot record: choose an audio file instead.");
       return;
     }
+    this.starting = true;
     navigator.mediaDevices.getUserMedia({ audio: true }).then(
       (stream) => {
+        this.starting = false;
+        if (this.closed) {
+          for (const t of stream.getTracks()) t.stop();
+          return;
+        }
         let rec: MediaRecorder;
         try {
           rec = new MediaRecorder(stream);
@@ -83,8 +95,17 @@ export class VoiceRecorder {
         this.render(started);
         this.clock = setInterval(() => this.render(started), 500);
       },
-      () => this.host.cannotRecord("The microphone is not available: choose an audio file instead."),
+      () => {
+        this.starting = false;
+        if (!this.closed) this.host.cannotRecord("The microphone is not available: choose an audio file instead.");
+      },
     );
+  }
+
+  /** Logged out: throw away any recording, and start none (not even one asked for already). */
+  close(): void {
+    this.closed = true;
+    this.stop(true);
   }
 
   /** Stops a running recording: sends it, or throws it away when `discard`. */

@@ -465,12 +465,25 @@ export class App {
       /* the session is gone from our side either way */
     }
     this.store.clear();
-    this.forgetUser();
+    this.forgetUser(true);
     this.showAuth("login");
   }
 
-  /** Logged out: the next user starts from no place (the URL says nothing about this one's). */
-  private forgetUser(): void {
+  /**
+   * Logged out: the next user starts from no place (the URL says nothing about this one's).
+   * An explicit logout also deletes the drafts and the last place kept on this device.
+   */
+  private forgetUser(erase = false): void {
+    if (erase && this.userId !== null) {
+      for (const key of [`hearth.drafts.${this.userId}`, `hearth.place.${this.userId}`]) {
+        try {
+          localStorage.removeItem(key);
+        } catch {
+          /* storage unavailable */
+        }
+      }
+    }
+    this.drafts.onChange = null;
     this.userId = null;
     this.drafts = new Drafts();
     if (location.hash) history.replaceState(null, "", location.pathname + location.search);
@@ -486,6 +499,8 @@ export class App {
     this.conn?.stop();
     this.conn = null;
     this.store.clear();
+    // Whoever logs in next starts from no place and no drafts of this user's.
+    this.forgetUser();
     this.showAuth("login", "Please log in to continue.");
   }
 
@@ -662,12 +677,20 @@ export class App {
       /* unreadable: start afresh */
     }
     this.drafts = Drafts.fromJSON(saved);
+    // Written at most every half second while typing (the store holds up to 240 KB).
+    let saving: ReturnType<typeof setTimeout> | null = null;
+    let latest: [string, string][] = [];
     this.drafts.onChange = (drafts) => {
-      try {
-        localStorage.setItem(key, JSON.stringify(drafts));
-      } catch {
-        /* storage full or unavailable */
-      }
+      latest = drafts;
+      if (saving) return;
+      saving = setTimeout(() => {
+        saving = null;
+        try {
+          localStorage.setItem(key, JSON.stringify(latest));
+        } catch {
+          /* storage full or unavailable */
+        }
+      }, 500);
     };
   }
 

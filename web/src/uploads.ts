@@ -53,14 +53,22 @@ export class Uploads {
   private counter = 0;
   private lastChosenAt = 0;
 
-  constructor(private readonly host: UploadsHost) {
+  /** `signal` ends the page listener (its user logged out). */
+  constructor(
+    private readonly host: UploadsHost,
+    signal?: AbortSignal,
+  ) {
     // Leaving the page would lose every upload still queued here, finished ones included
     // (they are sent only after those chosen before them): let the browser ask first.
-    window.addEventListener("beforeunload", (ev) => {
-      if (this.queue.size === 0) return;
-      ev.preventDefault();
-      ev.returnValue = "";
-    });
+    window.addEventListener(
+      "beforeunload",
+      (ev) => {
+        if (this.queue.size === 0) return;
+        ev.preventDefault();
+        ev.returnValue = "";
+      },
+      { signal },
+    );
   }
 
   /** The items to show at the end of `conversationId`, in the order chosen, with when each was chosen. */

@@ -102,6 +102,9 @@ pub struct Messaging {
     transcription: std::sync::OnceLock<Arc<crate::transcription::TranscriptionQueue>>,
     /// When each (user, conversation) last had a typing notice passed on.
     typing: Mutex<HashMap<(i64, i64), std::time::Instant>>,
+    /// The delivered position each (user, conversation) last reached through this node: a
+    /// report at or behind it costs no store work.
+    delivered_at: Mutex<HashMap<(i64, i64), i64>>,
 }
 
 /// A direct or group conversation that is not dissolved: what members act in (rooms have
@@ -116,6 +119,9 @@ fn members_only(conversation: &Conversation) -> bool {
 const TYPING_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 /// (user, conversation) pairs remembered for the typing limit before stale ones are dropped.
 const TYPING_REMEMBERED: usize = 10_000;
+/// (user, conversation) delivered positions remembered before all are forgotten (forgetting
+/// costs one store round trip per pair, not correctness).
+const DELIVERED_REMEMBERED: usize = 10_000;
 
 /// Routes what a writer committed: rooms to every socket, other conversations to members.
 pub struct Router {
@@ -207,6 +213,7 @@ impl Messaging {
             policy,
             transcription: std::sync::OnceLock::new(),
             typing: Mutex::default(),
+            delivered_at: Mutex::default(),
         }
     }
 
@@ -231,14 +238,27 @@ impl Messaging {
         if voice.recalled {
             return Ok(()); // its words were taken back
         }
+        // The event goes to every member; one who joined after the voice message must not
+        // learn what it says. Then it only says that the transcript is there: the others read
+        // it on the voice message itself.
+        let late_joiner = self
+            .conversations
+            .members(conversation_id)
+            .await?
+            .iter()
+            .any(|m| m.joined_seq >= seq);
+        let event = if late_joiner {
+            serde_json::json!({"event": "transcribed", "seq": seq})
+        } else {
+            serde_json::json!({"event": "transcribed", "seq": seq, "text": text})
+        };
         let Some(conversation) = self.conversations.conversation(conversation_id).await? else {
             return Ok(());
         };
         let message = NewMessage {
             sender: voice.sender,
             kind: MessageKind::System,
-            content: serde_json::json!({"event": "transcribed", "seq": seq, "text": text})
-                .to_string(),
+            content: event.to_string(),
             reply_to: None,
             client_msg_id: Some(format!("transcript:{conversation_id}:{seq}")),
             file: None,
@@ -246,16 +266,7 @@ impl Messaging {
         self.writers
             .append(&conversation.as_ref(), vec![message])
             .await?;
-        // Recalled while the transcript was being posted: the recall's scrub may have run
-        // before the transcript was stored.
-        if self
-            .messages
-            .message(conversation_id, seq)
-            .await?
-            .is_none_or(|voice| voice.recalled)
-        {
-            self.messages.withhold_repeats(conversation_id, seq).await?;
-        }
+        self.withhold_if_recalled(conversation_id, seq).await?;
         Ok(())
     }
 
@@ -502,7 +513,7 @@ impl Messaging {
             .messages
             .messages_after(conversation_id, user, after, limit)
             .await?;
-        self.withhold_repeats(user, conversation_id, &mut messages)
+        self.withhold_repeated_words(&member, conversation_id, &mut messages)
             .await?;
         // The reader may see the files: they can read the messages.
         crate::files::describe_files(&*self.files, &mut messages).await?;
@@ -512,24 +523,32 @@ impl Messaging {
         })
     }
 
-    /// Edits and transcripts repeat a message's words: withheld where that message is (hidden
-    /// by the viewer; recalled, for events stored before recalls scrubbed them).
-    async fn withhold_repeats(
+    /// Edits and transcripts repeat a message's words: withheld from `viewer` where that
+    /// message is not theirs to read — from before they joined, hidden by them, or recalled
+    /// (for events stored before recalls scrubbed them).
+    async fn withhold_repeated_words(
         &self,
-        viewer: i64,
+        viewer: &Member,
         conversation_id: i64,
         messages: &mut [ChatMessage],
     ) -> Result<(), ImError> {
-        let repeated: Vec<i64> = messages.iter().filter_map(ChatMessage::repeats).collect();
-        if repeated.is_empty() {
-            return Ok(());
-        }
-        let withheld = self
-            .messages
-            .withheld_seqs(viewer, conversation_id, &repeated)
-            .await?;
+        let repeated: Vec<i64> = messages
+            .iter()
+            .filter_map(ChatMessage::repeats)
+            .filter(|&seq| seq > viewer.joined_seq)
+            .collect();
+        let withheld = if repeated.is_empty() {
+            Vec::new()
+        } else {
+            self.messages
+                .withheld_seqs(viewer.user.id, conversation_id, &repeated)
+                .await?
+        };
         for message in messages {
-            if message.repeats().is_some_and(|seq| withheld.contains(&seq)) {
+            if message
+                .repeats()
+                .is_some_and(|seq| seq <= viewer.joined_seq || withheld.contains(&seq))
+            {
                 message.withhold_repeated_words();
             }
         }
@@ -598,13 +617,27 @@ impl Messaging {
         if members.len() > self.policy.delivery_receipts_max_members.max(2) {
             return Ok(());
         }
-        let (conversation, _) = self.membership(user, conversation_id).await?;
+        let known = |map: &HashMap<(i64, i64), i64>| map.get(&(user, conversation_id)).copied();
+        if known(&self.delivered_at.lock().unwrap_or_else(|e| e.into_inner()))
+            .is_some_and(|at| seq <= at)
+        {
+            return Ok(());
+        }
+        let (conversation, member) = self.membership(user, conversation_id).await?;
         let seq = seq.clamp(0, conversation.last_seq);
-        let Some(seq) = self
+        let moved = self
             .conversations
             .mark_delivered(conversation_id, user, seq)
-            .await?
-        else {
+            .await?;
+        {
+            let mut reached = self.delivered_at.lock().unwrap_or_else(|e| e.into_inner());
+            if reached.len() >= DELIVERED_REMEMBERED {
+                reached.clear();
+            }
+            let at = reached.entry((user, conversation_id)).or_insert(0);
+            *at = (*at).max(seq).max(member.read_seq);
+        }
+        let Some(seq) = moved else {
             return Ok(());
         };
         if self.direct_check(&check).is_err() {
@@ -734,6 +767,21 @@ impl Messaging {
                 json!({"event": "edited", "seq": seq, "content": content}),
             )
             .await?;
+            self.withhold_if_recalled(conversation_id, seq).await?;
+        }
+        Ok(())
+    }
+
+    /// After posting an event that repeats message `seq`'s words: if a recall ran while it
+    /// was being posted, the recall's scrub may have missed it.
+    async fn withhold_if_recalled(&self, conversation_id: i64, seq: i64) -> Result<(), ImError> {
+        if self
+            .messages
+            .message(conversation_id, seq)
+            .await?
+            .is_none_or(|m| m.recalled)
+        {
+            self.messages.withhold_repeats(conversation_id, seq).await?;
         }
         Ok(())
     }

@@ -4,7 +4,7 @@
 
 use crate::delivery::{Deliver, push_events};
 use crate::im_error::ImError;
-use crate::model::UserRef;
+use crate::model::{User, UserRef};
 use crate::now_ms;
 use crate::policy::Policy;
 use crate::store::{Applied, Decision, FriendRequest, NewEvent, SocialStore, UserStore};
@@ -188,7 +188,7 @@ impl Social {
     /// that open lists, headers and chats show it without a reload. Fellow group members see
     /// it when they next load the member list, as with presence. Best effort: the change is
     /// stored, and every later read has it.
-    pub async fn profile_changed(&self, user: &UserRef) {
+    pub async fn profile_changed(&self, user: &User) {
         match self.social.friends(user.id).await {
             Ok(friends) => {
                 let mut ids: Vec<i64> = friends.iter().map(|f| f.id).collect();
@@ -196,6 +196,7 @@ impl Social {
                 let frame = ImServerFrame::Profile(Profile {
                     user_id: user.id,
                     username: user.username.clone(),
+                    avatar: user.avatar.clone(),
                 });
                 self.deliver.to_users(&ids, &frame);
             }

@@ -278,12 +278,15 @@ pub struct Presence {
     pub platforms: Vec<String>,
 }
 
-/// A user's name or picture changed (the picture is fetched afresh from its URL).
+/// A user's name or picture changed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Profile {
     pub user_id: i64,
     pub username: String,
+    /// The version of their picture (the image's file id; `null`: the generated one), which
+    /// a client puts in the picture's URL to fetch it afresh.
+    pub avatar: Option<String>,
 }
 
 /// Native frames the server pushes.

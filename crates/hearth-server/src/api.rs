@@ -421,6 +421,7 @@ pub async fn update_profile(
         Some(None) => Some(None),
         None => None,
     };
+    let before = user.clone();
     let mut user = match body.username {
         Some(username) => app.accounts.change_username(&user, &username).await?,
         None => user,
@@ -428,8 +429,11 @@ pub async fn update_profile(
     if let Some(image) = avatar {
         user = app.accounts.change_avatar(&user, image.as_ref()).await?;
     }
-    app.gateway.profile_changed(user.id);
-    app.social.profile_changed(&user.as_ref()).await;
+    let changed = user.username != before.username || user.avatar != before.avatar;
+    if changed {
+        app.gateway.profile_changed(user.id);
+        app.social.profile_changed(&user).await;
+    }
     Ok(Json(me_body(user)))
 }
 

@@ -735,7 +735,7 @@ on_both_backends!(
         let (profile, _) = friend.until("profile").await;
         assert_eq!(
             profile,
-            json!({"userId": ann.id, "username": new_name.as_str()})
+            json!({"userId": ann.id, "username": new_name.as_str(), "avatar": null})
         );
         for (socket, text) in [
             (&mut near_socket, "from near"),

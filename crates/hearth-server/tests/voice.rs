@@ -214,3 +214,118 @@ on_both_backends!(
         let _ = std::fs::remove_dir_all(dir);
     }
 );
+
+/// Every message of `conversation` as `viewer` pulls it (one page).
+async fn all_messages(node: &Node, viewer: &Account, conversation: i64) -> Value {
+    node.ok(
+        viewer,
+        "GET",
+        &format!("/api/conversations/{conversation}/messages?after=0"),
+        None,
+    )
+    .await
+}
+
+/// A transcriber that hears the same words in every clip: a one-shot program run per clip, as
+/// `[transcriber] mode = "oneshot"` runs one.
+fn hears(words: &str) -> TranscriberConfig {
+    TranscriberConfig {
+        kind: Kind::Command,
+        command: vec![
+            "/bin/sh".into(),
+            "-c".into(),
+            format!("printf '{{\"text\": \"{words}\"}}\\n'"),
+            "transcriber".into(),
+        ],
+        mode: Mode::Oneshot,
+        ..TranscriberConfig::default()
+    }
+}
+
+on_both_backends!(
+    a_transcript_tells_no_one_who_joined_later_what_the_voice_message_says,
+    |backend: Backend| async move {
+        let mut deployment = Deployment::new(backend);
+        let node = deployment.start().await;
+        let (ann, bob, _) = ann_and_bob(&node).await;
+        let cat = node.register("cat").await;
+        node.befriend(&ann, &cat).await;
+        let group = node
+            .ok(
+                &ann,
+                "POST",
+                "/api/groups",
+                Some(json!({"name": "voices", "members": [bob.id]})),
+            )
+            .await["conversationId"]
+            .as_i64()
+            .unwrap();
+        let dir = std::env::temp_dir().join(common::unique("voice_late_joiner"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (voice_seq, _) = send_voice(&node, &ann, group, &dir).await;
+        // Cat joins after the voice message: it is not hers to read.
+        node.ok(
+            &ann,
+            "POST",
+            &format!("/api/groups/{group}/invite"),
+            Some(json!({"userIds": [cat.id]})),
+        )
+        .await;
+        node.stop().await;
+
+        deployment.config.transcriber = hears("meet me at noon");
+        let node = deployment.start().await;
+        let deadline = Instant::now() + PATIENCE;
+        let transcript = loop {
+            let voice = pulled_message(&node, &bob, group, voice_seq).await;
+            if let Some(text) = voice["transcript"].as_str() {
+                break text.to_owned();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no transcript within {PATIENCE:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        assert_eq!(
+            transcript, "meet me at noon",
+            "Bob reads it on the voice message"
+        );
+        let event = |messages: &Value| -> Value {
+            let found = messages["messages"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|m| {
+                    m["kind"] == "system" && m["content"].as_str().unwrap().contains("transcribed")
+                })
+                .expect("the transcribed event")
+                .clone();
+            serde_json::from_str(found["content"].as_str().unwrap()).unwrap()
+        };
+        // The event says the transcript is there, not what it says: it went to Cat as well.
+        let expected = json!({"event": "transcribed", "seq": voice_seq});
+        let eventually = Instant::now() + PATIENCE;
+        let cats = loop {
+            let cats = all_messages(&node, &cat, group).await;
+            if cats["messages"].as_array().unwrap().iter().any(|m| {
+                m["content"]
+                    .as_str()
+                    .is_some_and(|c| c.contains("transcribed"))
+            }) {
+                break cats;
+            }
+            assert!(Instant::now() < eventually, "no transcribed event");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        assert_eq!(event(&cats), expected);
+        assert_eq!(event(&all_messages(&node, &bob, group).await), expected);
+        assert!(
+            !cats.to_string().contains("noon"),
+            "Cat reads nothing of the voice message: {cats}"
+        );
+        node.stop().await;
+        deployment.cleanup().await;
+        let _ = std::fs::remove_dir_all(dir);
+    }
+);

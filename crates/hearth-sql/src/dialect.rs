@@ -115,6 +115,16 @@ impl Backend {
         }
     }
 
+    /// What ends a `SELECT` inside a write transaction that must see, and hold back, rows
+    /// committed concurrently: MySQL's `FOR UPDATE` reads the latest rows and locks the range
+    /// it scanned (inserts into it wait for the commit); SQLite's one writer needs nothing.
+    pub(crate) fn locking_read(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "",
+            Backend::MySql => " FOR UPDATE",
+        }
+    }
+
     /// The id the connection's last `INSERT` generated (run inside the same transaction).
     pub(crate) fn last_insert_id(self) -> &'static str {
         match self {

@@ -6,7 +6,7 @@
 
 use crate::inbox::append_events;
 use crate::statement::{BatchTx, Statement};
-use crate::{SqlStore, store_error, value_tuples};
+use crate::{Backend, SqlStore, store_error, value_tuples};
 use async_trait::async_trait;
 use hearth_core::model::{
     Attachment, ChatMessage, ConversationKind, ConversationRef, MessageId, MessageKind, NewMessage,
@@ -251,14 +251,14 @@ impl MessageStore for SqlStore {
         if done.rows_affected() == 0 {
             return Ok(false);
         }
-        withhold_repeats(&mut tx, conversation_id, seq).await?;
+        withhold_repeats(&mut tx, self.backend, conversation_id, seq).await?;
         tx.commit().await.map_err(store_error)?;
         Ok(true)
     }
 
     async fn withhold_repeats(&self, conversation_id: i64, seq: i64) -> Result<u64, StoreError> {
         let mut tx = self.begin_write().await?;
-        let changed = withhold_repeats(&mut tx, conversation_id, seq).await?;
+        let changed = withhold_repeats(&mut tx, self.backend, conversation_id, seq).await?;
         tx.commit().await.map_err(store_error)?;
         Ok(changed)
     }
@@ -481,22 +481,28 @@ pub(crate) async fn advance_senders(
 
 /// Drops the words of message `seq` from the system events after it that repeat them (see
 /// [`hearth_core::model::repeats_seq`]). The `LIKE` only narrows the scan; each candidate is
-/// parsed to be sure (`"seq":1` also matches `"seq":12`).
+/// parsed to be sure (`"seq":1` also matches `"seq":12`). The read locks what it scanned
+/// (MySQL), so an event being appended meanwhile waits for this transaction, and then finds
+/// the message recalled when it checks (`Messaging::withhold_if_recalled`).
 async fn withhold_repeats(
     tx: &mut Transaction<'static, Any>,
+    backend: Backend,
     conversation_id: i64,
     seq: i64,
 ) -> Result<u64, StoreError> {
-    let candidates = sqlx::query_as::<_, (i64, String)>(
+    let sql = format!(
         "SELECT seq, content FROM messages \
-         WHERE conversation_id = ? AND seq > ? AND kind = 'system' AND content LIKE ?",
-    )
-    .bind(conversation_id)
-    .bind(seq)
-    .bind(format!("%\"seq\":{seq}%"))
-    .fetch_all(&mut **tx)
-    .await
-    .map_err(store_error)?;
+         WHERE conversation_id = ? AND seq > ? AND kind = 'system' AND content LIKE ?{}",
+        backend.locking_read()
+    );
+    // Only a constant fragment is formatted into the text.
+    let candidates = sqlx::query_as::<_, (i64, String)>(sqlx::AssertSqlSafe(sql))
+        .bind(conversation_id)
+        .bind(seq)
+        .bind(format!("%\"seq\":{seq}%"))
+        .fetch_all(&mut **tx)
+        .await
+        .map_err(store_error)?;
     let mut changed = 0;
     for (event_seq, content) in candidates {
         if repeats_seq(&content) != Some(seq) {
