@@ -43,6 +43,8 @@ export class App {
   private changingPassword = false;
   /** What was typed but not sent, per room and conversation, for the user logged in. */
   private drafts = new Drafts();
+  /** Writes the drafts' latest state now, when a write is waiting (the page is going away). */
+  private saveDraftsNow: (() => void) | null = null;
   /** Whose drafts and last place are loaded (a user id), if anyone's. */
   private userId: number | null = null;
   /** The place in the URL was applied (after the first hello of this page or login). */
@@ -70,6 +72,8 @@ export class App {
     window.addEventListener("hashchange", () => {
       if (this.chat && this.routed) this.applyRoute(parseRoute(location.hash));
     });
+    // A reload or a closed tab must not lose the last half second of typing.
+    window.addEventListener("pagehide", () => this.saveDraftsNow?.());
   }
 
   async start(): Promise<void> {
@@ -474,6 +478,7 @@ export class App {
    * An explicit logout also deletes the drafts and the last place kept on this device.
    */
   private forgetUser(erase = false): void {
+    if (!erase) this.saveDraftsNow?.();
     if (erase && this.userId !== null) {
       for (const key of [`hearth.drafts.${this.userId}`, `hearth.place.${this.userId}`]) {
         try {
@@ -484,6 +489,7 @@ export class App {
       }
     }
     this.drafts.onChange = null;
+    this.saveDraftsNow = null;
     this.userId = null;
     this.drafts = new Drafts();
     if (location.hash) history.replaceState(null, "", location.pathname + location.search);
@@ -677,20 +683,27 @@ export class App {
       /* unreadable: start afresh */
     }
     this.drafts = Drafts.fromJSON(saved);
-    // Written at most every half second while typing (the store holds up to 240 KB).
+    // Written at most every half second while typing (the store holds up to 240 KB), and at
+    // once when the page goes away.
     let saving: ReturnType<typeof setTimeout> | null = null;
     let latest: [string, string][] = [];
+    const owner = this.drafts;
+    const save = () => {
+      if (saving) clearTimeout(saving);
+      saving = null;
+      // Logged out meanwhile: what the logout kept or erased stands.
+      if (this.drafts !== owner) return;
+      this.saveDraftsNow = null;
+      try {
+        localStorage.setItem(key, JSON.stringify(latest));
+      } catch {
+        /* storage full or unavailable */
+      }
+    };
     this.drafts.onChange = (drafts) => {
       latest = drafts;
-      if (saving) return;
-      saving = setTimeout(() => {
-        saving = null;
-        try {
-          localStorage.setItem(key, JSON.stringify(latest));
-        } catch {
-          /* storage full or unavailable */
-        }
-      }, 500);
+      this.saveDraftsNow = save;
+      if (!saving) saving = setTimeout(save, 500);
     };
   }
 
