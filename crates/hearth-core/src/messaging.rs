@@ -102,9 +102,10 @@ pub struct Messaging {
     transcription: std::sync::OnceLock<Arc<crate::transcription::TranscriptionQueue>>,
     /// When each (user, conversation) last had a typing notice passed on.
     typing: Mutex<HashMap<(i64, i64), std::time::Instant>>,
-    /// The delivered position each (user, conversation) last reached through this node: a
-    /// report at or behind it costs no store work.
-    delivered_at: Mutex<HashMap<(i64, i64), i64>>,
+    /// Delivered positions this node stored.
+    delivered_at: KnownPositions,
+    /// Read positions this node stored.
+    read_at: KnownPositions,
 }
 
 /// A direct or group conversation that is not dissolved: what members act in (rooms have
@@ -119,9 +120,31 @@ fn members_only(conversation: &Conversation) -> bool {
 const TYPING_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 /// (user, conversation) pairs remembered for the typing limit before stale ones are dropped.
 const TYPING_REMEMBERED: usize = 10_000;
-/// (user, conversation) delivered positions remembered before all are forgotten (forgetting
-/// costs one store round trip per pair, not correctness).
-const DELIVERED_REMEMBERED: usize = 10_000;
+/// (user, conversation) positions remembered before all are forgotten (forgetting costs one
+/// store round trip per pair, not correctness).
+const POSITIONS_REMEMBERED: usize = 10_000;
+
+/// Positions (read, delivered) per (user, conversation) that this node stored: a report at
+/// or behind one is no news, and costs no store work.
+#[derive(Default)]
+struct KnownPositions(Mutex<HashMap<(i64, i64), i64>>);
+
+impl KnownPositions {
+    fn is_news(&self, key: (i64, i64), seq: i64) -> bool {
+        let known = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        known.get(&key).is_none_or(|&at| seq > at)
+    }
+
+    /// After the store took `seq` (whether or not it moved anything).
+    fn stored(&self, key: (i64, i64), seq: i64) {
+        let mut known = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if known.len() >= POSITIONS_REMEMBERED {
+            known.clear();
+        }
+        let at = known.entry(key).or_insert(seq);
+        *at = (*at).max(seq);
+    }
+}
 
 /// Routes what a writer committed: rooms to every socket, other conversations to members.
 pub struct Router {
@@ -213,7 +236,8 @@ impl Messaging {
             policy,
             transcription: std::sync::OnceLock::new(),
             typing: Mutex::default(),
-            delivered_at: Mutex::default(),
+            delivered_at: KnownPositions::default(),
+            read_at: KnownPositions::default(),
         }
     }
 
@@ -569,17 +593,22 @@ impl Messaging {
         })
     }
 
-    /// Moves the read position (and the delivered one with it) and tells every member (the
-    /// reader's other devices clear their unread count from it).
+    /// Moves the read position (reading delivers too) and tells every member (the reader's
+    /// other devices clear their unread count from it). A position at or behind the one this
+    /// node last stored costs no store work.
     /// In a direct conversation across a block, only the reader's own devices are told.
     pub async fn read(&self, user: i64, conversation_id: i64, seq: i64) -> Result<(), ImError> {
         let (conversation, _) = self.membership(user, conversation_id).await?;
         let seq = seq.clamp(0, conversation.last_seq);
-        if let Some(seq) = self
+        if !self.read_at.is_news((user, conversation_id), seq) {
+            return Ok(());
+        }
+        let moved = self
             .conversations
             .mark_read(conversation_id, user, seq)
-            .await?
-        {
+            .await?;
+        self.read_at.stored((user, conversation_id), seq);
+        if let Some(seq) = moved {
             let check = self.cached_membership(user, conversation_id).await?;
             let members: Arc<[i64]> = if self.direct_check(&check).is_err() {
                 Arc::new([user])
@@ -617,10 +646,7 @@ impl Messaging {
         if members.len() > self.policy.delivery_receipts_max_members.max(2) {
             return Ok(());
         }
-        let known = |map: &HashMap<(i64, i64), i64>| map.get(&(user, conversation_id)).copied();
-        if known(&self.delivered_at.lock().unwrap_or_else(|e| e.into_inner()))
-            .is_some_and(|at| seq <= at)
-        {
+        if !self.delivered_at.is_news((user, conversation_id), seq) {
             return Ok(());
         }
         let (conversation, member) = self.membership(user, conversation_id).await?;
@@ -629,14 +655,8 @@ impl Messaging {
             .conversations
             .mark_delivered(conversation_id, user, seq)
             .await?;
-        {
-            let mut reached = self.delivered_at.lock().unwrap_or_else(|e| e.into_inner());
-            if reached.len() >= DELIVERED_REMEMBERED {
-                reached.clear();
-            }
-            let at = reached.entry((user, conversation_id)).or_insert(0);
-            *at = (*at).max(seq).max(member.read_seq);
-        }
+        self.delivered_at
+            .stored((user, conversation_id), seq.max(member.read_seq));
         let Some(seq) = moved else {
             return Ok(());
         };
@@ -840,5 +860,27 @@ impl Messaging {
         };
         self.writers.append(conversation, vec![message]).await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_position_is_news_only_past_what_was_stored() {
+        let known = KnownPositions::default();
+        let key = (1, 7);
+        assert!(known.is_news(key, 0), "nothing stored yet");
+        assert!(known.is_news(key, 5));
+        // Asked about is not stored: a store failure must not make the retry look stale.
+        assert!(known.is_news(key, 5));
+        known.stored(key, 5);
+        assert!(!known.is_news(key, 5));
+        assert!(!known.is_news(key, 3));
+        assert!(known.is_news(key, 6));
+        known.stored(key, 2); // never moves back
+        assert!(!known.is_news(key, 4));
+        assert!(known.is_news((2, 7), 1), "per user and conversation");
     }
 }

@@ -318,8 +318,8 @@ pub trait ConversationStore: Send + Sync {
         user_id: i64,
         seq: i64,
     ) -> Result<Option<i64>, StoreError>;
-    /// Moves the read position forward (never back), and the delivered position with it; the
-    /// new read position if it moved.
+    /// Moves the read position forward (never back); the new position if it moved. (A read
+    /// position counts as delivered too: `Member::delivered_seq` is never behind it.)
     async fn mark_read(
         &self,
         conversation_id: i64,
