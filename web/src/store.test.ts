@@ -79,9 +79,11 @@ describe("ChatStore", () => {
     let saved: Record<string, string> = {};
     before.onSeen = (seen) => (saved = seen);
     before.applyHello(hello([{ id: "a", messages: range(1, 4) }, { id: "b", messages: range(1, 3) }]));
+    // Both rooms are met: what they hold now is not new.
+    expect(saved).toEqual({ a: before.room("a")!.messages[0].id, b: before.room("b")!.messages[0].id });
     before.select("a");
     before.applyServerMessages({ roomId: "a", messages: [m("5-0")] });
-    expect(saved).toEqual({ a: "5-0" });
+    expect(saved.a).toBe("5-0");
     before.select("b");
     expect(saved).toEqual({ a: "5-0", b: "2-0" });
 
@@ -106,6 +108,18 @@ describe("ChatStore", () => {
     later.restoreSeen(kept);
     later.applyHello(hello([{ id: "a", messages: range(1, 4) }, { id: "z", messages: [] }]));
     expect(later.room("a")!.unread).toBe(3);
+    // A room never opened keeps what arrived in it for the next visit.
+    const unopened = new ChatStore();
+    let marks: Record<string, string> = {};
+    unopened.onSeen = (seen) => (marks = seen);
+    unopened.applyHello(hello([{ id: "a", messages: range(1, 3) }, { id: "r", messages: range(1, 3) }]));
+    unopened.select("a");
+    unopened.applyServerMessages({ roomId: "r", messages: [m("9-0")] });
+    expect(unopened.room("r")!.unread).toBe(1);
+    const reloaded = new ChatStore();
+    reloaded.restoreSeen(JSON.parse(JSON.stringify(marks)));
+    reloaded.applyHello(hello([{ id: "a", messages: range(1, 3) }, { id: "r", messages: [m("9-0"), ...range(1, 3)] }]));
+    expect(reloaded.room("r")!.unread).toBe(1);
     // Junk in storage is ignored.
     const junk = new ChatStore();
     junk.restoreSeen({ a: "not-an-id", b: 5 });

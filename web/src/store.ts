@@ -102,6 +102,7 @@ export class ChatStore {
     this.me = hello.me;
     const next = new Map<string, RoomState>();
     const order: string[] = [];
+    let baselines = false;
     for (const info of hello.rooms) {
       if (next.has(info.id)) continue;
       const prev = this.rooms.get(info.id);
@@ -138,6 +139,12 @@ export class ChatStore {
         // After a reload: what others posted since the last visit (within this page).
         const seen = this.seen.get(info.id);
         const since = seen === undefined ? 0 : incoming.filter((m) => compareIds(m.id, seen) > 0 && m.user.id !== hello.me.id).length;
+        if (seen === undefined) {
+          // First met: what is there now is not new, and what comes later is, even if the
+          // room is never opened before the next reload.
+          this.seen.set(info.id, incoming[0]?.id ?? "0-0");
+          baselines = true;
+        }
         unread = prev ? prev.unread : info.id === this.selectedRoomId ? 0 : since;
       }
       next.set(info.id, {
@@ -152,6 +159,7 @@ export class ChatStore {
     }
     this.rooms = next;
     this.order = order;
+    if (baselines) this.onSeen?.(Object.fromEntries(this.seen));
     if (this.selectedRoomId && !next.has(this.selectedRoomId)) this.selectedRoomId = null;
     if (this.selectedRoomId && this.roomInView) this.markSeen(this.selectedRoomId);
   }
