@@ -16,6 +16,7 @@ import {
   newClientMsgId,
   parseImFrame,
   goneText,
+  friendNotice,
   presenceShown,
   presenceText,
   quoteText,
@@ -420,6 +421,17 @@ describe("recall window", () => {
     expect(nextRecallExpiry(ms, alice.id, now, 0)).toBe(recallDeadline(now - 100_000, 0));
     expect(nextRecallExpiry(ms.slice(2), alice.id, now, 0)).toBeNull();
     expect(nextRecallExpiry(ms, undefined, now, 0)).toBeNull();
+  });
+});
+
+describe("friendNotice", () => {
+  it("tells the steps of a friend request, and nothing else", () => {
+    const ann = { id: 2, username: "ann" };
+    expect(friendNotice("friend_request", { from: ann, note: "hi" })).toBe("ann sent you a friend request");
+    expect(friendNotice("friend_accepted", { by: ann })).toBe("ann accepted your friend request");
+    expect(friendNotice("friend_rejected", { by: ann })).toBe("ann declined your friend request");
+    expect(friendNotice("friend_rejected", { by: "ann" })).toBeNull();
+    expect(friendNotice("friend_removed", { by: ann })).toBeNull();
   });
 });
 

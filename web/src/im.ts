@@ -791,6 +791,16 @@ export function goneText(kind: string, payload: Record<string, unknown>, me?: nu
   return null;
 }
 
+/** What to tell the user of a friend request's progress (null for other events). */
+export function friendNotice(kind: string, payload: Record<string, unknown>): string | null {
+  const from = isUserRef(payload.from) ? payload.from.username : null;
+  const by = isUserRef(payload.by) ? payload.by.username : null;
+  if (kind === "friend_request" && from) return `${from} sent you a friend request`;
+  if (kind === "friend_accepted" && by) return `${by} accepted your friend request`;
+  if (kind === "friend_rejected" && by) return `${by} declined your friend request`;
+  return null;
+}
+
 /** Inbox event kinds after which friend lists / conversation lists should be re-fetched. */
 export function eventAffects(kind: string): { friends: boolean; conversations: boolean } {
   const friends = kind.startsWith("friend_") || kind === "user_blocked";

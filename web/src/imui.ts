@@ -33,6 +33,7 @@ import {
   ackedMessage,
   canRecall,
   goneText,
+  friendNotice,
   nextRecallExpiry,
   quoteText,
   countUnread,
@@ -740,6 +741,8 @@ export class ImController {
       if (u?.username) this.host.toast(`${u.username} asks to join ${String(p.name ?? "your group")}`, true);
     }
     if (ev.kind === "join_rejected") this.host.toast(`Your request to join ${String(p.name ?? "a group")} was rejected`);
+    const notice = friendNotice(ev.kind, p);
+    if (notice) this.host.toast(notice, true);
     const gone = goneText(ev.kind, p, this.me?.id);
     if (gone) {
       // Not an error: a notice of what happened.
