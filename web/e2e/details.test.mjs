@@ -5,7 +5,7 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { api, conversation, imMessage, imSend, launch, newUser, register, tid } from "./helpers.mjs";
+import { api, conversation, imMessage, imSend, launch, newUser, registerFriends, tid } from "./helpers.mjs";
 
 const runId = randomBytes(4).toString("hex");
 
@@ -25,11 +25,7 @@ describe("Hearth details", { timeout: 120_000 }, () => {
     // A's clock can be moved on (time runs as usual until then).
     await A.page.clock.install();
     await A.context.grantPermissions(["microphone"]);
-    await Promise.all([register(A), register(B)]);
-    A.id = (await api(A, "GET", "/api/me")).id;
-    B.id = (await api(B, "GET", "/api/me")).id;
-    await api(A, "POST", "/api/friends/requests", { userId: B.id });
-    await api(B, "POST", `/api/friends/requests/${A.id}/accept`);
+    await registerFriends(A, B);
     ({ conversationId: directId } = await api(A, "POST", "/api/direct", { userId: B.id }));
     await conversation(A.page, directId).click();
     await A.page.locator(`${tid("conversation-title")}[data-conversation-id="${directId}"]`).waitFor();

@@ -5,7 +5,7 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { api, conversation, imMessage, imSend, launch, newUser, png, register, tid, wav } from "./helpers.mjs";
+import { conversation, imMessage, imSend, launch, newUser, png, registerFriends, tid, wav } from "./helpers.mjs";
 
 const SCREENSHOT = "/tmp/hearth-files.png";
 const runId = randomBytes(4).toString("hex");
@@ -51,11 +51,7 @@ describe("Hearth attachments and search", { timeout: 180_000 }, () => {
     browser = await launch();
     A = await newUser(browser, "fa", runId);
     B = await newUser(browser, "fb", runId);
-    await Promise.all([register(A), register(B)]);
-    A.id = (await api(A, "GET", "/api/me")).id;
-    B.id = (await api(B, "GET", "/api/me")).id;
-    await api(A, "POST", "/api/friends/requests", { userId: B.id });
-    await api(B, "POST", `/api/friends/requests/${A.id}/accept`);
+    await registerFriends(A, B);
 
     // A opens the direct conversation from the friends list and says hello; B opens it.
     await A.page.locator(tid("open-friends")).click();

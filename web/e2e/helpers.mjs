@@ -77,6 +77,15 @@ export async function api(u, method, path, data) {
   return res.status() === 204 ? undefined : res.json();
 }
 
+/** Signs both up (setting their `id`) and makes them friends, through the API. */
+export async function registerFriends(a, b) {
+  await Promise.all([register(a), register(b)]);
+  a.id = (await api(a, "GET", "/api/me")).id;
+  b.id = (await api(b, "GET", "/api/me")).id;
+  await api(a, "POST", "/api/friends/requests", { userId: b.id });
+  await api(b, "POST", `/api/friends/requests/${a.id}/accept`);
+}
+
 export function imMessage(page, text) {
   return page.locator(tid("im-message")).filter({ has: page.getByText(text, { exact: true }) });
 }

@@ -6,7 +6,7 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { api, conversation, imMessage, launch, newUser, register, tid } from "./helpers.mjs";
+import { api, conversation, imMessage, launch, newUser, registerFriends, tid } from "./helpers.mjs";
 
 const runId = randomBytes(4).toString("hex");
 
@@ -45,11 +45,7 @@ describe("Hearth keyboard and places", { timeout: 120_000 }, () => {
         for (const m of held.splice(0)) ws.send(m);
       };
     });
-    await Promise.all([register(A), register(B)]);
-    A.id = (await api(A, "GET", "/api/me")).id;
-    B.id = (await api(B, "GET", "/api/me")).id;
-    await api(A, "POST", "/api/friends/requests", { userId: B.id });
-    await api(B, "POST", `/api/friends/requests/${A.id}/accept`);
+    await registerFriends(A, B);
     ({ conversationId: directId } = await api(A, "POST", "/api/direct", { userId: B.id }));
     for (const [i, content] of texts.entries()) {
       await api(A, "POST", `/api/conversations/${directId}/messages`, { clientMsgId: `kb-${runId}-${i}`, content });

@@ -1635,6 +1635,13 @@ export class ImController {
     const failed = p.state === "failed";
     // An upload that is not an image cannot be sent as one: it can go as a file.
     const asFile = failed && p.code === "not_an_image" && p.attachment?.kind === "image";
+    /** Changes the failed send (`change`), then sends it again. */
+    const resend = (change: () => unknown) => {
+      change();
+      this.savePending();
+      this.flushPending();
+      this.renderMessages(false);
+    };
     return el(
       "li",
       {
@@ -1663,20 +1670,10 @@ export class ImController {
         failed ? `Not sent: ${p.error ?? "error"} ` : "Sending…",
         // No Retry where the same send is refused again (its kind, file or content is the problem).
         failed && sendRetryable(p.code)
-          ? button("Retry", { class: "link small", "data-testid": "im-message-retry" }, () => {
-              this.pending.retry(p.clientMsgId);
-              this.savePending();
-              this.flushPending();
-              this.renderMessages(false);
-            })
+          ? button("Retry", { class: "link small", "data-testid": "im-message-retry" }, () => resend(() => this.pending.retry(p.clientMsgId)))
           : null,
         asFile
-          ? button("Send as file", { class: "link small", "data-testid": "im-message-send-as-file" }, () => {
-              this.pending.asFile(p.clientMsgId);
-              this.savePending();
-              this.flushPending();
-              this.renderMessages(false);
-            })
+          ? button("Send as file", { class: "link small", "data-testid": "im-message-send-as-file" }, () => resend(() => this.pending.asFile(p.clientMsgId)))
           : null,
         failed
           ? button("Discard", { class: "link small", "data-testid": "im-message-discard" }, () => {

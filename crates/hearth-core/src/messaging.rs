@@ -556,24 +556,27 @@ impl Messaging {
         conversation_id: i64,
         messages: &mut [ChatMessage],
     ) -> Result<(), ImError> {
-        let repeated: Vec<i64> = messages
+        // (index in the page, the seq whose words it repeats)
+        let repeats: Vec<(usize, i64)> = messages
             .iter()
-            .filter_map(ChatMessage::repeats)
+            .enumerate()
+            .filter_map(|(i, m)| Some((i, m.repeats()?)))
+            .collect();
+        let asked: Vec<i64> = repeats
+            .iter()
+            .map(|&(_, seq)| seq)
             .filter(|&seq| seq > viewer.joined_seq)
             .collect();
-        let withheld = if repeated.is_empty() {
+        let withheld = if asked.is_empty() {
             Vec::new()
         } else {
             self.messages
-                .withheld_seqs(viewer.user.id, conversation_id, &repeated)
+                .withheld_seqs(viewer.user.id, conversation_id, &asked)
                 .await?
         };
-        for message in messages {
-            if message
-                .repeats()
-                .is_some_and(|seq| seq <= viewer.joined_seq || withheld.contains(&seq))
-            {
-                message.withhold_repeated_words();
+        for (i, seq) in repeats {
+            if seq <= viewer.joined_seq || withheld.contains(&seq) {
+                messages[i].withhold_repeated_words();
             }
         }
         Ok(())
@@ -643,6 +646,7 @@ impl Messaging {
             .members
             .get(&*self.conversations, conversation_id)
             .await?;
+        // A direct conversation (two members) always keeps them, whatever the policy says.
         if members.len() > self.policy.delivery_receipts_max_members.max(2) {
             return Ok(());
         }
@@ -831,7 +835,7 @@ impl Messaging {
     /// where direct messages are between friends) receipts stop, so the other member's
     /// positions are not shown either: they read as never moved past joining.
     pub async fn members(&self, user: i64, conversation_id: i64) -> Result<Vec<Member>, ImError> {
-        self.membership(user, conversation_id).await?;
+        // The membership check, and what it knows of blocks and friendship.
         let check = self.cached_membership(user, conversation_id).await?;
         let mut members = self.conversations.members(conversation_id).await?;
         if self.direct_check(&check).is_err() {
