@@ -90,6 +90,21 @@ describe("Hearth instant messaging", { timeout: 180_000 }, () => {
     await imMessage(A.page, reply).waitFor();
     assert.equal(await imMessage(A.page, hello).count(), 1, "own message is shown exactly once");
     assert.equal(await imMessage(B.page, reply).count(), 1, "own message is shown exactly once");
+
+    // Web addresses become links (new tab, no opener), Chinese punctuation and a closing
+    // parenthesis left out; the text reads as typed. (Not clicked: the addresses are not ours.)
+    const url = `https://example.com/hearth-${runId}?q=1`;
+    const withLinks = `链接：${url}，看看 (www.example.org/${runId}).`;
+    await imSend(A.page, withLinks);
+    const content = imMessage(B.page, withLinks).locator(tid("im-message-content"));
+    const link = content.locator(`a[href="${url}"]`);
+    await link.waitFor();
+    assert.equal(await link.textContent(), url);
+    assert.equal(await link.getAttribute("target"), "_blank");
+    assert.match((await link.getAttribute("rel")) ?? "", /\bnoopener\b/);
+    assert.equal(await content.locator(`a[href="https://www.example.org/${runId}"]`).textContent(), `www.example.org/${runId}`);
+    assert.equal(await content.textContent(), withLinks);
+    assert.equal(await content.locator("a").count(), 2);
   });
 
   it("A creates a group with B; both exchange a message; A recalls one and B sees it recalled", async () => {

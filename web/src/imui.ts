@@ -60,6 +60,7 @@ import {
 import * as imapi from "./imapi";
 import type { FriendRequest, JoinRequest } from "./imapi";
 import { conversationDraftKey, type Drafts } from "./drafts";
+import { richText } from "./links";
 import { MessageNav } from "./messagenav";
 import { errorFrameText, validateContent, type ClientFrame, type ErrorPayload, type UserRef } from "./protocol";
 import type { SearchHit } from "./search";
@@ -1582,7 +1583,7 @@ export class ImController {
         : null,
       !m.recalled && m.replyTo !== undefined ? this.quote(c, m.replyTo) : null,
       m.recalled ? null : this.attachment(m, used),
-      !m.recalled && (m.content !== "" || m.kind === "text") ? el("div", { class: "content", "data-testid": "im-message-content" }, m.content) : null,
+      !m.recalled && (m.content !== "" || m.kind === "text") ? el("div", { class: "content", "data-testid": "im-message-content" }, ...richText(m.content)) : null,
       !m.recalled && m.kind === "voice" && m.transcript ? el("div", { class: "transcript", "data-testid": "im-transcript" }, m.transcript) : null,
       m.editedAt && !m.recalled ? el("span", { class: "muted small", "data-testid": "im-message-edited" }, "(edited)") : null,
       mine && !m.recalled ? el("div", { class: "msg-status muted small", "data-testid": "im-message-status" }, this.readStatus(c, m)) : null,
@@ -1663,7 +1664,7 @@ export class ImController {
             el("span", { class: "muted small" }, formatBytes(p.attachment.file.size)),
           )
         : null,
-      !p.attachment || p.content ? el("div", { class: "content", "data-testid": "im-message-content" }, p.content) : null,
+      !p.attachment || p.content ? el("div", { class: "content", "data-testid": "im-message-content" }, ...richText(p.content)) : null,
       el(
         "div",
         { class: "msg-status muted small", "data-testid": "im-message-status" },

@@ -8,6 +8,7 @@ import { button, el } from "./dom";
 import { avatarChanged, avatarImg } from "./avatar";
 import { uploadErrorText, uploadFile, type UploadFailure } from "./files";
 import { ImController } from "./imui";
+import { richText } from "./links";
 import { Drafts, roomDraftKey } from "./drafts";
 import { parseRoute, routeHash, sameRoute, type Route } from "./route";
 
@@ -825,7 +826,7 @@ export class App {
         "data-message-id": m.id,
       },
       el("div", { class: "meta" }, avatarImg(m.user.id), el("span", { class: "user", "data-testid": "message-user" }, m.user.username), time),
-      el("div", { class: "content", "data-testid": "message-content" }, m.content),
+      el("div", { class: "content", "data-testid": "message-content" }, ...richText(m.content)),
     );
   }
 
