@@ -5,12 +5,17 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { conversation, imMessage, imSend, launch, newUser, png, registerFriends, tid, wav } from "./helpers.mjs";
+import { setTimeout as delay } from "node:timers/promises";
+import { api, conversation, imMessage, imSend, launch, newUser, png, registerFriends, tid, wav } from "./helpers.mjs";
 
 const SCREENSHOT = "/tmp/hearth-files.png";
 const runId = randomBytes(4).toString("hex");
 /** Letters only, so that the search tokenizer sees one plain word. */
 const WORD = "quokka" + [...runId].map((c) => String.fromCharCode(97 + parseInt(c, 16))).join("");
+/** Another such word, for the search hit in a room. */
+const ROOM_WORD = "wombat" + [...runId].map((c) => String.fromCharCode(97 + parseInt(c, 16))).join("");
+/** The server's room history page (`limits.history_page`): hello holds the newest this many. */
+const HISTORY_PAGE = 100;
 
 let browser;
 /** @type {{ username: string, email: string, id: number, context: import('playwright-core').BrowserContext, page: import('playwright-core').Page }} */
@@ -40,6 +45,68 @@ async function watchUploads(page) {
 
 async function uploadsSeen(page) {
   return page.evaluate(() => window.__uploads);
+}
+
+/**
+ * Posts `contents` into a room over a second socket of `page`'s user, 10 to a frame, each frame
+ * once the one before it is stored (broadcast back), waiting out `rate_limited` refusals.
+ */
+async function postToRoom(page, roomId, contents) {
+  await page.evaluate(
+    async ({ roomId, contents }) => {
+      const frames = [];
+      for (let i = 0; i < contents.length; i += 10) frames.push(contents.slice(i, i + 10));
+      const ws = new WebSocket(`${location.protocol === "https:" ? "wss:" : "ws:"}//${location.host}/api/ws`);
+      await new Promise((resolve, reject) => {
+        let at = 0;
+        const timer = setTimeout(() => fail(new Error(`posting to ${roomId} timed out at frame ${at}`)), 90_000);
+        const fail = (e) => {
+          clearTimeout(timer);
+          ws.close();
+          reject(e);
+        };
+        const sendFrame = () => ws.send(JSON.stringify({ type: "clientMessages", payload: { roomId, messages: frames[at].map((content) => ({ content })) } }));
+        ws.onmessage = (ev) => {
+          const f = JSON.parse(ev.data);
+          if (f.type === "hello") sendFrame();
+          else if (f.type === "serverMessages" && f.payload.roomId === roomId && f.payload.messages.some((m) => m.content === frames[at]?.at(-1))) {
+            at++;
+            if (at < frames.length) return sendFrame();
+            clearTimeout(timer);
+            ws.close();
+            resolve();
+          } else if (f.type === "error") {
+            if (f.payload.code === "rate_limited") setTimeout(sendFrame, (f.payload.retryAfterMs ?? 1000) + 50);
+            else fail(new Error(`posting to ${roomId}: ${JSON.stringify(f.payload)}`));
+          }
+        };
+        ws.onclose = (ev) => {
+          if (at < frames.length) fail(new Error(`posting to ${roomId}: the socket closed (${ev.code})`));
+        };
+      });
+    },
+    { roomId, contents },
+  );
+}
+
+/** Searches `page` for `q` through the search box and waits for the answer. */
+async function searchFor(page, q) {
+  await page.locator(tid("search-input")).fill(q);
+  await page.locator(tid("search-input")).press("Enter");
+  await page.locator(`${tid("search-panel")}[aria-busy="false"]`).waitFor();
+}
+
+/**
+ * Waits until the server's search index has a room hit for `q` for user `u`: the index may lag
+ * a send (about 200 ms, 1.2 s under traffic), so the API is asked again until it answers.
+ */
+async function indexedInRoom(u, q) {
+  for (let i = 0; i < 60; i++) {
+    const { hits } = await api(u, "GET", `/api/search/messages?q=${encodeURIComponent(q)}`);
+    if (hits.some((h) => h.room !== undefined)) return;
+    await delay(250);
+  }
+  throw new Error(`no room hit for ${q} after 15 s`);
 }
 
 function lastOfKind(page, kind) {
@@ -281,6 +348,86 @@ describe("Hearth attachments and search", { timeout: 180_000 }, () => {
     await B.page.locator(tid("search-error")).filter({ hasText: "Type a word to search for." }).waitFor();
     B.page.off("request", listen);
     assert.deepEqual(asked, []);
+  });
+
+  it("opens a room hit older than the room's first page at the message, loading history back to it", async () => {
+    // The last room: the one other test files post into least.
+    const rooms = await B.page.locator(tid("room-item")).evaluateAll((els) => els.map((e) => ({ id: e.dataset.roomId, name: e.dataset.roomName })));
+    assert.ok(rooms.length > 0, "the server has rooms");
+    const room = rooms[rooms.length - 1];
+    const text = `the ${ROOM_WORD} waddled through the room`;
+    // Enough before it that it can be scrolled to the middle even in a room with nothing else.
+    const before = Array.from({ length: 40 }, (_, i) => `room before ${runId} ${i}`);
+    // More than a page after it: the room opens (and hello holds) newer messages only.
+    const after = Array.from({ length: HISTORY_PAGE + 10 }, (_, i) => `room after ${runId} ${i}`);
+    await postToRoom(A.page, room.id, [...before, text, ...after]);
+
+    // B starts afresh (hello: the newest page only), watching the history requests it sends.
+    const historyAsked = [];
+    B.page.on("websocket", (ws) =>
+      ws.on("framesent", (f) => {
+        try {
+          const frame = JSON.parse(String(f.payload));
+          if (frame.type === "requestRoomHistory") historyAsked.push(frame.payload.roomId);
+        } catch {
+          /* not JSON */
+        }
+      }),
+    );
+    await B.page.reload();
+    await B.page.locator(`${tid("room-item")}[data-room-id="${room.id}"]`).waitFor();
+    await B.page.locator(`${tid("connection-status")}[data-status="online"]`).waitFor({ state: "attached" });
+
+    await indexedInRoom(B, ROOM_WORD);
+    await searchFor(B.page, ROOM_WORD);
+    const hit = B.page.locator(`${tid("search-result")}[data-room-id="${room.id}"]`).filter({ has: B.page.locator(tid("search-highlight")) });
+    await hit.waitFor();
+    assert.equal(await hit.count(), 1, "exactly one hit");
+    assert.equal(await hit.locator(tid("search-result-where")).textContent(), `# ${room.name}`);
+    const seq = await hit.getAttribute("data-seq");
+    const target = B.page.locator(tid("message")).filter({ has: B.page.getByText(text, { exact: true }) });
+    assert.equal(await target.count(), 0, "the message is not on screen before the hit is opened");
+    const askedBefore = historyAsked.filter((r) => r === room.id).length;
+
+    await hit.click();
+    // Found and highlighted for a moment (the class goes after 2 s)...
+    const flashed = B.page.locator(`${tid("message")}.flash`).filter({ has: B.page.getByText(text, { exact: true }) });
+    await flashed.waitFor();
+    await B.page.locator(`${tid("room-item")}[data-room-id="${room.id}"][aria-current="true"]`).waitFor();
+    assert.ok(historyAsked.filter((r) => r === room.id).length > askedBefore, "older history of the room was requested");
+    assert.match(await target.getAttribute("data-message-id"), new RegExp(`^\\d+-${seq}$`), "the hit's seq is the n of the room message's id");
+    // ...and scrolled into the middle of the list, with newer messages below it.
+    const where = await target.evaluate((el) => {
+      const list = el.closest('[data-testid="message-list"]').getBoundingClientRect();
+      const r = el.getBoundingClientRect();
+      return { top: r.top - list.top, bottom: list.bottom - r.bottom, mid: (r.top + r.bottom) / 2 - (list.top + list.bottom) / 2, height: list.height };
+    });
+    assert.ok(where.top >= 0 && where.bottom >= 0, `the message is in view: ${JSON.stringify(where)}`);
+    assert.ok(Math.abs(where.mid) <= where.height / 4, `the message is near the middle: ${JSON.stringify(where)}`);
+    assert.equal(await B.page.locator(tid("message")).filter({ has: B.page.getByText(after.at(-1), { exact: true }) }).count(), 1, "the newest message is still there");
+    await flashed.waitFor({ state: "detached" });
+    assert.equal(await B.page.locator(tid("error-toast")).filter({ hasText: "That message" }).isVisible(), false, "no toast about a missing message");
+  });
+
+  it("says so when a room hit is no longer in the room", async () => {
+    // The server answers with a hit for a message the room does not have (seq 0: before its first).
+    const search = (url) => url.pathname === "/api/search/messages";
+    await B.page.route(search, async (route) => {
+      const res = await route.fetch();
+      const body = await res.json();
+      for (const h of body.hits) if (h.room !== undefined) h.message.seq = 0;
+      await route.fulfill({ response: res, json: body });
+    });
+    await searchFor(B.page, ROOM_WORD);
+    const hit = B.page.locator(tid("search-result")).filter({ has: B.page.locator(tid("search-highlight")) });
+    await hit.waitFor();
+    const roomId = await hit.getAttribute("data-room-id");
+    assert.ok(roomId, "the hit is in a room");
+    await hit.click();
+    await B.page.locator(`${tid("room-item")}[data-room-id="${roomId}"][aria-current="true"]`).waitFor();
+    // Paged back to the beginning of the room (or as far as it goes): not there.
+    await B.page.locator(tid("error-toast")).filter({ hasText: /That message is (no longer in|too far back in) #/ }).waitFor();
+    await B.page.unroute(search);
   });
 
   it("finds users by name prefix when adding friends", async () => {

@@ -131,6 +131,22 @@ describe("Hearth instant messaging", { timeout: 180_000 }, () => {
     await imMessage(A.page, fromB).waitFor();
     await imMessage(A.page, fromA).locator(tid("im-message-status")).filter({ hasText: "Read by 1" }).waitFor();
 
+    // Who read it: the status is a button that opens a line naming them (also its hover title).
+    const status = imMessage(A.page, fromA).locator(tid("im-message-status"));
+    const receipts = imMessage(A.page, fromA).locator(tid("im-message-receipts"));
+    assert.equal(await status.evaluate((e) => e.tagName), "BUTTON");
+    assert.equal(await status.getAttribute("aria-expanded"), "false");
+    assert.equal(await receipts.isVisible(), false);
+    await status.click();
+    await receipts.filter({ hasText: `Read by ${B.username}` }).waitFor();
+    assert.equal(await status.getAttribute("aria-expanded"), "true");
+    assert.equal(await status.textContent(), "Read by 1");
+    // The group has just A and B: nobody else to name.
+    assert.equal(await receipts.textContent(), `Read by ${B.username}`);
+    assert.equal(await status.getAttribute("title"), `Read by ${B.username}`);
+    // A click on the status is not a tap on the message: it does not select it.
+    assert.equal(await imMessage(A.page, fromA).evaluate((e) => e.classList.contains("selected")), false);
+
     // Members are listed in the group panel.
     await A.page.locator(tid("group-info-button")).click();
     await A.page.locator(tid("group-member")).nth(1).waitFor();
@@ -141,6 +157,14 @@ describe("Hearth instant messaging", { timeout: 180_000 }, () => {
     await imSend(A.page, oops);
     await imMessage(B.page, oops).waitFor();
     const mine = A.page.locator(`${tid("im-message")}[data-state="sent"]`).filter({ has: A.page.getByText(oops, { exact: true }) });
+    // The list was redrawn for the acked message: the receipt line opened above is still open,
+    // and the keyboard closes it (Enter on the focused status).
+    await mine.waitFor();
+    await receipts.filter({ hasText: `Read by ${B.username}` }).waitFor();
+    await status.press("Enter");
+    await receipts.waitFor({ state: "hidden" });
+    assert.equal(await status.getAttribute("aria-expanded"), "false");
+    await status.blur();
     await mine.hover();
     // Recall asks first.
     A.page.once("dialog", (d) => void d.accept());

@@ -22,6 +22,10 @@ import {
   quoteText,
   readByCount,
   receiptText,
+  lastJoins,
+  receiptDetail,
+  receiptDetailText,
+  receiptSummary,
   sendFrame,
   systemText,
   type ImMessage,
@@ -460,6 +464,115 @@ describe("helpers", () => {
     expect(receiptText("group", 6, me, none, group)).toBe("Delivered to 1");
     // Reading counts as receiving, even before a delivery report arrives.
     expect(receiptText("group", 6, me, new Map([[4, 6]]), group)).toBe("Read by 1");
+  });
+
+  describe("receipt detail (who read a group message)", () => {
+    const me = 1;
+    // Named out of order on purpose; 7 has no known name.
+    const who = new Map([
+      [1, "me"],
+      [2, "bob"],
+      [3, "Carol"],
+      [4, "alice"],
+      [5, "dave"],
+      [6, "Eve"],
+    ]);
+    const nameOf = (id: number) => who.get(id);
+    const members = [1, 2, 3, 4, 5, 6, 7];
+    // Everyone's position is known (the member list gives one for each other member).
+    const read = new Map([
+      [2, 10],
+      [3, 4],
+      [4, 12],
+      [5, 3],
+      [6, 3],
+      [7, 11],
+    ]);
+    const delivered = new Map([
+      [2, 10],
+      [3, 10],
+      [4, 12],
+      [5, 3],
+      [6, 9],
+      [7, 11],
+    ]);
+
+    it("names who read, who only received and who has neither, sorted, never the sender", () => {
+      const d = receiptDetail(9, me, new Map([...read, [me, 12]]), new Map([...delivered, [me, 12]]), { nameOf, members });
+      expect(d).toEqual({ read: ["alice", "bob", "user #7"], delivered: ["Carol", "Eve"], notYet: ["dave"] });
+      expect(receiptDetailText(d)).toBe("Read by alice, bob, user #7 · Delivered to Carol, Eve · Not yet: dave");
+      expect(receiptSummary(d)).toBe("Read by 3");
+      // Later: fewer got there.
+      const later = receiptDetail(11, me, read, delivered, { nameOf, members });
+      expect(later).toEqual({ read: ["alice", "user #7"], delivered: [], notYet: ["bob", "Carol", "dave", "Eve"] });
+      expect(receiptDetailText(receiptDetail(13, me, read, delivered, { nameOf, members }))).toBe("Not yet: alice, bob, Carol, dave, Eve, user #7");
+      expect(receiptSummary(receiptDetail(13, me, read, delivered, { nameOf, members }))).toBe("Sent");
+    });
+
+    it("agrees with the count shown in a group", () => {
+      for (const seq of [1, 3, 4, 9, 10, 11, 12, 13]) {
+        const d = receiptDetail(seq, me, read, delivered, { nameOf, members });
+        expect(receiptSummary(d)).toBe(receiptText("group", seq, me, read, delivered));
+      }
+      // Reading counts as receiving even before the delivery report.
+      const d = receiptDetail(5, me, new Map([[2, 5]]), new Map(), { nameOf });
+      expect(d.read).toEqual(["bob"]);
+      expect(d.delivered).toEqual([]);
+    });
+
+    it("is stable: same names keep one order (by id), whatever the order of the maps", () => {
+      const twins = (id: number) => (id === 2 || id === 3 ? "sam" : id === 4 ? "Sam" : undefined);
+      const a = receiptDetail(1, me, new Map([[3, 5], [4, 5], [2, 5], [9, 5]]), new Map(), { nameOf: twins });
+      const b = receiptDetail(1, me, new Map([[9, 5], [2, 5], [4, 5], [3, 5]]), new Map(), { nameOf: twins });
+      expect(a).toEqual(b);
+      expect(a.read).toEqual(["Sam", "sam", "sam", "user #9"]);
+      // Numbers in names sort as numbers.
+      const n = receiptDetail(1, me, new Map([[10, 1], [2, 1]]), new Map(), { nameOf: () => undefined });
+      expect(n.read).toEqual(["user #2", "user #10"]);
+    });
+
+    it("says nothing it does not know", () => {
+      // No member list: nobody is said to be waiting.
+      const noMembers = receiptDetail(9, me, read, delivered, { nameOf });
+      expect(noMembers.notYet).toBeNull();
+      expect(receiptDetailText(noMembers)).toBe("Read by alice, bob, user #7 · Delivered to Carol, Eve");
+      // A member whose position is not known (hidden, or not fetched yet) is not "not yet".
+      const hidden = receiptDetail(9, me, new Map([[2, 10]]), new Map([[2, 10]]), { nameOf, members });
+      expect(hidden).toEqual({ read: ["bob"], delivered: [], notYet: [] });
+      // A group too big for delivery reports: only who read.
+      const big = receiptDetail(9, me, read, delivered, { nameOf, members, deliveryKept: false });
+      expect(big).toEqual({ read: ["alice", "bob", "user #7"], delivered: [], notYet: null });
+      expect(receiptDetailText(big)).toBe("Read by alice, bob, user #7");
+      expect(receiptSummary(receiptDetail(11, me, new Map(), delivered, { nameOf, members, deliveryKept: false }))).toBe("Sent");
+      // Nothing at all.
+      expect(receiptDetailText(receiptDetail(9, me, new Map(), new Map(), { nameOf }))).toBe("Not read by anyone yet");
+    });
+
+    it("leaves out who joined after the message (their position starts past it)", () => {
+      const log = new ConversationLog(0);
+      log.addAll([
+        sys(1, { event: "created", members: [1, 2] }),
+        msg(2, { sender: { id: 1, username: "me" } }),
+        sys(3, { event: "joined", userIds: [3, 4], by: 1 }),
+        msg(4, { sender: { id: 1, username: "me" } }),
+        sys(5, { event: "left", userId: 4 }),
+        sys(6, { event: "joined", userIds: [4] }),
+        sys(7, { event: "joined", userIds: "nonsense" }),
+      ]);
+      const joins = lastJoins(log.messages());
+      expect(joins).toEqual(new Map([[3, 3], [4, 6]]));
+      // Remembered for the same array; a changed log is looked at afresh.
+      expect(lastJoins(log.messages())).toBe(joins);
+      log.add(sys(8, { event: "joined", userIds: [5] }));
+      expect(lastJoins(log.messages()).get(5)).toBe(8);
+
+      const positions = new Map([[2, 6], [3, 6], [4, 6]]);
+      const opts = { nameOf, members: [1, 2, 3, 4], joinedAt: joins };
+      expect(receiptDetail(2, me, positions, positions, opts)).toEqual({ read: ["bob"], delivered: [], notYet: [] });
+      // Carol joined at 3, before message 4; alice left and joined again at 6.
+      expect(receiptDetail(4, me, positions, positions, opts)).toEqual({ read: ["bob", "Carol"], delivered: [], notYet: [] });
+      expect(receiptDetail(4, me, new Map([[3, 3]]), new Map([[3, 3]]), opts)).toEqual({ read: [], delivered: [], notYet: ["Carol"] });
+    });
   });
 
   it("parses delivery and profile frames, and refuses malformed ones", () => {

@@ -825,6 +825,120 @@ export function receiptText(kind: "direct" | "group", seq: number, sender: numbe
   return receivers > 0 ? `Delivered to ${receivers}` : "Sent";
 }
 
+/**
+ * The largest group whose members' "delivered" reports the server keeps (its
+ * `im.delivery_receipts_max_members`, default 32; direct conversations always). The client is
+ * not told the configured value: this is the default. In a bigger group only reads are known.
+ */
+export const DELIVERY_RECEIPTS_MAX_MEMBERS = 32;
+
+/** Who got how far with one of the sender's group messages (names, sorted). */
+export interface ReceiptDetail {
+  /** Read it. */
+  read: string[];
+  /** Received it but have not read it (empty where delivery reports are not kept). */
+  delivered: string[];
+  /**
+   * Current members known to have neither read nor received it; null when that is not known
+   * (no member list, or a group too big for delivery reports).
+   */
+  notYet: string[] | null;
+}
+
+export interface ReceiptDetailOptions {
+  /** A user's name (undefined: unknown, shown as "user #id"). */
+  nameOf: NameLookup;
+  /** The group's current members (ids), if known. */
+  members?: readonly number[] | null;
+  /** Whether the server keeps delivery reports in this group (see DELIVERY_RECEIPTS_MAX_MEMBERS). */
+  deliveryKept?: boolean;
+  /**
+   * Each user's latest join of the group (userId -> seq of the "joined" system message, see
+   * [`lastJoins`]). Someone who joined after the message never saw it, though their position
+   * (which starts where they joined) is past it: they are left out of every list.
+   */
+  joinedAt?: ReadonlyMap<number, number>;
+}
+
+const nameCollator = new Intl.Collator(undefined, { sensitivity: "base", numeric: true });
+
+function sortedNames(ids: Iterable<number>, nameOf: NameLookup): string[] {
+  return [...ids]
+    .map((id) => ({ id, name: nameOf(id) ?? `user #${id}` }))
+    // Alphabetical regardless of case; then exactly, then by id, so that the order is stable.
+    .sort((a, b) => nameCollator.compare(a.name, b.name) || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0) || a.id - b.id)
+    .map((x) => x.name);
+}
+
+/**
+ * Who read, who only received, and (where it can be told) who has neither of the message `seq`
+ * sent by `sender`, from the members' read and delivered positions (userId -> seq). The sender
+ * is never listed. It says nothing it does not know: a member whose position is not known (no
+ * entry in either map) is not listed as "not yet"; where delivery reports are not kept only
+ * the readers are named; and someone who joined after the message is left out.
+ * (Positions the server hides, across a block in a direct conversation, read as the member's
+ * joinedSeq; the server hides none in groups, the only place this detail is shown.)
+ */
+export function receiptDetail(
+  seq: number,
+  sender: number,
+  read: ReadonlyMap<number, number>,
+  delivered: ReadonlyMap<number, number>,
+  opts: ReceiptDetailOptions,
+): ReceiptDetail {
+  const kept = opts.deliveryKept ?? true;
+  const counts = (user: number) => user !== sender && !((opts.joinedAt?.get(user) ?? -Infinity) > seq);
+  const readers = new Set<number>();
+  for (const [user, at] of read) if (at >= seq && counts(user)) readers.add(user);
+  const receivers = new Set<number>();
+  if (kept) for (const [user, at] of delivered) if (at >= seq && counts(user) && !readers.has(user)) receivers.add(user);
+  let notYet: number[] | null = null;
+  if (kept && opts.members) {
+    notYet = opts.members.filter((user) => counts(user) && !readers.has(user) && !receivers.has(user) && (read.has(user) || delivered.has(user)));
+  }
+  return {
+    read: sortedNames(readers, opts.nameOf),
+    delivered: sortedNames(receivers, opts.nameOf),
+    notYet: notYet && sortedNames(new Set(notYet), opts.nameOf),
+  };
+}
+
+/** The group status under the sender's message, from its detail: "Read by 2", "Delivered to 1", "Sent". */
+export function receiptSummary(d: ReceiptDetail): string {
+  if (d.read.length > 0) return `Read by ${d.read.length}`;
+  return d.delivered.length > 0 ? `Delivered to ${d.delivered.length}` : "Sent";
+}
+
+/** The detail in words: "Read by alice, bob · Delivered to carol · Not yet: dave". */
+export function receiptDetailText(d: ReceiptDetail): string {
+  const parts: string[] = [];
+  if (d.read.length > 0) parts.push(`Read by ${d.read.join(", ")}`);
+  if (d.delivered.length > 0) parts.push(`Delivered to ${d.delivered.join(", ")}`);
+  if (d.notYet && d.notYet.length > 0) parts.push(`Not yet: ${d.notYet.join(", ")}`);
+  return parts.length > 0 ? parts.join(" · ") : "Not read by anyone yet";
+}
+
+const joinsMemo = new WeakMap<readonly ImMessage[], Map<number, number>>();
+
+/**
+ * Each user's latest "joined" system message in `messages` (userId -> its seq). Remembered per
+ * array: `ConversationLog.messages()` hands out the same array until the log changes, so a
+ * render asks once per conversation, not once per message.
+ */
+export function lastJoins(messages: readonly ImMessage[]): ReadonlyMap<number, number> {
+  const memo = joinsMemo.get(messages);
+  if (memo) return memo;
+  const joins = new Map<number, number>();
+  for (const m of messages) {
+    if (m.kind !== "system") continue;
+    const b = parseSystem(m.content);
+    if (b?.event !== "joined" || !Array.isArray(b.userIds)) continue;
+    for (const id of b.userIds) if (isNum(id)) joins.set(id, Math.max(joins.get(id) ?? 0, m.seq));
+  }
+  joinsMemo.set(messages, joins);
+  return joins;
+}
+
 /** "online", "last seen 5 min ago", "offline". */
 /** What to show of a peer's presence: nothing certain while our own socket is down. */
 export function presenceShown(p: Presence | undefined, connected: boolean, now: number = Date.now()): { online: boolean; text: string } {

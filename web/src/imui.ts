@@ -37,6 +37,11 @@ import {
   nextRecallExpiry,
   quoteText,
   countUnread,
+  DELIVERY_RECEIPTS_MAX_MEMBERS,
+  lastJoins,
+  receiptDetail,
+  receiptDetailText,
+  receiptSummary,
   eventAffects,
   isNum,
   isStr,
@@ -61,6 +66,7 @@ import * as imapi from "./imapi";
 import type { FriendRequest, JoinRequest } from "./imapi";
 import { conversationDraftKey, type Drafts } from "./drafts";
 import { richText } from "./links";
+import type { RoomTarget } from "./store";
 import { MessageNav } from "./messagenav";
 import { errorFrameText, validateContent, type ClientFrame, type ErrorPayload, type UserRef } from "./protocol";
 import type { SearchHit } from "./search";
@@ -72,8 +78,8 @@ export interface ImHost {
   toast(text: string, info?: boolean): void;
   /** Show the IM main section (hides the room view). */
   showIm(): void;
-  /** Open a chat room (a search hit in a room). */
-  openRoom(roomId: string): void;
+  /** Open a chat room, at `message` if given (a search hit): older history is loaded back to it, which is centred and flashed. */
+  openRoom(roomId: string, message?: RoomTarget): void;
   /** A room's display name, if the client knows the room. */
   roomName(roomId: string): string | undefined;
   onUnreadChange(): void;
@@ -1130,10 +1136,11 @@ export class ImController {
     return m.sender.username;
   }
 
-  /** A search hit was clicked: its room, or its conversation scrolled to it (loaded back to it). */
+  /** A search hit was clicked: its room or its conversation, scrolled to it (loaded back to it). */
   private openSearchHit(h: SearchHit): void {
     const m = h.message;
-    if (h.room !== undefined) this.host.openRoom(h.room);
+    // In a room the hit's `seq` is the `n` of the message's room id `<ms>-<n>` (`m.id` is global).
+    if (h.room !== undefined) this.host.openRoom(h.room, { seq: m.seq });
     else if (this.convs.has(m.conversationId)) {
       this.openConversation(m.conversationId);
       this.focusSeq = m.seq;
@@ -1468,8 +1475,45 @@ export class ImController {
     this.typingEl.textContent = who.length === 0 ? "" : `${who.join(", ")} ${who.length === 1 ? "is" : "are"} typing…`;
   }
 
-  private readStatus(c: Conv, m: ImMessage): string {
-    return receiptText(c.state.kind === "direct" ? "direct" : "group", m.seq, m.sender.id, c.readers, c.receivers);
+  /** Own messages (by id) whose "who read it" detail is open: kept across re-renders. */
+  private receiptsOpen = new Set<string>();
+
+  /**
+   * The status under one of our own messages. In a direct conversation plain text ("Read"); in
+   * a group a button ("Read by 2") that opens a line below naming who read it, who only
+   * received it and who has neither (as far as is known), also its hover title.
+   */
+  private readStatus(c: Conv, m: ImMessage): HTMLElement {
+    if (c.state.kind === "direct") {
+      return el("div", { class: "msg-status muted small", "data-testid": "im-message-status" }, receiptText("direct", m.seq, m.sender.id, c.readers, c.receivers));
+    }
+    const members = c.members?.map((x) => x.user.id) ?? null;
+    const detail = receiptDetail(m.seq, m.sender.id, c.readers, c.receivers, {
+      nameOf: (id) => this.names.get(id),
+      members,
+      deliveryKept: members === null || members.length <= DELIVERY_RECEIPTS_MAX_MEMBERS,
+      joinedAt: lastJoins(c.log?.messages() ?? []),
+    });
+    const text = receiptDetailText(detail);
+    const open = this.receiptsOpen.has(m.id);
+    const id = `receipts-${m.id}`;
+    const line = el("div", { class: "msg-receipts small", id, "data-testid": "im-message-receipts" }, text);
+    line.hidden = !open;
+    // A control of its own in the message: a tap on it does not select the message (MessageNav).
+    const toggle = button(receiptSummary(detail), { class: "msg-status msg-status-toggle muted small", "data-testid": "im-message-status", title: text, "aria-expanded": String(open), "aria-controls": id }, () =>
+      this.toggleReceipts(m.id, toggle, line),
+    );
+    return el("div", { class: "msg-status-row" }, toggle, line);
+  }
+
+  /** Opens or closes a message's receipt detail in place (the next render keeps it so). */
+  private toggleReceipts(id: string, toggle: HTMLElement, line: HTMLElement): void {
+    const open = !this.receiptsOpen.has(id);
+    if (open) this.receiptsOpen.add(id);
+    else this.receiptsOpen.delete(id);
+    toggle.setAttribute("aria-expanded", String(open));
+    line.hidden = !open;
+    if (open) line.scrollIntoView({ block: "nearest" });
   }
 
   /** The attachment of a message, reusing the element of the previous render. */
@@ -1586,7 +1630,7 @@ export class ImController {
       !m.recalled && (m.content !== "" || m.kind === "text") ? el("div", { class: "content", "data-testid": "im-message-content" }, ...richText(m.content)) : null,
       !m.recalled && m.kind === "voice" && m.transcript ? el("div", { class: "transcript", "data-testid": "im-transcript" }, m.transcript) : null,
       m.editedAt && !m.recalled ? el("span", { class: "muted small", "data-testid": "im-message-edited" }, "(edited)") : null,
-      mine && !m.recalled ? el("div", { class: "msg-status muted small", "data-testid": "im-message-status" }, this.readStatus(c, m)) : null,
+      mine && !m.recalled ? this.readStatus(c, m) : null,
     );
   }
 

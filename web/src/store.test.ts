@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { HelloPayload, Message } from "./protocol";
-import { ChatStore, mergeMessages } from "./store";
+import { ChatStore, SEEK_MAX_PAGES, mergeMessages, seekRoomMessage } from "./store";
 
 const ME = { id: 1, username: "me" };
 const OTHER = { id: 2, username: "other" };
@@ -189,5 +189,79 @@ describe("ChatStore", () => {
     expect(s.selectedRoomId).toBeNull();
     expect(s.room("a")!.loadingHistory).toBe(false);
     expect(ids(s, "a")).toEqual(["4-0", "3-0", "2-0", "1-0", "0-0"]);
+  });
+});
+
+describe("seekRoomMessage", () => {
+  /** Room ids as the server makes them: `<ms>-<seq>`, seq from..to-1, newest first. */
+  const seqs = (from: number, to: number): Message[] => {
+    const out: Message[] = [];
+    for (let n = to - 1; n >= from; n--) out.push(m(`${1_700_000_000_000 + n * 7}-${n}`));
+    return out;
+  };
+  const room = (messages: Message[], hasMoreMessages: boolean) => ({ messages, hasMoreMessages });
+
+  it("finds a loaded message by its seq and gives its room id", () => {
+    const r = room(seqs(101, 201), true);
+    expect(seekRoomMessage(r, 150, 0)).toEqual({ kind: "found", id: `${1_700_000_000_000 + 150 * 7}-150` });
+    expect(seekRoomMessage(r, 101, 0)).toEqual({ kind: "found", id: `${1_700_000_000_000 + 101 * 7}-101` });
+    expect(seekRoomMessage(r, 200, 0)).toEqual({ kind: "found", id: `${1_700_000_000_000 + 200 * 7}-200` });
+    // Found even with the page budget spent: what is loaded is shown.
+    expect(seekRoomMessage(r, 150, SEEK_MAX_PAGES)).toMatchObject({ kind: "found" });
+  });
+
+  it("pages back while the message is older than everything loaded", () => {
+    expect(seekRoomMessage(room(seqs(101, 201), true), 7, 0)).toEqual({ kind: "older" });
+    expect(seekRoomMessage(room(seqs(101, 201), true), 100, 3)).toEqual({ kind: "older" });
+  });
+
+  it("paging a store back reaches the message", () => {
+    const s = new ChatStore();
+    s.applyHello(hello([{ id: "r", messages: seqs(201, 301), hasMore: true }]));
+    s.select("r");
+    let pages = 0;
+    let at = seekRoomMessage(s.room("r")!, 42, pages);
+    while (at.kind === "older") {
+      const first = s.beginHistoryRequest("r");
+      expect(first).not.toBeNull();
+      const before = Number(first!.split("-")[1]);
+      const from = Math.max(1, before - 100);
+      s.applyHistory({ roomId: "r", messages: seqs(from, before), hasMoreMessages: from > 1 });
+      // A live message arriving meanwhile changes nothing.
+      s.applyServerMessages({ roomId: "r", messages: seqs(301 + pages, 302 + pages) });
+      pages++;
+      at = seekRoomMessage(s.room("r")!, 42, pages);
+    }
+    expect(at).toEqual({ kind: "found", id: `${1_700_000_000_000 + 42 * 7}-42` });
+    expect(pages).toBe(2);
+  });
+
+  it("stops at the beginning of the room, or once loaded back past a missing message", () => {
+    expect(seekRoomMessage(room(seqs(1, 101), false), 0, 0)).toEqual({ kind: "missing" });
+    // Deleted: seq 50 is gone, and 49 is loaded.
+    const gap = seqs(1, 101).filter((x) => !x.id.endsWith("-50"));
+    expect(seekRoomMessage(room(gap, true), 50, 0)).toEqual({ kind: "missing" });
+    // Newer than anything the room has.
+    expect(seekRoomMessage(room(seqs(1, 101), true), 500, 0)).toEqual({ kind: "missing" });
+    expect(seekRoomMessage(room([], false), 1, 0)).toEqual({ kind: "missing" });
+    expect(seekRoomMessage(room([], true), 1, 0)).toEqual({ kind: "missing" });
+  });
+
+  it("gives up after the page budget", () => {
+    const r = room(seqs(5001, 5101), true);
+    expect(seekRoomMessage(r, 3, SEEK_MAX_PAGES - 1)).toEqual({ kind: "older" });
+    expect(seekRoomMessage(r, 3, SEEK_MAX_PAGES)).toEqual({ kind: "tooFar" });
+    expect(seekRoomMessage(r, 3, 2, 2)).toEqual({ kind: "tooFar" });
+  });
+
+  it("refuses a seq that is not one", () => {
+    const r = room(seqs(1, 10), true);
+    for (const bad of [-1, 1.5, Number.NaN, Number.POSITIVE_INFINITY]) expect(seekRoomMessage(r, bad, 0)).toEqual({ kind: "missing" });
+  });
+
+  it("skips malformed ids", () => {
+    const r = room([m("bogus"), ...seqs(10, 20)], true);
+    expect(seekRoomMessage(r, 12, 0)).toMatchObject({ kind: "found" });
+    expect(seekRoomMessage(r, 3, 0)).toEqual({ kind: "older" });
   });
 });

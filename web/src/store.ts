@@ -25,6 +25,38 @@ export interface RoomState {
   loadingHistory: boolean;
 }
 
+/** How many pages of room history opening a room at a message (a search hit) loads at most. */
+export const SEEK_MAX_PAGES = 50;
+
+/**
+ * Where a room's loaded messages stand with one of its messages, named by its `seq`: the `n`
+ * of its id `<ms>-<n>` (a search hit carries it as `message.seq`; its `message.id` is a
+ * global id, not the room's). `found` gives the id it has in the room; `older` says to load
+ * the next older page; `missing` that it is not in the room (loaded back past it, or to the
+ * room's beginning: deleted, say); `tooFar` that `pagesLoaded` reached `maxPages` first.
+ */
+export type RoomSeek = { kind: "found"; id: string } | { kind: "older" } | { kind: "missing" } | { kind: "tooFar" };
+
+export function seekRoomMessage(
+  room: Pick<RoomState, "messages" | "hasMoreMessages">,
+  seq: number,
+  pagesLoaded: number,
+  maxPages = SEEK_MAX_PAGES,
+): RoomSeek {
+  if (!Number.isSafeInteger(seq) || seq < 0) return { kind: "missing" };
+  const want = BigInt(seq);
+  let oldest: bigint | null = null;
+  for (const m of room.messages) {
+    const p = parseId(m.id);
+    if (!p) continue;
+    if (p.n === want) return { kind: "found", id: m.id };
+    if (oldest === null || p.n < oldest) oldest = p.n;
+  }
+  // The loaded messages have no gap (see applyHello): reaching before it without it means it is gone.
+  if (oldest === null || oldest < want || !room.hasMoreMessages) return { kind: "missing" };
+  return pagesLoaded >= maxPages ? { kind: "tooFar" } : { kind: "older" };
+}
+
 export type StoreEvent =
   | { kind: "rooms" }
   | { kind: "messages"; roomId: string; added: number; prepended: boolean };
@@ -223,4 +255,9 @@ export class ChatStore {
     this.selectedRoomId = null;
     this.seen.clear();
   }
+}
+
+/** A room message to open a room at (a search hit): its `seq`, the `n` of its room id `<ms>-<n>`. */
+export interface RoomTarget {
+  seq: number;
 }

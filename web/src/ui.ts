@@ -3,7 +3,7 @@ import * as api from "./api";
 import { Connection, type ConnectionStatus } from "./connection";
 import { formatTime } from "./format";
 import { errorFrameText, validateContent, type Message, type ServerFrame } from "./protocol";
-import { ChatStore } from "./store";
+import { ChatStore, seekRoomMessage, type RoomTarget } from "./store";
 import { button, el } from "./dom";
 import { avatarChanged, avatarImg } from "./avatar";
 import { uploadErrorText, uploadFile, type UploadFailure } from "./files";
@@ -29,6 +29,9 @@ function logo(): SVGSVGElement {
   return svg;
 }
 
+/** How long a message opened from a search hit stays highlighted (the `flash` animation in style.css). */
+const FLASH_MS = 2000;
+
 /** Distance (px) from the top of the message list at which older messages are requested. */
 const TOP_THRESHOLD = 80;
 /** Distance (px) from the bottom that still counts as "at the bottom". */
@@ -50,6 +53,14 @@ export class App {
   private userId: number | null = null;
   /** The place in the URL was applied (after the first hello of this page or login). */
   private routed = false;
+  /**
+   * A room is being opened at one of its messages (a search hit): history is loaded, a page at a
+   * time, until it is there. `pages`: how many pages of the room came in meanwhile. Going
+   * anywhere else ends it.
+   */
+  private seek: { roomId: string; seq: number; pages: number } | null = null;
+  /** The room message that was sought and found, highlighted until `until` (kept across re-renders). */
+  private flash: { roomId: string; id: string; until: number } | null = null;
 
   // Chat view elements (set by showChat).
   private chat: {
@@ -208,6 +219,8 @@ export class App {
   private showChat(username: string): void {
     this.store.clear();
     this.routed = false;
+    this.seek = null;
+    this.flash = null;
     const user = el("span", { class: "current-user", "data-testid": "current-user" }, username);
     // Filled in when the socket says who we are.
     const face = el("span", { class: "current-avatar", "data-testid": "current-avatar" });
@@ -237,7 +250,7 @@ export class App {
       isOnline: () => this.conn?.isOpen ?? false,
       toast: (t, info) => this.showToast(t, info),
       showIm: () => this.setMainView("im"),
-      openRoom: (id) => this.selectRoom(id),
+      openRoom: (id: string, message?: RoomTarget) => (message ? this.openRoomAt(id, message) : this.selectRoom(id)),
       roomName: (id) => this.store.room(id)?.name,
       onUnreadChange: () => this.updateTitle(),
       opened: (id) => this.navigated({ kind: "conversation", id }),
@@ -446,6 +459,7 @@ export class App {
     const c = this.chat;
     if (!c || !this.im) return;
     this.mainView = v;
+    if (v !== "room") this.seek = null;
     this.store.roomInView = v === "room";
     c.roomSection.hidden = v !== "room";
     this.im.main.hidden = v !== "im";
@@ -569,6 +583,8 @@ export class App {
             this.autosize();
           }
         }
+        // Reconnected while paging back to a message: history requests start again.
+        this.continueSeek();
         break;
       }
       case "serverMessages": {
@@ -585,7 +601,9 @@ export class App {
       }
       case "roomHistory": {
         this.store.applyHistory(f.payload);
+        if (this.seek?.roomId === f.payload.roomId) this.seek.pages++;
         if (f.payload.roomId === this.store.selectedRoomId) this.renderMessages("prepend");
+        this.continueSeek();
         break;
       }
       case "error":
@@ -599,6 +617,7 @@ export class App {
   /** Shows a room; `byUser` (not Back/Forward or the URL at load) makes it a new place in the history. */
   private selectRoom(id: string, byUser = true): void {
     if (!this.store.select(id)) return;
+    this.seek = null;
     this.setMainView("room");
     this.im?.deactivate();
     this.renderRooms();
@@ -610,6 +629,77 @@ export class App {
       input.focus();
     }
     if (byUser) this.navigated({ kind: "room", id });
+  }
+
+  /** Opens a room at one of its messages (a search hit): loads older history back to it, then shows it. */
+  private openRoomAt(roomId: string, message: RoomTarget): void {
+    const room = this.store.room(roomId);
+    if (!room) {
+      this.showToast("That room is not available.");
+      return;
+    }
+    this.selectRoom(roomId);
+    this.seek = { roomId, seq: message.seq, pages: 0 };
+    this.continueSeek();
+  }
+
+  /** One step towards the message sought: show it, ask for the next older page, or give up. */
+  private continueSeek(): void {
+    const s = this.seek;
+    if (!s) return;
+    const room = this.store.room(s.roomId);
+    // Gone elsewhere (or the room went away): stop.
+    if (!room || this.store.selectedRoomId !== s.roomId || this.mainView !== "room") {
+      this.seek = null;
+      return;
+    }
+    const at = seekRoomMessage(room, s.seq, s.pages);
+    switch (at.kind) {
+      case "found":
+        this.seek = null;
+        this.showRoomMessage(room.id, at.id);
+        return;
+      case "older":
+        // A page already on its way (asked by scrolling, say) continues the search when it comes;
+        // offline, the next hello does.
+        if (!room.loadingHistory) this.requestHistory();
+        return;
+      case "missing":
+        this.seek = null;
+        this.showToast(`That message is no longer in #${room.name}: it may have been deleted.`);
+        return;
+      case "tooFar":
+        this.seek = null;
+        this.showToast(`That message is too far back in #${room.name} to find.`);
+        return;
+    }
+  }
+
+  /** The selected room's message `id` is on screen: scroll it to the middle and highlight it. */
+  private showRoomMessage(roomId: string, id: string): void {
+    this.flash = { roomId, id, until: Date.now() + FLASH_MS };
+    const target = this.applyFlash();
+    target?.scrollIntoView({ block: "center" });
+  }
+
+  /** Marks the message being highlighted, if it is on screen (after every render). */
+  private applyFlash(): HTMLElement | null {
+    const f = this.flash;
+    const c = this.chat;
+    if (!f || !c) return null;
+    const left = f.until - Date.now();
+    if (left <= 0) {
+      this.flash = null;
+      return null;
+    }
+    if (this.store.selectedRoomId !== f.roomId) return null;
+    const target = c.messages.querySelector<HTMLElement>(`[data-message-id="${CSS.escape(f.id)}"]`);
+    if (!target) return null;
+    target.classList.add("flash");
+    // Redrawn while it flashes: the animation carries on where it was rather than starting over.
+    target.style.animationDelay = `${left - FLASH_MS}ms`;
+    setTimeout(() => target.classList.remove("flash"), left);
+    return target;
   }
 
   // ---------------------------------------------------------------- places (URL) and drafts
@@ -868,5 +958,6 @@ export class App {
     if (room && room.hasMoreMessages && !room.loadingHistory && c.list.scrollHeight <= c.list.clientHeight + TOP_THRESHOLD) {
       queueMicrotask(() => this.requestHistory());
     }
+    this.applyFlash();
   }
 }
