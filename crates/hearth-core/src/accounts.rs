@@ -3,15 +3,15 @@
 //! A session token is 32 random bytes (base64url) handed to the client once; stores keep only
 //! its SHA-256, so a leaked database cannot be replayed as sessions. Passwords are hashed with
 //! argon2id on the blocking pool, at most one hash per core at a time, so a burst of logins
-//! cannot stall the sockets served by the async runtime.
+//! cannot stall the sockets served by the async runtime; each hash runs in one of (at most)
+//! one-per-core reused memory buffers (`PasswordHashing`), not a fresh 19 MiB allocation.
 
 use crate::files::FileRecord;
 use crate::model::{NewUser, User};
+use crate::passwords::PasswordHashing;
 use crate::store::{SessionStore, UserStore};
 use crate::validate::{self, Invalid};
 use crate::{StoreError, now_ms, random_bytes};
-use argon2::Argon2;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use base64::Engine;
 use sha2::{Digest, Sha256};
 use std::sync::{Arc, OnceLock};
@@ -80,6 +80,8 @@ pub struct Accounts {
     sessions: Arc<dyn SessionStore>,
     session_ttl: Duration,
     hashing: Semaphore,
+    /// Argon2's working memory, one buffer per `hashing` permit at most.
+    passwords: Arc<PasswordHashing>,
 }
 
 impl Accounts {
@@ -94,6 +96,7 @@ impl Accounts {
             sessions,
             session_ttl,
             hashing: Semaphore::new(cores),
+            passwords: Arc::new(PasswordHashing::new(cores)),
         }
     }
 
@@ -253,39 +256,31 @@ impl Accounts {
     }
 
     async fn hash_password(&self, password: String) -> Result<String, AccountError> {
-        self.off_runtime(move || {
-            let salt = SaltString::encode_b64(&random_bytes::<16>())
-                .map_err(|e| StoreError::Backend(format!("salt: {e}")))?;
-            Argon2::default()
-                .hash_password(password.as_bytes(), &salt)
-                .map(|h| h.to_string())
-                .map_err(|e| StoreError::Backend(format!("hashing: {e}")))
-        })
-        .await
-        .map_err(AccountError::Store)
+        let passwords = self.passwords.clone();
+        self.off_runtime(move || passwords.hash(password.as_bytes()))
+            .await
+            .map_err(AccountError::Store)
     }
 
     async fn verify_password(&self, password: String, hash: String) -> Result<bool, AccountError> {
-        self.off_runtime(move || {
-            Ok(PasswordHash::new(&hash)
-                .map(|parsed| {
-                    Argon2::default()
-                        .verify_password(password.as_bytes(), &parsed)
-                        .is_ok()
-                })
-                .unwrap_or(false))
-        })
-        .await
-        .map_err(AccountError::Store)
+        let passwords = self.passwords.clone();
+        self.off_runtime(move || passwords.verify(password.as_bytes(), &hash))
+            .await
+            .map_err(AccountError::Store)
     }
 
     async fn dummy_hash(&self) -> Result<String, AccountError> {
         if let Some(hash) = DUMMY_HASH.get() {
             return Ok(hash.clone());
         }
-        self.off_runtime(|| Ok(DUMMY_HASH.get_or_init(compute_dummy_hash).clone()))
-            .await
-            .map_err(AccountError::Store)
+        let passwords = self.passwords.clone();
+        self.off_runtime(move || {
+            Ok(DUMMY_HASH
+                .get_or_init(|| compute_dummy_hash(&passwords))
+                .clone())
+        })
+        .await
+        .map_err(AccountError::Store)
     }
 
     /// Runs CPU-heavy work on the blocking pool, one job per core at most.
@@ -308,11 +303,9 @@ impl Accounts {
 /// unknown. Computed once, off the runtime like every hash.
 static DUMMY_HASH: OnceLock<String> = OnceLock::new();
 
-fn compute_dummy_hash() -> String {
-    let salt = SaltString::encode_b64(&[7u8; 16]).expect("16 bytes is a valid salt");
-    Argon2::default()
-        .hash_password(b"no account has this password", &salt)
-        .map(|h| h.to_string())
+fn compute_dummy_hash(passwords: &PasswordHashing) -> String {
+    passwords
+        .hash_with_salt(b"no account has this password", &[7u8; 16])
         .unwrap_or_default()
 }
 
@@ -351,6 +344,9 @@ mod tests {
 
     #[test]
     fn dummy_hash_parses() {
-        assert!(PasswordHash::new(&compute_dummy_hash()).is_ok());
+        let passwords = PasswordHashing::new(1);
+        let dummy = compute_dummy_hash(&passwords);
+        assert!(argon2::password_hash::PasswordHash::new(&dummy).is_ok());
+        assert!(!passwords.verify(b"some password", &dummy).unwrap());
     }
 }

@@ -37,6 +37,7 @@ pub mod media;
 pub mod member_cache;
 pub mod messaging;
 pub mod model;
+mod passwords;
 pub mod policy;
 pub mod presence;
 pub mod rooms;
