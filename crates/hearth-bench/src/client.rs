@@ -282,12 +282,33 @@ pub async fn read_hello(ws: &mut Ws) -> Result<Vec<HelloRoom>> {
         .collect())
 }
 
+/// The server ended the socket with a close frame (found in an error chain by downcasting).
+#[derive(Debug)]
+pub struct ServerClosed(pub Option<tungstenite::protocol::CloseFrame>);
+
+impl ServerClosed {
+    /// Closed with 1013 ("try again later"): the server was overloaded, a client retries.
+    pub fn is_try_later(&self) -> bool {
+        self.0
+            .as_ref()
+            .is_some_and(|f| f.code == tungstenite::protocol::frame::coding::CloseCode::Again)
+    }
+}
+
+impl std::fmt::Display for ServerClosed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "server closed the socket: {:?}", self.0)
+    }
+}
+
+impl std::error::Error for ServerClosed {}
+
 /// The next text frame; pings are answered by tungstenite on the next read, others skipped.
 pub async fn next_text(ws: &mut Ws) -> Result<tungstenite::Utf8Bytes> {
     loop {
         match ws.next().await {
             Some(Ok(Message::Text(text))) => return Ok(text),
-            Some(Ok(Message::Close(frame))) => bail!("server closed the socket: {frame:?}"),
+            Some(Ok(Message::Close(frame))) => return Err(ServerClosed(frame).into()),
             Some(Ok(_)) => {}
             Some(Err(error)) => return Err(error).context("reading from the socket"),
             None => bail!("socket ended"),

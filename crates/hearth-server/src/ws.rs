@@ -52,9 +52,10 @@ pub const CLOSE_RESTARTING: u16 = 1012;
 pub const CLOSE_TRY_LATER: u16 = 1013;
 pub const CLOSE_TOO_SLOW: u16 = 4001;
 
-/// Bytes read from a socket at a time (larger frames take several reads; 4 KiB keeps an idle
-/// socket near 13 KiB of server memory).
-const READ_BUFFER: usize = 4 * 1024;
+/// Bytes read from a socket at a time. tungstenite keeps this much per socket, zero-filled
+/// (so resident) while it waits, idle or not: 4 KiB was two thirds of an idle socket's own
+/// memory. Client frames are mostly far smaller; a large one takes several reads.
+const READ_BUFFER: usize = 1024;
 /// How often an open socket re-checks its session, so that expiry (and a logout on another
 /// node) ends it within this long.
 const SESSION_RECHECK: Duration = Duration::from_secs(30);
@@ -93,27 +94,32 @@ pub async fn upgrade(
         Some(token) => app.accounts.authenticate(token).await,
         None => Ok(None),
     };
+    // Every idle socket holds this future (its largest state) and what it has boxed: each
+    // step that awaits store, bus or socket calls only for a while is boxed, so that the
+    // long-lived state is small (~1 KiB here, ~1 KiB for `serve`; 6 KiB before, measured
+    // with size_of_val; docs/benchmarks.md, idle socket memory).
     Ok(handshake.accept(move |stream, early| async move {
-        let (socket, outlet) = websocket(&app, stream, early).await;
+        let (socket, outlet) = Box::pin(websocket(&app, stream, early)).await;
         match (user, token) {
             (Ok(Some(user)), Some(token)) => match app.rate.open_socket(user.id, ip) {
-                Ok(_slot) => Connection::open(app, user, token, platform, socket, outlet).await,
+                Ok(_slot) => {
+                    let _open = crate::telemetry::connection_opened(platform);
+                    let starting = Connection::start(app, user, token, platform, socket, outlet);
+                    let (conn, started) = Box::pin(starting).await;
+                    Box::pin(conn.serve(started, platform)).await
+                }
                 Err(limited) => {
                     limited.report();
                     let reason = format!("rate limited: retry in {} s", limited.retry_after_secs());
-                    outlet.close(CLOSE_TRY_LATER, &reason).await
+                    Box::pin(outlet.close(CLOSE_TRY_LATER, &reason)).await
                 }
             },
             (Ok(_), _) => {
-                outlet
-                    .close(CLOSE_NOT_AUTHENTICATED, "not authenticated")
-                    .await
+                Box::pin(outlet.close(CLOSE_NOT_AUTHENTICATED, "not authenticated")).await
             }
             (Err(error), _) => {
                 tracing::warn!(%error, "authenticating a socket failed");
-                outlet
-                    .close(CLOSE_TRY_LATER, "backend unavailable, retry")
-                    .await
+                Box::pin(outlet.close(CLOSE_TRY_LATER, "backend unavailable, retry")).await
             }
         }
     }))
@@ -159,6 +165,8 @@ struct Connection {
     /// Raised by the registry when the user's profile changed on any node: `user` is reloaded
     /// before the next post, so messages carry the current name.
     profile_changed: Arc<AtomicBool>,
+    /// Subscribed to the user's bus topic (unsubscribed at the end).
+    subscribed: bool,
     /// Sends queued on their writers, waiting for their commit, oldest first: a client may
     /// pipeline sends, and each commit then holds many of them.
     acks: FuturesOrdered<PendingAck>,
@@ -178,19 +186,27 @@ enum End {
 }
 
 impl Connection {
-    async fn open(
+    /// The socket's life once started: read frames until it ends, then finish.
+    async fn serve(mut self: Box<Self>, started: Result<(), End>, platform: &'static str) {
+        let end = match started {
+            Ok(()) => self.run().await,
+            Err(end) => end,
+        };
+        Box::pin(self.finish(end, platform)).await;
+    }
+
+    /// Registers the socket, subscribes to the user's topic and writes the hello. Every
+    /// subscription comes before any state is read: nothing stored from here on can be missed.
+    /// The outlet holds what arrives until the hello is written, then skips room batches the
+    /// hello already contains (by seq); native clients de-duplicate by seq themselves.
+    async fn start(
         app: Arc<App>,
         user: User,
         token: String,
         platform: &'static str,
         socket: WebSocketStream<SocketIo>,
         outlet: Arc<Outlet>,
-    ) {
-        let _open = crate::telemetry::connection_opened(platform);
-        // Every subscription comes before any state is read: nothing stored from here on can
-        // be missed. The outlet holds what arrives until the hello is written, then skips
-        // room batches the hello already contains (by seq); native clients de-duplicate by
-        // seq themselves.
+    ) -> (Box<Connection>, Result<(), End>) {
         let registry = &app.gateway.registry;
         let socket_id = registry.next_id();
         app.gateway.rooms.attach(socket_id, outlet.clone());
@@ -202,10 +218,9 @@ impl Connection {
             outlet.clone(),
             profile_changed.clone(),
         );
-        let topic = user_topic(user.id);
-        let subscribed = app.gateway.bus().subscribe(&topic).await;
+        let subscribed = app.gateway.bus().subscribe(&user_topic(user.id)).await;
         app.presence.connected(user.id, platform).await;
-        let mut conn = Connection {
+        let conn = Box::new(Connection {
             socket_id,
             app: app.clone(),
             user,
@@ -213,13 +228,14 @@ impl Connection {
             socket,
             outlet,
             profile_changed,
+            subscribed: subscribed.is_ok(),
             acks: FuturesOrdered::new(),
-        };
-        let snapshot = match &subscribed {
+        });
+        let snapshot = match subscribed {
             Ok(()) => app.rooms.snapshot().await,
-            Err(error) => Err(error.clone()),
+            Err(error) => Err(error),
         };
-        let end = match snapshot {
+        match snapshot {
             Ok(snapshot) => {
                 let sent: Vec<(i64, i64)> = snapshot
                     .iter()
@@ -228,22 +244,30 @@ impl Connection {
                 let hello = hello_frame(&conn.user, snapshot);
                 conn.outlet
                     .open(text_frame(hello.to_json().as_bytes()), sent);
-                conn.run().await
+                (conn, Ok(()))
             }
             Err(error) => {
                 tracing::warn!(%error, "reading the hello snapshot failed");
-                End::Close(CLOSE_TRY_LATER, "backend unavailable, retry")
+                let end = End::Close(CLOSE_TRY_LATER, "backend unavailable, retry");
+                (conn, Err(end))
             }
-        };
-        app.gateway.rooms.detach(socket_id);
-        app.gateway.registry.unregister(conn.user.id, socket_id);
+        }
+    }
+
+    /// Unregisters the socket, closes it as `end` says and leaves the user's topic.
+    async fn finish(mut self: Box<Self>, end: End, platform: &'static str) {
+        let app = self.app.clone();
+        app.gateway.rooms.detach(self.socket_id);
+        app.gateway
+            .registry
+            .unregister(self.user.id, self.socket_id);
         if let End::Close(code, reason) = end {
-            conn.outlet.close(code, reason).await;
+            self.outlet.close(code, reason).await;
             // Let the client's answer (its close frame, or EOF) arrive before the socket is
             // dropped: closing with unread input sends a reset, and a reset can destroy the
             // close frame still waiting in the client's buffer.
             let _ = tokio::time::timeout(CLOSE_LINGER, async {
-                while let Some(Ok(message)) = conn.socket.next().await {
+                while let Some(Ok(message)) = self.socket.next().await {
                     if message.is_close() {
                         break;
                     }
@@ -251,12 +275,16 @@ impl Connection {
             })
             .await;
         }
-        if subscribed.is_ok()
-            && let Err(error) = app.gateway.bus().unsubscribe(&topic).await
+        if self.subscribed
+            && let Err(error) = app
+                .gateway
+                .bus()
+                .unsubscribe(&user_topic(self.user.id))
+                .await
         {
             tracing::debug!(%error, "unsubscribing failed");
         }
-        app.presence.disconnected(conn.user.id, platform).await;
+        app.presence.disconnected(self.user.id, platform).await;
     }
 
     /// Reloads the user if their profile changed since (a rename in another tab, on another
@@ -317,7 +345,7 @@ impl Connection {
                         drop(message);
                     }
                     Some(Ok(Message::Text(text))) => {
-                        if self.on_text(text.as_str()).await.is_err() {
+                        if Box::pin(self.on_text(text.as_str())).await.is_err() {
                             return End::Quietly;
                         }
                     }

@@ -45,10 +45,39 @@ enum Command {
 
 fn main() -> anyhow::Result<()> {
     limit_malloc_arenas();
+    let fd_limit = raise_fd_limit();
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?
-        .block_on(run())
+        .block_on(run(fd_limit))
+}
+
+/// Every socket costs a descriptor, and many systems start services with a soft
+/// `RLIMIT_NOFILE` of 1,024 under a hard limit hundreds of times higher: raised to the hard
+/// limit (all an unprivileged process may do), as Go's runtime and nginx do, so the hard limit
+/// is the one knob an operator turns (docs/operations.md). Returns the soft limit now in force.
+fn raise_fd_limit() -> std::io::Result<u64> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit only read and write the struct passed to them.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        if limit.rlim_cur < limit.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: limit.rlim_max,
+                rlim_max: limit.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            limit = raised;
+        }
+    }
+    Ok(limit.rlim_cur)
 }
 
 /// glibc gives each thread that allocates its own heap arena (up to 8 per core) and keeps
@@ -66,11 +95,15 @@ fn limit_malloc_arenas() {
     }
 }
 
-async fn run() -> anyhow::Result<()> {
+async fn run(fd_limit: std::io::Result<u64>) -> anyhow::Result<()> {
     let cli = Cli::parse();
     let config = Config::load(&cli.options)?;
     // The admin commands print their results on stdout: logs go to stderr there.
     init_logging(&config.log_format, matches!(cli.command, Command::Admin(_)));
+    match fd_limit {
+        Ok(limit) => tracing::info!(limit, "open file limit (each socket takes one)"),
+        Err(error) => tracing::warn!(%error, "could not raise the open file limit"),
+    }
     match cli.command {
         Command::Serve => serve(config).await,
         Command::Admin(command) => admin::run(&config, command).await,
