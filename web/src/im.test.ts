@@ -3,7 +3,7 @@ import {
   ConversationLog,
   PendingSends,
   RECALL_MARGIN_MS,
-  RECALL_WINDOW_MS,
+  recallWindowMs,
   ServerClock,
   ackedMessage,
   canRecall,
@@ -379,12 +379,12 @@ describe("recall window", () => {
 
   it("offers Recall until a little before the server's window ends", () => {
     const sent = 1_000_000;
-    const end = sent + RECALL_WINDOW_MS - RECALL_MARGIN_MS;
+    const end = sent + recallWindowMs() - RECALL_MARGIN_MS;
     expect(recallDeadline(sent, 0)).toBe(end);
     expect(canRecall(sent, sent, 0)).toBe(true);
     expect(canRecall(sent, end - 1, 0)).toBe(true);
     expect(canRecall(sent, end, 0)).toBe(false);
-    expect(canRecall(sent, sent + RECALL_WINDOW_MS + 30_000, 0)).toBe(false);
+    expect(canRecall(sent, sent + recallWindowMs() + 30_000, 0)).toBe(false);
   });
 
   it("keeps the closest estimate of the server's clock: an old ack given again does not set it back", () => {
@@ -406,8 +406,8 @@ describe("recall window", () => {
     expect(clock.offset).toBe(10_000);
     expect(clock.now(2_000)).toBe(12_000);
     const sent = 1_010_000; // by the server's clock
-    expect(recallDeadline(sent, clock.offset)).toBe(1_000_000 + RECALL_WINDOW_MS - RECALL_MARGIN_MS);
-    expect(canRecall(sent, 1_000_000 + RECALL_WINDOW_MS - RECALL_MARGIN_MS, clock.offset)).toBe(false);
+    expect(recallDeadline(sent, clock.offset)).toBe(1_000_000 + recallWindowMs() - RECALL_MARGIN_MS);
+    expect(canRecall(sent, 1_000_000 + recallWindowMs() - RECALL_MARGIN_MS, clock.offset)).toBe(false);
     clock.observe(Number.NaN, 5);
     expect(clock.offset).toBe(10_000);
   });

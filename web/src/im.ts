@@ -8,6 +8,7 @@
  */
 import { asFileRef, type AttachmentKind, type FileRef } from "./files";
 import type { UserRef } from "./protocol";
+import { policy } from "./policy";
 
 export type MessageKind = "text" | "image" | "file" | "voice" | "system";
 export type ConversationKind = "room" | "direct" | "group";
@@ -723,7 +724,10 @@ export function quoteText(m: ImMessage | undefined): string {
 
 // ------------------------------------------------------------------ misc helpers
 
-export const RECALL_WINDOW_MS = 2 * 60_000;
+/** How long after sending a message its sender may recall it (the server's `im.recall_window_secs`). */
+export function recallWindowMs(): number {
+  return policy().recallWindowSecs * 1000;
+}
 /** Recall is no longer offered this long before the server's window ends (the click has to get there). */
 export const RECALL_MARGIN_MS = 3_000;
 
@@ -760,7 +764,7 @@ export function canRecall(timestamp: number, now: number, offset: number): boole
 
 /** When (our clock) Recall stops being offered for a message stamped `timestamp` (the server's clock). */
 export function recallDeadline(timestamp: number, offset: number): number {
-  return timestamp + RECALL_WINDOW_MS - RECALL_MARGIN_MS - offset;
+  return timestamp + recallWindowMs() - RECALL_MARGIN_MS - offset;
 }
 
 /**
@@ -827,10 +831,12 @@ export function receiptText(kind: "direct" | "group", seq: number, sender: numbe
 
 /**
  * The largest group whose members' "delivered" reports the server keeps (its
- * `im.delivery_receipts_max_members`, default 32; direct conversations always). The client is
- * not told the configured value: this is the default. In a bigger group only reads are known.
+ * `im.delivery_receipts_max_members`; direct conversations always). In a bigger group only
+ * reads are known.
  */
-export const DELIVERY_RECEIPTS_MAX_MEMBERS = 32;
+export function deliveryReceiptsMaxMembers(): number {
+  return policy().deliveryReceiptsMaxMembers;
+}
 
 /** Who got how far with one of the sender's group messages (names, sorted). */
 export interface ReceiptDetail {
@@ -850,7 +856,7 @@ export interface ReceiptDetailOptions {
   nameOf: NameLookup;
   /** The group's current members (ids), if known. */
   members?: readonly number[] | null;
-  /** Whether the server keeps delivery reports in this group (see DELIVERY_RECEIPTS_MAX_MEMBERS). */
+  /** Whether the server keeps delivery reports in this group (see deliveryReceiptsMaxMembers). */
   deliveryKept?: boolean;
   /**
    * Each user's latest join of the group (userId -> seq of the "joined" system message, see

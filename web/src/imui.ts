@@ -37,7 +37,7 @@ import {
   nextRecallExpiry,
   quoteText,
   countUnread,
-  DELIVERY_RECEIPTS_MAX_MEMBERS,
+  deliveryReceiptsMaxMembers,
   lastJoins,
   receiptDetail,
   receiptDetailText,
@@ -66,6 +66,7 @@ import * as imapi from "./imapi";
 import type { FriendRequest, JoinRequest } from "./imapi";
 import { conversationDraftKey, type Drafts } from "./drafts";
 import { richText } from "./links";
+import { durationText, policy } from "./policy";
 import type { RoomTarget } from "./store";
 import { MessageNav } from "./messagenav";
 import { errorFrameText, validateContent, type ClientFrame, type ErrorPayload, type UserRef } from "./protocol";
@@ -1491,7 +1492,7 @@ export class ImController {
     const detail = receiptDetail(m.seq, m.sender.id, c.readers, c.receivers, {
       nameOf: (id) => this.names.get(id),
       members,
-      deliveryKept: members === null || members.length <= DELIVERY_RECEIPTS_MAX_MEMBERS,
+      deliveryKept: members === null || members.length <= deliveryReceiptsMaxMembers(),
       joinedAt: lastJoins(c.log?.messages() ?? []),
     });
     const text = receiptDetailText(detail);
@@ -1649,7 +1650,7 @@ export class ImController {
         button("Recall", { class: "link small", "data-testid": "im-message-recall" }, () => {
           if (!confirm("Recall this message for everyone?")) return;
           imapi.recall(id, m.seq).catch((e) => {
-            this.host.toast(e instanceof ApiError && e.id === "recall_window_passed" ? "Too late to recall: messages can be recalled for 2 minutes." : errorText(e));
+            this.host.toast(e instanceof ApiError && e.id === "recall_window_passed" ? `Too late to recall: messages can be recalled for ${durationText(policy().recallWindowSecs)}.` : errorText(e));
             if (id === this.openId) this.renderMessages(false);
           });
         }),

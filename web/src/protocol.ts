@@ -1,5 +1,6 @@
 /** Wire types of the Hearth protocol. Every WebSocket frame is {type, payload}. */
 import { parseImFrame, type ImClientFrame, type ImServerFrame } from "./im";
+import { policy } from "./policy";
 
 export interface UserRef {
   id: number;
@@ -66,7 +67,10 @@ export type ClientFrame =
   | { type: "clientMessages"; payload: { roomId: string; messages: { content: string }[] } }
   | { type: "requestRoomHistory"; payload: { roomId: string; firstMessageId: string } };
 
-export const MAX_CONTENT_CHARS = 4000;
+/** The longest message the server takes, in characters (its `limits.max_content_chars`). */
+export function maxContentChars(): number {
+  return policy().maxContentChars;
+}
 
 /** WebSocket close codes with special meaning. */
 export const CLOSE_POLICY_VIOLATION = 1008; // not authenticated -> login form
@@ -161,8 +165,9 @@ export function validateContent(text: string): { ok: true; content: string } | {
   if (text.trim().length === 0) return { ok: false, error: "Message is empty" };
   // The server counts characters (Unicode scalar values).
   const chars = Array.from(text).length;
-  if (chars > MAX_CONTENT_CHARS) {
-    return { ok: false, error: `Message is too long (${chars}/${MAX_CONTENT_CHARS} characters)` };
+  const max = maxContentChars();
+  if (chars > max) {
+    return { ok: false, error: `Message is too long (${chars}/${max} characters)` };
   }
   return { ok: true, content: text };
 }

@@ -116,6 +116,30 @@ pub struct Me {
     pub avatar: Option<String>,
 }
 
+/// `GET /api/policy`: this server's limits and policies that a client shows or checks before
+/// asking (no session needed). Clients take them from here rather than assume the defaults,
+/// which an operator may change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServerPolicy {
+    /// Longest message text, in characters.
+    pub max_content_chars: usize,
+    /// How long after sending a message its sender may recall it.
+    pub recall_window_secs: u64,
+    /// Who may open a direct conversation: `friends` or `anyone`.
+    pub direct_messages: String,
+    /// Most members a group may have.
+    pub group_member_limit: usize,
+    /// Longest friend-request or join-request note, in characters.
+    pub max_note_chars: usize,
+    /// Longest group name, in characters.
+    pub max_group_name_chars: usize,
+    /// Most messages per pull, and inbox events per sync.
+    pub max_page: usize,
+    /// Groups up to this size keep delivery receipts (direct conversations always do).
+    pub delivery_receipts_max_members: usize,
+}
+
 /// `POST /api/sessions`: the native login for non-browser clients, which send the token back
 /// as `Authorization: Bearer <token>`.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -17,10 +17,11 @@ use axum::response::{IntoResponse, Response};
 use hearth_core::accounts::{AccountError, Session, check_avatar, token_hash};
 use hearth_core::im_error::Refusal;
 use hearth_core::model::User;
+use hearth_core::policy::DirectPolicy;
 use hearth_core::validate::Invalid;
 use hearth_core::{ImError, StoreError};
 use hearth_proto::http::{
-    CreateAccountRequest, ErrorBody, LoginRequest, Me, PasswordChange, ProfileUpdate,
+    CreateAccountRequest, ErrorBody, LoginRequest, Me, PasswordChange, ProfileUpdate, ServerPolicy,
     SessionCreated, error_id,
 };
 use hearth_proto::strict::StrictObject;
@@ -399,6 +400,27 @@ pub async fn me(State(app): State<Arc<App>>, headers: HeaderMap) -> Result<Json<
         )
     })?;
     Ok(Json(me_body(user)))
+}
+
+/// `GET /api/policy`: this node's configured limits and policies, for clients to show and
+/// check (public: they say nothing about any user).
+pub async fn policy(State(app): State<Arc<App>>) -> Json<ServerPolicy> {
+    let policy = app.messaging.policy();
+    Json(ServerPolicy {
+        max_content_chars: app.limits.max_content_chars,
+        recall_window_secs: policy.recall_window_secs,
+        direct_messages: match policy.direct_messages {
+            DirectPolicy::Friends => "friends",
+            DirectPolicy::Anyone => "anyone",
+        }
+        .to_owned(),
+        group_member_limit: policy.group_member_limit,
+        max_note_chars: policy.max_note_chars,
+        max_group_name_chars: policy.max_group_name_chars,
+        max_page: policy.max_page,
+        // A direct conversation always keeps them, whatever the setting (`Messaging::delivered`).
+        delivery_receipts_max_members: policy.delivery_receipts_max_members.max(2),
+    })
 }
 
 /// Changes the profile: the username (validated as at sign-up, and free) and the avatar (an

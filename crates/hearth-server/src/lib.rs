@@ -351,6 +351,7 @@ impl Server {
             .route("/api/logout", post(api::logout))
             .route("/api/me", get(api::me).patch(api::update_profile))
             .route("/api/me/password", post(api::change_password))
+            .route("/api/policy", get(api::policy))
             .route("/api/sessions", post(api::create_token_session))
             .route("/api/ws", get(ws::upgrade))
             .merge(im_api::routes())

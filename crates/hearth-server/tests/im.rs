@@ -1918,3 +1918,34 @@ on_both_backends!(authorization_table, |backend: Backend| async move {
     node.stop().await;
     deployment.cleanup().await;
 });
+
+on_both_backends!(
+    policy_is_what_this_server_is_configured_with,
+    |backend: Backend| async move {
+        let mut deployment = Deployment::new(backend);
+        deployment.config.limits.max_content_chars = 300;
+        deployment.config.policy.recall_window_secs = 45;
+        deployment.config.policy.delivery_receipts_max_members = 1;
+        deployment.config.policy.group_member_limit = 9;
+        let node = deployment.start().await;
+        // Public: a client reads it before anyone logs in.
+        let (status, policy) = node.call(None, "GET", "/api/policy", None).await;
+        assert_eq!(status, 200, "{policy}");
+        assert_eq!(
+            policy,
+            json!({
+                "maxContentChars": 300,
+                "recallWindowSecs": 45,
+                "directMessages": "friends",
+                "groupMemberLimit": 9,
+                "maxNoteChars": 200,
+                "maxGroupNameChars": 100,
+                "maxPage": 200,
+                // Direct conversations keep delivery receipts whatever the setting.
+                "deliveryReceiptsMaxMembers": 2,
+            })
+        );
+        let (status, _) = node.call(None, "POST", "/api/policy", None).await;
+        assert_eq!(status, 405);
+    }
+);
