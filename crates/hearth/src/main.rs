@@ -81,10 +81,10 @@ fn raise_fd_limit() -> std::io::Result<u64> {
 }
 
 /// glibc gives each thread that allocates its own heap arena (up to 8 per core) and keeps
-/// their freed memory: with tokio workers, SQLite worker threads and blocking threads, idle
-/// sockets measured 11 KiB of RSS each, against 8.3 KiB with two arenas and 4.6 KiB with one,
-/// at the same `dm` throughput (docs/benchmarks.md). Two, set before any thread starts;
-/// `MALLOC_ARENA_MAX` in the environment still wins.
+/// their freed memory: with tokio workers, SQLite worker threads and blocking threads, memory
+/// freed after bursts of handshakes stayed spread over many arenas (docs/benchmarks.md, at the
+/// same `dm` throughput with two). Two, set before any thread starts; `MALLOC_ARENA_MAX` in
+/// the environment still wins.
 fn limit_malloc_arenas() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
