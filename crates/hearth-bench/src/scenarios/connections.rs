@@ -32,7 +32,7 @@ use tokio::time::Instant;
 /// Descriptors kept free for everything else this process opens.
 const SPARE_FDS: u64 = 64;
 /// Attempts after a socket is closed with 1013 ("try again later"), pausing 0.5 s, 1 s, …
-const TRY_LATER_RETRIES: u32 = 5;
+const TRY_LATER_RETRIES: u32 = 8;
 const TRY_LATER_PAUSE: Duration = Duration::from_millis(500);
 /// A small read buffer is enough for idle sockets (it grows if a big frame arrives).
 const IDLE_READ_BUFFER: usize = 4096;
