@@ -822,11 +822,10 @@ export function readByCount(positions: ReadonlyMap<number, number>, seq: number,
 
 /** What the sender is shown under their message `seq`: the furthest any other member got. */
 export function receiptText(kind: "direct" | "group", seq: number, sender: number, read: ReadonlyMap<number, number>, delivered: ReadonlyMap<number, number>): string {
+  if (kind === "group") return receiptSummary(receiptDetail(seq, sender, read, delivered, { nameOf: () => undefined }));
   const readers = readByCount(read, seq, sender);
   const receivers = Math.max(readers, readByCount(delivered, seq, sender));
-  if (kind === "direct") return readers > 0 ? "Read" : receivers > 0 ? "Delivered" : "Sent";
-  if (readers > 0) return `Read by ${readers}`;
-  return receivers > 0 ? `Delivered to ${receivers}` : "Sent";
+  return readers > 0 ? "Read" : receivers > 0 ? "Delivered" : "Sent";
 }
 
 /**

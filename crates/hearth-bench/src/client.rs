@@ -105,6 +105,22 @@ impl Http {
             .ok_or_else(|| anyhow!("/api/me answered without an integer id: {me}"))
     }
 
+    /// The sum of a metric's samples on `GET /metrics` (every label set), or an error when the
+    /// node does not serve them (metrics off, or behind a token).
+    pub async fn metric_sum(&self, name: &str) -> Result<f64> {
+        let text = self
+            .client
+            .get(format!("{}/metrics", self.base))
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .context("GET /metrics")?
+            .text()
+            .await
+            .context("GET /metrics")?;
+        Ok(metric_sum_in(&text, name))
+    }
+
     /// An authenticated JSON request; a non-2xx answer is an error carrying the body.
     /// `204 No Content` becomes `Value::Null`.
     pub async fn request(
@@ -138,6 +154,14 @@ impl Http {
         }
         serde_json::from_str(&text).with_context(|| format!("{method} {path}: body is not JSON"))
     }
+}
+
+/// The sum of the samples of metric `name` in Prometheus text (`name{labels} value` lines).
+fn metric_sum_in(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|line| line.split(['{', ' ']).next() == Some(name))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
 }
 
 async fn session_from(response: reqwest::Response) -> Result<String> {
@@ -414,6 +438,17 @@ pub fn padded(mut prefix: String, len: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_metric_sums_over_its_label_sets_and_nothing_else() {
+        let text = "# TYPE hearth_connections_open gauge\n\
+            hearth_connections_open{platform=\"web\"} 3\n\
+            hearth_connections_open{platform=\"android\"} 4\n\
+            hearth_connections_opened_total 99\n\
+            other 5\n";
+        assert_eq!(metric_sum_in(text, "hearth_connections_open"), 7.0);
+        assert_eq!(metric_sum_in(text, "missing"), 0.0);
+    }
 
     #[test]
     fn sid_cookie_is_found_among_set_cookie_headers() {

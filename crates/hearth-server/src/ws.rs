@@ -106,7 +106,7 @@ pub async fn upgrade(
                     let _open = crate::telemetry::connection_opened(platform);
                     let starting = Connection::start(app, user, token, platform, socket, outlet);
                     let (conn, started) = Box::pin(starting).await;
-                    Box::pin(conn.serve(started, platform)).await
+                    Box::pin(conn.serve(started)).await
                 }
                 Err(limited) => {
                     limited.report();
@@ -165,6 +165,8 @@ struct Connection {
     /// Raised by the registry when the user's profile changed on any node: `user` is reloaded
     /// before the next post, so messages carry the current name.
     profile_changed: Arc<AtomicBool>,
+    /// The client's platform, as presence knows the socket.
+    platform: &'static str,
     /// Subscribed to the user's bus topic (unsubscribed at the end).
     subscribed: bool,
     /// Sends queued on their writers, waiting for their commit, oldest first: a client may
@@ -187,12 +189,12 @@ enum End {
 
 impl Connection {
     /// The socket's life once started: read frames until it ends, then finish.
-    async fn serve(mut self: Box<Self>, started: Result<(), End>, platform: &'static str) {
+    async fn serve(mut self: Box<Self>, started: Result<(), End>) {
         let end = match started {
             Ok(()) => self.run().await,
             Err(end) => end,
         };
-        Box::pin(self.finish(end, platform)).await;
+        Box::pin(self.finish(end)).await;
     }
 
     /// Registers the socket, subscribes to the user's topic and writes the hello. Every
@@ -228,6 +230,7 @@ impl Connection {
             socket,
             outlet,
             profile_changed,
+            platform,
             subscribed: subscribed.is_ok(),
             acks: FuturesOrdered::new(),
         });
@@ -255,7 +258,7 @@ impl Connection {
     }
 
     /// Unregisters the socket, closes it as `end` says and leaves the user's topic.
-    async fn finish(mut self: Box<Self>, end: End, platform: &'static str) {
+    async fn finish(mut self: Box<Self>, end: End) {
         let app = self.app.clone();
         app.gateway.rooms.detach(self.socket_id);
         app.gateway
@@ -284,7 +287,7 @@ impl Connection {
         {
             tracing::debug!(%error, "unsubscribing failed");
         }
-        app.presence.disconnected(self.user.id, platform).await;
+        app.presence.disconnected(self.user.id, self.platform).await;
     }
 
     /// Reloads the user if their profile changed since (a rename in another tab, on another

@@ -100,12 +100,14 @@ async fn run(fd_limit: std::io::Result<u64>) -> anyhow::Result<()> {
     let config = Config::load(&cli.options)?;
     // The admin commands print their results on stdout: logs go to stderr there.
     init_logging(&config.log_format, matches!(cli.command, Command::Admin(_)));
-    match fd_limit {
-        Ok(limit) => tracing::info!(limit, "open file limit (each socket takes one)"),
-        Err(error) => tracing::warn!(%error, "could not raise the open file limit"),
-    }
     match cli.command {
-        Command::Serve => serve(config).await,
+        Command::Serve => {
+            match fd_limit {
+                Ok(limit) => tracing::info!(limit, "open file limit (each socket takes one)"),
+                Err(error) => tracing::warn!(%error, "could not raise the open file limit"),
+            }
+            serve(config).await
+        }
         Command::Admin(command) => admin::run(&config, command).await,
         Command::Migrate => {
             let store = SqlStore::open(&config.database_url()?).await?;

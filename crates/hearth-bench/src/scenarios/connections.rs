@@ -243,24 +243,13 @@ async fn open_sockets(
 /// The sockets the servers say they hold: the sum of `hearth_connections_open` on each
 /// node's `/metrics`, or None when a node does not answer (metrics off, say).
 async fn server_sockets_open(urls: &[String]) -> Option<f64> {
-    let http = reqwest::Client::new();
     let mut total = 0.0;
     for url in urls {
-        let body = http
-            .get(format!("{}/metrics", url.trim_end_matches('/')))
-            .send()
-            .await
+        total += client::Http::new(url)
             .ok()?
-            .error_for_status()
-            .ok()?
-            .text()
+            .metric_sum("hearth_connections_open")
             .await
             .ok()?;
-        total += body
-            .lines()
-            .filter(|line| line.starts_with("hearth_connections_open"))
-            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum::<f64>();
     }
     Some(total)
 }
